@@ -1,0 +1,1 @@
+"""Brokers: the embedded amqtt broker and a managed Mosquitto process."""
