@@ -1,0 +1,62 @@
+"""Parse a broker URL and connect a paho client (shared by record, replay, dispatch)."""
+from __future__ import annotations
+
+import ssl
+import threading
+import uuid
+from dataclasses import dataclass
+from urllib.parse import unquote, urlparse
+
+import paho.mqtt.client as mqtt
+
+
+@dataclass
+class BrokerURL:
+    host: str
+    port: int
+    tls: bool
+    user: str | None
+    password: str | None
+
+
+def parse_url(url: str) -> BrokerURL:
+    u = urlparse(url if "://" in url else "mqtt://" + url)
+    if u.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+        raise ValueError(f"broker URL must be mqtt://host:port or mqtts://host:port, got {url!r}")
+    tls = u.scheme in ("mqtts", "ssl")
+    return BrokerURL(u.hostname or "127.0.0.1", u.port or (8883 if tls else 1883), tls,
+                     unquote(u.username) if u.username else None, unquote(u.password) if u.password else None)
+
+
+def make_client(url: str, prefix: str, protocol=mqtt.MQTTv311, ca: str | None = None) -> tuple[mqtt.Client, BrokerURL]:
+    b = parse_url(url)
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{prefix}-{uuid.uuid4().hex[:8]}",
+                    protocol=protocol)
+    if b.user:
+        c.username_pw_set(b.user, b.password)
+    if b.tls:
+        c.tls_set(ca_certs=ca, cert_reqs=ssl.CERT_REQUIRED)
+    return c, b
+
+
+def connect_wait(c: mqtt.Client, b: BrokerURL, timeout: float = 10.0, keepalive: int = 30, **kw) -> None:
+    """Connect, start the network loop and wait for CONNACK (raise on refusal or timeout)."""
+    done, result = threading.Event(), {}
+    prev = c.on_connect
+
+    def on_connect(client, userdata, flags, rc, props=None):
+        result["rc"] = rc
+        done.set()
+        if prev:
+            prev(client, userdata, flags, rc, props)
+
+    c.on_connect = on_connect
+    c.connect(b.host, b.port, keepalive, **kw)
+    c.loop_start()
+    if not done.wait(timeout):
+        c.loop_stop()
+        raise TimeoutError(f"no CONNACK from {b.host}:{b.port} in {timeout}s")
+    if result["rc"].is_failure:
+        c.loop_stop()
+        raise ConnectionError(f"broker refused connection: {result['rc']}")
+    c.on_connect = prev

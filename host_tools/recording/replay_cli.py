@@ -1,0 +1,42 @@
+"""`roadedge replay FILE --broker URL --speed X`: publish a recording with its timing."""
+from __future__ import annotations
+
+import sys
+
+from .fileformat import BadLine, read
+from .player import MQTTPublisher, replay
+
+
+def add_arguments(p) -> None:
+    p.add_argument("file", help="recording made by `roadedge record`")
+    p.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="broker URL")
+    p.add_argument("--speed", type=float, default=1.0, help="time factor (2 = twice as fast; 0 = no waiting)")
+    p.add_argument("--no-retain", action="store_true", help="publish every message without the retain flag")
+
+
+def run(args) -> int:
+    pub = MQTTPublisher(args.broker)
+    tty = sys.stderr.isatty()
+
+    def progress(n, m):
+        if tty and n % 50 == 0:
+            print(f"\r{n} messages replayed", end="", file=sys.stderr, flush=True)
+
+    def publish(m):
+        if args.no_retain and m.retain:
+            from dataclasses import replace
+
+            m = replace(m, retain=False)
+        pub(m)
+
+    try:
+        n = replay(read(args.file), publish, args.speed, progress=progress)
+    except BadLine as e:
+        print(f"\n{args.file}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pub.close()
+        return 130
+    pub.close()
+    print(f"\nreplayed {n} messages from {args.file} to {args.broker}", file=sys.stderr)
+    return 0
