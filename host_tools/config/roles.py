@@ -1,0 +1,90 @@
+"""What each role needs from a board config, read from the role's firmware.
+
+The firmware is the source of truth: a role's parameters are the keys of its
+`DEFAULTS = {...}` dict (used with `config.section(cfg, "<role>", DEFAULTS)`),
+and its pin functions are the names it passes to the HAL
+(`hal.output("lamp")`, `hal.uart("gnss")`, ...). Both are read from the source
+with `ast`, never by importing the firmware (no side effects, no HAL).
+A role marks pins it can live without in a module-level
+`OPTIONAL_PINS = ("name", ...)`.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from host_tools import fw
+
+ROLES = ("sign", "beacon", "tracker", "base")
+
+# HAL call -> kind of pin it needs
+HAL_KINDS = {"output": "out", "input": "in", "edges": "in", "pwm": "pwm", "adc": "adc", "uart": "uart",
+             "spi": "spi", "i2c": "i2c"}
+
+
+@dataclass
+class RoleSpec:
+    name: str
+    defaults: dict = field(default_factory=dict)  # parameter -> default value
+    pins: dict[str, str] = field(default_factory=dict)  # function -> kind (out/in/pwm/adc)
+    uarts: set[str] = field(default_factory=set)
+    optional: set[str] = field(default_factory=set)
+    sources: list[Path] = field(default_factory=list)
+
+
+def _literal(node: ast.AST):
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        # e.g. const(30) or a name: unwrap const(x); otherwise unknown (None = any type)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "const" and node.args:
+            return _literal(node.args[0])
+        return None
+
+
+def _scan(path: Path, spec: RoleSpec) -> None:
+    try:
+        tree = ast.parse(path.read_text(), str(path))
+    except SyntaxError:
+        return  # the mpy-cross check reports it; config checks go on without this file
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            if name == "DEFAULTS" and isinstance(node.value, ast.Dict):
+                for k, v in zip(node.value.keys, node.value.values, strict=False):
+                    if isinstance(k, ast.Constant) and isinstance(k.value, str):
+                        spec.defaults[k.value] = _literal(v)
+            elif name == "OPTIONAL_PINS":
+                val = _literal(node.value)
+                if isinstance(val, (tuple, list)):
+                    spec.optional.update(x for x in val if isinstance(x, str))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
+            kind = HAL_KINDS.get(node.func.attr)
+            arg = node.args[0]
+            # only calls on something named hal (dev.hal.output, self.hal.pwm, hal.uart)
+            recv = node.func.value
+            recv_name = recv.attr if isinstance(recv, ast.Attribute) else getattr(recv, "id", "")
+            if kind and recv_name == "hal" and isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                if kind == "uart":
+                    spec.uarts.add(arg.value)
+                else:
+                    spec.pins.setdefault(arg.value, kind)
+
+
+_cache: dict[str, RoleSpec] = {}
+
+
+def role_spec(role: str, firmware_lib: Path = fw.FIRMWARE_LIB) -> RoleSpec:
+    """The role's parameters and pin functions as its firmware declares them."""
+    key = f"{firmware_lib}:{role}"
+    if key in _cache:
+        return _cache[key]
+    spec = RoleSpec(role)
+    folder = firmware_lib / "roadedge" / role
+    if role != "base" and folder.is_dir():
+        for p in sorted(folder.rglob("*.py")):
+            spec.sources.append(p)
+            _scan(p, spec)
+    _cache[key] = spec
+    return spec

@@ -1,0 +1,84 @@
+"""Provisioning: per-device MQTT credentials and command keys, the Mosquitto
+password and ACL files, the broker's TLS material, and rotation.
+
+State lives in the secrets folder (host_tools.config.secrets); everything in
+the output folder is derived from it and can be regenerated at any time.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from host_tools import fw
+from host_tools.broker import conf as broker_conf
+from host_tools.config.secrets import Secrets
+from host_tools.provision import acl, passwd, tls
+
+DEFAULT_OUT = fw.REPO / "deploy" / "generated" / "mosquitto"
+
+
+@dataclass
+class Result:
+    created: list[str] = field(default_factory=list)
+    rotated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def _write(path: Path, text: str, mode: int = 0o600) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def provision(secrets: Secrets, devices: list[str] = (), rotate: bool = False, remove: list[str] = (),
+              out: Path = DEFAULT_OUT, tls_hosts: list[str] | None = None, plain_port: int = 1883,
+              tls_port: int = 8883) -> Result:
+    """Create/rotate/remove device secrets, then write passwd, acl (and TLS + mosquitto.conf) into out."""
+    res = Result()
+    for dev in devices:
+        acl.device_rules(dev)  # raises on ids that would break topics
+        if dev in acl.SERVICE_ROLES:
+            raise ValueError(f"{dev!r} is a service user name; pick another device id")
+        entry = secrets.devices.get(dev)
+        if entry and not rotate:
+            res.unchanged.append(dev)
+            continue
+        secrets.devices[dev] = dict(entry or {}, mqtt_password=passwd.new_password(),
+                                    command_key=passwd.new_command_key())
+        (res.rotated if entry else res.created).append(dev)
+    for dev in remove:
+        if secrets.devices.pop(dev, None) is not None:
+            res.removed.append(dev)
+    for svc in acl.SERVICE_ROLES:
+        secrets.services.setdefault(svc, {"mqtt_password": passwd.new_password(), "role": svc})
+    secrets.save()
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    users = {d: e["mqtt_password"] for d, e in secrets.devices.items()}
+    users.update({s: e["mqtt_password"] for s, e in secrets.services.items()})
+    pw_path, acl_path = out / "passwd", out / "acl"
+    previous = passwd.read_password_file(pw_path.read_text()) if pw_path.exists() else {}
+    _write(pw_path, passwd.password_file(users, previous))
+    _write(acl_path, acl.acl_file(sorted(secrets.devices), sorted(secrets.services)), 0o644)
+    res.files.update(password_file=pw_path, acl_file=acl_path)
+    if tls_hosts is not None:
+        assert secrets.root is not None
+        tls_dir = secrets.root / "tls"
+        cert, key = tls.issue_server(tls_dir, tls_hosts or ["localhost", "127.0.0.1", socket.gethostname()])
+        for src in (tls_dir / "ca.pem", tls_dir / "ca.der", cert, key):
+            shutil.copyfile(src, out / src.name)
+            os.chmod(out / src.name, 0o600 if src.suffix == ".key" else 0o644)
+        conf = broker_conf.render(pw_path, acl_path, out / "ca.pem", out / "server.pem", out / "server.key",
+                                  out / "data", plain_port=plain_port, tls_port=tls_port)
+        (out / "data").mkdir(exist_ok=True)
+        _write(out / "mosquitto.conf", conf, 0o644)
+        res.files.update(ca_der=out / "ca.der", ca_pem=out / "ca.pem", conf=out / "mosquitto.conf")
+    return res
