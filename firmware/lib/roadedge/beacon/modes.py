@@ -67,10 +67,9 @@ def raw_level(levels, vis_m):
 
 def relief_level(levels, vis_m, hyst_pct):
     """Level allowed when getting better: thresholds raised by hysteresis."""
-    k = 1 + hyst_pct / 100
     n = 0
     for t in levels:
-        if vis_m < t * k:
+        if vis_m * 100 < t * (100 + hyst_pct):  # exact for whole metres and percents
             n += 1
     return n
 

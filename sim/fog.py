@@ -1,0 +1,98 @@
+"""Fog along a road: banks that form, drift and thin over time.
+
+`FogField.visibility(x_m, t_s)` is the meteorological optical range (MOR) in
+metres at chainage x (metres along the road) and time t (seconds). Fog is
+modelled as extinction, which adds up where banks overlap (Koschmieder:
+MOR = 3 / sigma, sigma in 1/m), so two thin banks together are denser than
+either alone, as in the air.
+
+A `FogBank` is born at `t0_s`, thickens over `form_s`, holds, then thins over
+`thin_s` until `t1_s`. Its core (densest, visibility `core_vis_m`) is
+`width_m` wide with soft edges `edge_m` wide, and it drifts with the wind at
+`drift_mps` along the road (negative: against the chainage). The world engine
+feeds each beacon's virtual meter from the same field.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+
+K = 3.0  # MOR = K / sigma (5 % contrast threshold)
+MOR_MAX = 20000.0  # what the meter reports in clear air
+
+
+@dataclass
+class FogBank:
+    x0_m: float  # core centre at t0
+    t0_s: float
+    t1_s: float
+    core_vis_m: float = 40.0
+    width_m: float = 600.0
+    edge_m: float = 300.0
+    drift_mps: float = 0.0
+    form_s: float = 300.0
+    thin_s: float = 300.0
+
+    def centre(self, t_s: float) -> float:
+        return self.x0_m + self.drift_mps * (t_s - self.t0_s)
+
+    def strength(self, t_s: float) -> float:
+        """0..1: how far the bank has formed (and not yet thinned) at t."""
+        if t_s <= self.t0_s or t_s >= self.t1_s:
+            return 0.0
+        up = (t_s - self.t0_s) / self.form_s if self.form_s > 0 else 1.0
+        down = (self.t1_s - t_s) / self.thin_s if self.thin_s > 0 else 1.0
+        return max(0.0, min(1.0, up, down))
+
+    def sigma(self, x_m: float, t_s: float) -> float:
+        s = self.strength(t_s)
+        if s <= 0:
+            return 0.0
+        d = abs(x_m - self.centre(t_s)) - self.width_m / 2
+        if d <= 0:
+            shape = 1.0
+        elif d >= self.edge_m:
+            return 0.0
+        else:  # raised-cosine edge: smooth, no step in visibility
+            shape = 0.5 * (1 + math.cos(math.pi * d / self.edge_m))
+        return s * shape * K / self.core_vis_m
+
+
+@dataclass
+class FogField:
+    banks: list[FogBank] = field(default_factory=list)
+    clear_vis_m: float = MOR_MAX
+
+    def sigma(self, x_m: float, t_s: float) -> float:
+        return K / self.clear_vis_m + sum(b.sigma(x_m, t_s) for b in self.banks)
+
+    def visibility(self, x_m: float, t_s: float) -> float:
+        return min(MOR_MAX, K / self.sigma(x_m, t_s))
+
+    def profile(self, xs: list[float], t_s: float) -> list[float]:
+        return [self.visibility(x, t_s) for x in xs]
+
+    @classmethod
+    def random(cls, seed: int, length_m: float, duration_s: float, n_banks: int = 3) -> "FogField":
+        """Patchy fog for a scenario: n banks at random places and times."""
+        rnd = random.Random(seed)
+        banks = []
+        for _ in range(n_banks):
+            t0 = rnd.uniform(0, duration_s * 0.5)
+            life = rnd.uniform(duration_s * 0.3, duration_s * 0.6)
+            banks.append(FogBank(
+                x0_m=rnd.uniform(0, length_m), t0_s=t0, t1_s=min(duration_s, t0 + life),
+                core_vis_m=rnd.choice([30.0, 45.0, 70.0, 120.0, 180.0]),
+                width_m=rnd.uniform(200, 1500), edge_m=rnd.uniform(150, 600),
+                drift_mps=rnd.uniform(-3, 3), form_s=rnd.uniform(120, 600), thin_s=rnd.uniform(120, 600)))
+        return cls(banks)
+
+
+def flicker(vis_m: float, t_s: float, x_m: float, pct: float = 8.0) -> float:
+    """A meter reading with deterministic scintillation of +-pct %: the
+    fluctuation a real forward-scatter meter shows in patchy fog. Clipped to
+    the meter's range like a real instrument's report."""
+    h = math.sin(t_s * 12.9898 + x_m * 78.233) * 43758.5453
+    u = (h - math.floor(h)) * 2 - 1  # -1..1
+    return min(MOR_MAX, max(1.0, vis_m * (1 + u * pct / 100)))

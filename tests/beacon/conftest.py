@@ -1,0 +1,3 @@
+from host_tools import fw
+
+fw.ensure_firmware_importable()
