@@ -1,0 +1,1 @@
+"""`roadedge controller`: the fog-zone variable speed-limit controller."""

@@ -1,0 +1,110 @@
+"""Zone configuration: the signs of one road section in road order, and what feeds them.
+
+```json
+{"zone": "g15-k12-n",
+ "signs": [{"id": "vsl-k10-n", "km": 10.0, "sources": ["bcn-k10-1"]}, ...],   // upstream first
+ "interval_s": 60, "persist": 3, "hysteresis_pct": 25,
+ "normal_limit": 100, "step": 20, "legend": "FOG", "heartbeat_s": 15}
+```
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ART81_LIMITS = (60, 40, 20)
+
+DEFAULTS = {
+    "interval_s": 60,  # update cycle (practice: 30 s - 15 min, mostly 1-5 min)
+    "persist": 3,  # intervals a new fog level must persist before acting
+    "hysteresis_pct": 25,  # leave a fog level only above threshold * (1 + pct/100)
+    "normal_limit": 100,  # what the signs show without fog
+    "step": 20,  # one step of the ladder (km/h)
+    "legend": "FOG",  # legend shown with a fog limit ("" for none)
+    "heartbeat_s": 15,  # signed heartbeat period to each sign
+    "vis_max_age_s": None,  # readings older than this are ignored (default 3 intervals)
+    "closure_below_m": 50,  # recommend closing the section below this visibility
+    "allowed": {"min": 20, "max": 120, "step": 10},  # the signs' allowed set
+    "priority": 128,
+    "duration_s": 0,  # 0 = until replaced (the sign's comm-loss timer covers a dead controller)
+    "command_ttl_s": 30,
+}
+
+
+class ZoneConfigError(ValueError):
+    pass
+
+
+@dataclass
+class SignSpec:
+    id: str
+    km: float
+    sources: list[str]
+
+
+@dataclass
+class ZoneConfig:
+    zone: str
+    signs: list[SignSpec]
+    params: dict = field(default_factory=dict)
+
+    def __getattr__(self, name):  # params as attributes: cfg.interval_s
+        try:
+            return self.__dict__["params"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def allowed(self, limit) -> bool:
+        a = self.params["allowed"]
+        return (isinstance(limit, int) and not isinstance(limit, bool) and a["min"] <= limit <= a["max"]
+                and (limit - a["min"]) % a["step"] == 0)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ZoneConfig:
+        if not isinstance(d, dict):
+            raise ZoneConfigError("zone config: expected a JSON object")
+        zone = d.get("zone")
+        if not isinstance(zone, str) or not zone or "/" in zone or "+" in zone or "#" in zone:
+            raise ZoneConfigError("zone: a name without / + #")
+        raw = d.get("signs")
+        if not isinstance(raw, list) or not raw:
+            raise ZoneConfigError("signs: a non-empty list, upstream first")
+        signs = []
+        for i, s in enumerate(raw):
+            if not isinstance(s, dict) or not isinstance(s.get("id"), str):
+                raise ZoneConfigError(f"signs[{i}].id: required string")
+            src = s.get("sources", [])
+            if not isinstance(src, list) or not all(isinstance(x, str) for x in src):
+                raise ZoneConfigError(f"signs[{i}].sources: list of device ids")
+            km = s.get("km", 0.0)
+            if not isinstance(km, (int, float)):
+                raise ZoneConfigError(f"signs[{i}].km: number")
+            signs.append(SignSpec(s["id"], float(km), list(src)))
+        if len({s.id for s in signs}) != len(signs):
+            raise ZoneConfigError("signs: duplicate id")
+        p = dict(DEFAULTS)
+        for k, v in d.items():
+            if k in ("zone", "signs"):
+                continue
+            if k not in DEFAULTS:
+                raise ZoneConfigError(f"{k}: unknown parameter")
+            p[k] = v
+        for k in ("interval_s", "persist", "normal_limit", "step", "heartbeat_s", "closure_below_m"):
+            if not isinstance(p[k], (int, float)) or isinstance(p[k], bool) or p[k] <= 0:
+                raise ZoneConfigError(f"{k}: positive number")
+        if p["vis_max_age_s"] is None:
+            p["vis_max_age_s"] = 3 * p["interval_s"]
+        cfg = cls(zone, signs, p)
+        for lim in (p["normal_limit"],) + ART81_LIMITS:
+            if not cfg.allowed(lim) or (p["normal_limit"] - lim) % p["step"]:
+                raise ZoneConfigError(f"normal_limit/step: {lim} km/h must be on the ladder and allowed by the signs")
+        return cfg
+
+    @classmethod
+    def load(cls, path) -> ZoneConfig:
+        try:
+            d = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ZoneConfigError(f"{path}: {e}") from e
+        return cls.from_dict(d)
