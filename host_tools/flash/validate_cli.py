@@ -1,0 +1,43 @@
+"""`roadedge validate FILE...`: check board configs (schema, board pins, role parameters, secrets)."""
+from __future__ import annotations
+
+import argparse
+import glob
+
+from rich.console import Console
+
+from host_tools.config import ConfigError, Secrets, SecretsError, load
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="*", metavar="FILE", help="board configs (default: board_configs/*.json)")
+    p.add_argument("--secrets", help="also resolve !secret references from this secrets folder/file")
+    p.add_argument("--broker", metavar="URL", help="check with this broker.url instead")
+
+
+def run(args) -> int:
+    out, err = Console(), Console(stderr=True)
+    files = args.files or sorted(f for f in glob.glob("board_configs/*.json") if not f.endswith("schema.json")
+                                 and not f.endswith("secrets.json"))
+    if not files:
+        err.print("[red]no board configs given[/]")
+        return 2
+    try:
+        secrets = Secrets.load(args.secrets) if args.secrets else None
+    except SecretsError as e:
+        err.print(f"[red]{e}[/]")
+        return 1
+    failed = 0
+    for f in files:
+        try:
+            _cfg, warnings = load(f, secrets, args.broker)
+        except ConfigError as e:
+            failed += 1
+            for p in e.problems:
+                err.print(f"[{'yellow' if p.warning else 'red'}]{p}[/]", highlight=False)
+            continue
+        for p in warnings:
+            err.print(f"[yellow]{p}[/]", highlight=False)
+        out.print(f"[green]ok[/] {f}", highlight=False)
+    out.print(f"{len(files) - failed} of {len(files)} valid")
+    return 1 if failed else 0
