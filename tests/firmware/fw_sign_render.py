@@ -90,3 +90,13 @@ def test_seven_segment():
     assert lamp.v == 0 and d.check() != c
     d2 = SevenSegDisplay(FakeSPI(), 3, None)
     assert d2.show(60, "FOG") == (60, "")
+
+
+def test_same_pixels_on_every_runtime():
+    # framebuf on MicroPython, the pure subset on CPython: the check values must agree
+    m = Matrix(32, 24)
+    out = []
+    for a in [(80, "FOG"), (120, ""), (20, "\u96fe"), (None, "FOG")]:
+        m.render(*a)
+        out.append(crc16(m.buf))
+    assert out == [47093, 3568, 52430, 25548], out

@@ -1,6 +1,6 @@
 # Drawing the limit and an optional legend into a framebuffer, the check
 # value of displayed bytes, and the 7-segment encoding. Pure: no hardware.
-from roadedge.sign.fb import FrameBuffer, MONO_HLSB
+from roadedge.sign import fb as _fb
 
 # 5x7 glyphs, one int per row, bit 4 = leftmost column.
 GLYPHS = {
@@ -67,7 +67,7 @@ class Matrix:
         self.width = width
         self.height = height
         self.buf = bytearray(width * height // 8)
-        self.fb = FrameBuffer(self.buf, width, height, MONO_HLSB)
+        self.fb = _fb.new(self.buf, width, height)
 
     def render(self, limit, legend):
         """Draw the limit (None = blank) and legend. Returns (limit, legend)

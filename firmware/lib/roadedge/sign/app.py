@@ -1,0 +1,208 @@
+# The sign role: a thin shell around SignPolicy. Reads the maintenance
+# switch, temperature, ambient light and the (optional) visibility meter,
+# takes the controller's signed commands (verified by the platform before
+# they reach us), draws what the policy says and publishes what the display
+# actually shows, with its check value, as retained state.
+from roadedge.core.compat import ticks_ms, ticks_diff, sleep_ms
+from roadedge.core import config, state
+from roadedge.sign import policy as sp
+
+# sign.* parameters: the policy's (messages accept "blank", a limit or an
+# object, so their default here is None = any type, validated by the policy)
+# plus the hardware shell's.
+DEFAULTS = {}
+for _k in sp.DEFAULTS:
+    DEFAULTS[_k] = None if _k.endswith("_msg") else sp.DEFAULTS[_k]
+DEFAULTS.update({
+    "display": "matrix",  # "matrix" (MAX7219 8x8 modules) or "7seg" (one MAX7219, digits)
+    "matrix_cols": 4,  # modules across
+    "matrix_rows": 3,  # modules down (the bottom row holds the legend)
+    "digits": 3,
+    "maint_active": 1,  # input level meaning "local control"
+    "tick_ms": 200,
+    "sensor_s": 5,  # temperature / ambient light period
+    "temp_mv_per_c": 10.0,  # LM35; TMP36: 10 mV/C with 500 mV offset
+    "temp_offset_mv": 0.0,
+    "alive_s": 60,  # how often the last-alive time is persisted (power-loss length)
+    "state_s": 60,  # republish state at least this often (vis_m, temp_c)
+    "selftest_ms": 1500,  # how long the daily lamp test lights every LED (0 = skip)
+    "meter": {},  # visibility meter parameters (roadedge.beacon.meter.DEFAULTS)
+})
+STATE_FILE = "sign.json"
+
+
+class SignApp:
+    def __init__(self, dev):
+        self.dev = dev
+        p = config.section(dev.cfg, "sign", DEFAULTS)
+        self.p = p
+        pol = {}
+        for k in sp.DEFAULTS:
+            if p[k] is not None:
+                pol[k] = p[k]
+        try:
+            self.policy = sp.SignPolicy(pol)
+        except ValueError as e:
+            raise config.ConfigError("sign", str(e))
+        config.require(p["display"] in ("matrix", "7seg"), "sign.display", "\"matrix\" or \"7seg\"")
+        hal = dev.hal
+        pins = dev.cfg.get("pins") or {}
+        uarts = dev.cfg.get("uarts") or {}
+        spi = hal.spi("display")
+        if p["display"] == "7seg":
+            from roadedge.sign.display_7seg import SevenSegDisplay
+
+            lamp = hal.output("legend") if "legend" in pins else None
+            self.display = SevenSegDisplay(spi, p["digits"], lamp)
+        else:
+            from roadedge.sign.display_max7219 import MatrixDisplay
+
+            self.display = MatrixDisplay(spi, p["matrix_cols"], p["matrix_rows"])
+        self.maint = hal.input("maint_switch") if "maint_switch" in pins else None
+        self.temp = hal.adc("temp") if "temp" in pins else None
+        self.ambient = hal.adc("ambient") if "ambient" in pins else None
+        self.meter = None
+        if "vis_meter" in uarts:
+            from roadedge.beacon.meter import MeterPoller
+
+            self.meter = MeterPoller(hal.uart("vis_meter"), p["meter"], dev.counters,
+                                     self._on_vis, self._on_meter)
+        self.path = dev.data_dir + "/" + STATE_FILE
+        self.shown = (None, "")
+        self.level = -1
+        self.published_ms = None
+
+    # --- platform hooks ------------------------------------------------------
+    def _count(self, name):
+        c = self.dev.counters
+        c[name] = c.get(name, 0) + 1
+
+    def cmd_set_limit(self, args):
+        r = self.policy.set_limit(ticks_ms(), args)
+        self._count("cmd_" + r[0])
+        self._refresh()
+        return r
+
+    def cmd_clear(self, args):
+        r = self.policy.clear(ticks_ms(), args if args is not None else {})
+        self._count("cmd_" + r[0])
+        self._refresh()
+        return r
+
+    def cmd_heartbeat(self, args):
+        r = self.policy.heartbeat(ticks_ms())
+        self._refresh()
+        return r
+
+    def _on_vis(self, mor, flags):
+        self.policy.set_visibility(ticks_ms(), mor)
+
+    def _on_meter(self, health):
+        self.dev.publish("event", {"seq": self.dev.next_seq(), "ts": self._now_s(), "type": "meter",
+                                   "status": health.status, "reason": health.reason}, qos=1)
+
+    # --- helpers -------------------------------------------------------------
+    def _now_s(self):
+        c = self.dev.clock
+        return c.now_s() if c.is_set() else 0
+
+    def _boot(self):
+        saved = state.read_json(self.path, {}) or {}
+        last = saved.get("alive") if isinstance(saved, dict) else None
+        down_s = None
+        if self.dev.clock.is_set() and isinstance(last, (int, float)) and last > 0:
+            down_s = self._now_s() - last
+        cause = self.dev.hal.reset_cause()
+        self.policy.boot(ticks_ms(), cause, down_s)
+        self.dev.log.info("sign boot: %s, down %s s -> %s" % (cause, down_s, self.policy.source))
+        self._alive()
+
+    def _alive(self):
+        if not self.dev.clock.is_set():
+            return
+        try:
+            state.write_json(self.path, {"alive": self._now_s()})
+        except OSError:
+            self._count("alive_write_errors")
+
+    def _sensors(self, now):
+        if self.temp is not None:
+            c = sp.adc_to_celsius(self.temp.read_u16(), self.p["temp_mv_per_c"], self.p["temp_offset_mv"])
+            self.policy.set_temperature(now, round(c, 1))
+        if self.ambient is not None:
+            lv = sp.brightness_level(self.ambient.read_u16())
+            if lv != self.level:
+                self.level = lv
+                self.display.brightness(lv)
+
+    def _refresh(self, force=False):
+        """Draw if the policy changed; publish what is shown."""
+        pol = self.policy
+        if not (pol.changed or force):
+            return
+        pol.changed = False
+        lim, leg = pol.shown()
+        self.shown = self.display.show(lim, leg)
+        self.display.power(not pol.hot)
+        self.publish_state()
+
+    def publish_state(self):
+        now = ticks_ms()
+        st = self.policy.state(now)
+        # what the hardware shows, not what was asked for
+        st["limit"], st["legend"] = self.shown if not self.policy.hot else (None, "")
+        st["check"] = self.display.check()
+        st["ts"] = self._now_s()
+        self.dev.publish("state", st, qos=1, retain=True)
+        self.published_ms = now
+
+    async def _selftest(self, now):
+        self.policy.selftest_done(now)
+        ms = self.p["selftest_ms"]
+        if ms <= 0 or self.policy.hot:
+            return
+        self.display.lamp_test(True)
+        await sleep_ms(ms)
+        self.display.lamp_test(False)
+        self._count("selftests")
+        self.dev.publish("event", {"seq": self.dev.next_seq(), "ts": self._now_s(), "type": "selftest",
+                                   "kind": "lamp", "ms": ms}, qos=1)
+
+    async def run(self):
+        self._boot()
+        self._refresh(force=True)
+        p = self.p
+        last_sensor = last_alive = None
+        while True:
+            now = ticks_ms()
+            try:
+                if self.maint is not None:
+                    self.policy.set_local(now, self.maint.value() == p["maint_active"])
+                if last_sensor is None or ticks_diff(now, last_sensor) >= p["sensor_s"] * 1000:
+                    last_sensor = now
+                    self._sensors(now)
+                self.policy.tick(now)
+                self._refresh()
+                if self.published_ms is None or ticks_diff(now, self.published_ms) >= p["state_s"] * 1000:
+                    self.publish_state()
+                if last_alive is None or ticks_diff(now, last_alive) >= p["alive_s"] * 1000:
+                    last_alive = now
+                    self._alive()
+                if self.policy.selftest_due(now):
+                    await self._selftest(now)
+            except Exception as e:  # keep the sign alive; the watchdog covers hangs
+                self._count("loop_errors")
+                self.dev.log.exc(e, "sign loop")
+            await sleep_ms(p["tick_ms"])
+
+
+def start(dev):
+    app = SignApp(dev)
+    dev.on_command("set_limit", app.cmd_set_limit)
+    dev.on_command("clear", app.cmd_clear)
+    dev.on_command("heartbeat", app.cmd_heartbeat)
+    dev.spawn(app.run())
+    if app.meter is not None:
+        for t in app.meter.tasks():
+            dev.spawn(t)
+    return app
