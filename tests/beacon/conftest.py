@@ -1,3 +1,0 @@
-from host_tools import fw
-
-fw.ensure_firmware_importable()
