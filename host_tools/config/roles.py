@@ -75,6 +75,21 @@ def _scan(path: Path, spec: RoleSpec) -> None:
 _cache: dict[str, RoleSpec] = {}
 
 
+def platform_spec(firmware_lib: Path = fw.FIRMWARE_LIB) -> RoleSpec:
+    """The platform's own parameters: the "device" section (roadedge.core.app DEFAULTS)."""
+    key = f"{firmware_lib}:<platform>"
+    if key not in _cache:
+        spec = RoleSpec("device")
+        app = firmware_lib / "roadedge" / "core" / "app.py"
+        if app.exists():
+            spec.sources.append(app)
+            _scan(app, spec)
+            spec.pins.clear()
+            spec.uarts.clear()
+        _cache[key] = spec
+    return _cache[key]
+
+
 def role_spec(role: str, firmware_lib: Path = fw.FIRMWARE_LIB) -> RoleSpec:
     """The role's parameters and pin functions as its firmware declares them."""
     key = f"{firmware_lib}:{role}"

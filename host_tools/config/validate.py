@@ -216,6 +216,23 @@ def _check_role(cfg: dict, spec: roles.RoleSpec | None, add) -> None:
             add(f"{role}.{k}", f"must be {type(d).__name__} like the default {d!r}, got {type(v).__name__} {v!r}")
 
 
+def _check_platform(cfg: dict, board: boards.Board, lib: Path, add) -> None:
+    wd = cfg.get("watchdog_ms")
+    if isinstance(wd, int) and 0 < wd < 1000:
+        add("watchdog_ms", f"{wd} is too short to boot; use 0 (off) or 1000..60000")
+    elif isinstance(wd, int) and board.watchdog_max_ms and wd > board.watchdog_max_ms:
+        add("watchdog_ms", f"{wd} exceeds the {board.name} watchdog maximum of {board.watchdog_max_ms} ms")
+    spec = roles.platform_spec(lib)
+    if not spec.defaults:
+        return
+    for k, v in (cfg.get("device") or {}).items():
+        if k not in spec.defaults:
+            add(f"device.{k}", f"unknown platform parameter (known: {', '.join(sorted(spec.defaults))})")
+        elif not _type_ok(v, spec.defaults[k]):
+            d = spec.defaults[k]
+            add(f"device.{k}", f"must be {type(d).__name__} like the default {d!r}, got {type(v).__name__} {v!r}")
+
+
 def _resolve_secrets(cfg: dict, secrets: Secrets | None, add, literal_ok: bool) -> None:
     dev = cfg.get("id", "")
     for path in SECRET_FIELDS:
@@ -279,6 +296,7 @@ def check(raw: dict, file: str, secrets: Secrets | None = None, literal_secrets_
     _check_pins(cfg, board, spec, add)
     _check_broker(cfg, add, warn)
     _check_role(cfg, spec, add)
+    _check_platform(cfg, board, lib, add)
     _resolve_secrets(cfg, secrets, add, literal_secrets_ok)
     return cfg, problems
 

@@ -1,0 +1,47 @@
+"""`roadedge command DEVICE CMD --args JSON`: send a signed command, print the ack."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+
+from host_tools.config.secrets import Secrets
+from host_tools.fleet import connect as broker
+from host_tools.fleet.commands import NoAck, send_command
+from host_tools.keys import Keyring, UnknownDevice
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("device")
+    p.add_argument("cmd", help="command name: ping, reboot, log_level, selftest, or a role command")
+    p.add_argument("--args", default="{}", help='command arguments as a JSON object, e.g. \'{"level": "D"}\'')
+    p.add_argument("--timeout", type=float, default=15.0)
+    broker.add_broker_arguments(p)
+
+
+def run(args) -> int:
+    err = Console(stderr=True)
+    try:
+        cargs = json.loads(args.args)
+        if not isinstance(cargs, dict):
+            raise ValueError("must be a JSON object")
+    except ValueError as e:
+        err.print(f"[red]--args: {e}[/]")
+        return 2
+    try:
+        secrets = Secrets.load(args.secrets)
+        keyring = Keyring.load(args.secrets)
+        c = broker.connect(broker.broker_url(args), args.user, args.password, args.ca, secrets, name="command")
+    except (broker.BrokerError, ValueError) as e:
+        err.print(f"[red]{e}[/]")
+        return 1
+    try:
+        ack = send_command(c, keyring, args.device, args.cmd, cargs, args.timeout)
+    except (UnknownDevice, NoAck, broker.BrokerError) as e:
+        err.print(f"[red]{e}[/]")
+        return 1
+    finally:
+        broker.close(c)
+    print(json.dumps(ack, indent=2))
+    return 0 if ack.get("ok") else 1
