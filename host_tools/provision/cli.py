@@ -16,6 +16,7 @@ from host_tools.provision.core import DEFAULT_OUT, provision
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("devices", nargs="*", metavar="DEVICE",
                    help="device ids or board config files (their id is used); new ones get fresh secrets")
+    p.add_argument("--device", action="append", default=[], metavar="DEVICE", help="same as a DEVICE argument")
     p.add_argument("--secrets", help="secrets folder (default: secrets/ or $ROADEDGE_SECRETS)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where to write passwd, acl, TLS files "
                                                                  f"(default {DEFAULT_OUT})")
@@ -47,7 +48,7 @@ def run(args) -> int:
         if secrets.root is None:
             con.print("[red]provision needs a secrets folder, not a single file[/]")
             return 2
-        ids = [device_id(a) for a in args.devices]
+        ids = [device_id(a) for a in [*args.devices, *args.device]]
         res = provision(secrets, ids, rotate=args.rotate, remove=args.remove, out=args.out,
                         tls_hosts=None if args.no_tls else (args.tls_host or []),
                         plain_port=args.plain_port, tls_port=args.tls_port)

@@ -1,0 +1,84 @@
+"""`roadedge dispatch`: ingest every device topic into SQLite and serve the dispatcher console.
+
+  roadedge dispatch --broker mqtt://127.0.0.1:1883 --http 127.0.0.1:8080 --db dispatch.db \\
+      --deployment sim/scenarios/demo.json
+  roadedge dispatch --db dispatch.db --add-user alice --role supervisor   (asks for the password)
+  roadedge dispatch --broker ... --db dispatch.db --shared-group ingest --no-web   (extra ingest worker)
+"""
+from __future__ import annotations
+
+import getpass
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from .users import ROLES, Users
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="broker URL (mqtt://user:pass@host:port)")
+    p.add_argument("--http", default="127.0.0.1:8080", help="HOST:PORT for the web console")
+    p.add_argument("--db", default="dispatch.db", help="SQLite database (live state + history)")
+    p.add_argument("--users", help="accounts file (default: users.json beside the database)")
+    p.add_argument("--deployment", help="scenario/deployment JSON (roads for the map and routing)")
+    p.add_argument("--keys", help="secrets folder with devices.json (default: $ROADEDGE_SECRETS or secrets/)")
+    p.add_argument("--shared-group", help="MQTT shared subscription group: run several ingest workers")
+    p.add_argument("--tiles", help="optional tile server URL template, e.g. http://tiles.local/{z}/{x}/{y}.png")
+    p.add_argument("--no-web", action="store_true", help="ingest only (an extra worker)")
+    p.add_argument("--add-user", metavar="NAME", help="create or update an account and exit")
+    p.add_argument("--role", choices=ROLES, help="role for --add-user")
+    p.add_argument("--password-stdin", action="store_true", help="read the --add-user password from stdin")
+
+
+def users_path(args) -> Path:
+    return Path(args.users) if args.users else Path(args.db).resolve().parent / "users.json"
+
+
+def run(args) -> int:
+    if args.add_user:
+        if not args.role:
+            print("--add-user needs --role (viewer, dispatcher or supervisor)", file=sys.stderr)
+            return 2
+        pw = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass(f"password for {args.add_user}: ")
+        try:
+            Users(users_path(args)).add(args.add_user, args.role, pw)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"user {args.add_user} ({args.role}) saved in {users_path(args)}")
+        return 0
+    from .service import DispatchService
+
+    http = None
+    if not args.no_web:
+        host, _, port = args.http.rpartition(":")
+        http = (host or "127.0.0.1", int(port))
+    up = users_path(args)
+    if http and not up.exists():
+        print(f"no accounts yet: create one with `roadedge dispatch --db {args.db} --add-user NAME --role supervisor`",
+              file=sys.stderr)
+        return 2
+    from .assets import installed
+
+    if http and not installed():
+        print("warning: map library not installed: run `python -m host_tools.dispatch.assets`", file=sys.stderr)
+    svc = DispatchService(args.broker, args.db, up, http, args.deployment, args.keys, args.shared_group, args.tiles)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    svc.start()
+    print(f"dispatch: ingesting {args.broker} into {args.db}" + (f"; console at {svc.url}" if http else ""),
+          file=sys.stderr)
+    tty = sys.stderr.isatty()
+    try:
+        while not stop.wait(1.0):
+            if tty:
+                s = svc.ingest.stats
+                print(f"\r{s['received']} received, {s['stored']} stored, {s['dupes']} duplicates, "
+                      f"{s['rejected']} rejected   ", end="", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        svc.stop()
+    print("\ndispatch stopped", file=sys.stderr)
+    return 0

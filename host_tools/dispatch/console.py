@@ -1,0 +1,270 @@
+"""The console's operations: what a logged-in user may see and do, each action audited.
+
+The HTTP layer (web.py) only parses requests and calls these methods; permission checks,
+command signing and the audit record all happen here, so they are tested without a browser.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+
+from .bus import Bus
+from .fog import fog_segments
+from .roadnet import RoadNetwork
+from .store import Store
+
+# action -> roles allowed. Sign changes are the supervisor's alone (the controller checks too).
+PERMS = {
+    "sos_ack": ("dispatcher", "supervisor"),
+    "incident_create": ("dispatcher", "supervisor"),
+    "incident_close": ("dispatcher", "supervisor"),
+    "dispatch": ("dispatcher", "supervisor"),
+    "sign_op": ("supervisor",),
+}
+SIGN_ACTIONS = ("approve", "veto", "manual", "mode")
+
+
+class Refused(Exception):
+    def __init__(self, status: int, msg: str) -> None:
+        super().__init__(msg)
+        self.status = status
+
+
+class Console:
+    def __init__(self, store: Store, bus: Bus, publish: Callable[[str, bytes, int], None],
+                 keyring=None, scenario=None, tile_url: str | None = None, stats: Callable[[], dict] | None = None):
+        self.store, self.bus, self.publish = store, bus, publish
+        self.keyring = keyring
+        self.sc = scenario
+        self.net = RoadNetwork.from_scenario(scenario) if scenario else None
+        self.tile_url = tile_url
+        self.stats = stats or (lambda: {})
+        self.beacon_pos = {b.id: b for b in scenario.beacons} if scenario else {}
+        self.sign_pos = {s.id: s for s in scenario.signs} if scenario else {}
+        self.tracker_ids = {t.id for t in scenario.trackers} if scenario else set()
+
+    # -- permissions + audit --------------------------------------------------------
+    def _check(self, sess: dict, action: str, target: str, detail: dict) -> None:
+        if sess["role"] not in PERMS[action]:
+            self.audit(sess, action, target, detail, f"refused: role {sess['role']} may not {action}")
+            raise Refused(403, f"a {sess['role']} may not {action.replace('_', ' ')}")
+
+    def audit(self, sess: dict | None, action: str, target: str, detail, result: str) -> None:
+        self.store.add_audit(sess and sess["user"], sess and sess["role"], action, target, detail, result)
+        self.bus.publish("audit", self.store.audit(1)[0])
+
+    def _send(self, dev: str, cmd: str, args: dict, ttl_s: int = 60) -> int:
+        """Sign and publish a device command; returns its counter. Raises Refused without a key."""
+        if self.keyring is None:
+            raise Refused(503, "no command keys loaded (--keys): cannot sign commands")
+        from host_tools.keys import UnknownDevice
+
+        try:
+            payload = self.keyring.signer(dev).sign(cmd, args, ttl_s)
+        except UnknownDevice as e:
+            raise Refused(409, str(e)) from None
+        ctr = json.loads(json.loads(payload)["body"])["ctr"]
+        self.publish(f"re/{dev}/cmd/{cmd}", payload, 1)
+        return ctr
+
+    # -- reads -------------------------------------------------------------------
+    def snapshot(self) -> dict:
+        devs = self.store.devices()
+        return {
+            "now": time.time(),
+            "units": [d for d in devs if self._is_unit(d)],
+            "signs": self.signs(devs),
+            "beacons": self.beacons(devs),
+            "fog": self.fog(devs),
+            "ctl": self.store.ctl(),
+            "sos": self.store.sos(),
+            "incidents": self.store.incidents(),
+            "dispatches": self.store.dispatches(),
+            "rejects": self.store.rejects(),
+            "stats": self.stats(),
+            "audit": self.store.audit(50),
+            "roads": self.roads(),
+            "tile_url": self.tile_url,
+        }
+
+    def _is_unit(self, d: dict) -> bool:
+        return d["role"] == "tracker" or d["id"] in self.tracker_ids or d["lat"] is not None
+
+    def roads(self) -> dict | None:
+        if not self.sc:
+            return None
+        g = self.sc.geojson()
+        return {"type": "FeatureCollection",
+                "features": [f for f in g["features"] if f["properties"]["kind"] in ("road", "section")]}
+
+    def signs(self, devs: list[dict]) -> list[dict]:
+        out, seen = [], set()
+        for d in devs:
+            sp = self.sign_pos.get(d["id"])
+            if d["role"] == "sign" or sp:
+                seen.add(d["id"])
+                out.append(self._placed(d, sp))
+        for sid, sp in self.sign_pos.items():
+            if sid not in seen:
+                out.append(self._placed({"id": sid, "status": None, "state": None}, sp))
+        return out
+
+    def beacons(self, devs: list[dict]) -> list[dict]:
+        out = []
+        for d in devs:
+            bp = self.beacon_pos.get(d["id"])
+            if d["role"] == "beacon" or bp:
+                out.append(self._placed({"id": d["id"], "status": d["status"], "state": d["state"]}, bp))
+        return out
+
+    @staticmethod
+    def _placed(d: dict, spec) -> dict:
+        st = d.get("state") or {}
+        lat, lon = (spec.lat, spec.lon) if spec else (st.get("lat"), st.get("lon"))
+        return {**d, "lat": lat, "lon": lon, "road": spec and spec.road, "km": spec and spec.km}
+
+    def fog(self, devs: list[dict] | None = None) -> list[dict]:
+        if not self.sc:
+            return []
+        devs = devs if devs is not None else self.store.devices(self.beacon_pos.keys())
+        return fog_segments(self.sc, [(self.beacon_pos[d["id"]], d.get("state") or {}) for d in devs
+                                      if d["id"] in self.beacon_pos])
+
+    def rank(self, sess: dict, incident_id: int, limit: int = 10) -> list[dict]:
+        inc = self.store.incident(incident_id)
+        if not inc:
+            raise Refused(404, "no such incident")
+        units = [d for d in self.store.devices() if self._is_unit(d) and d["lat"] is not None]
+        busy = {d["unit"] for d in self.store.dispatches() if d["status"] in ("sent", "delivered", "accepted")}
+        avail = [(d["id"], d["lat"], d["lon"]) for d in units if self._available(d) and d["id"] not in busy]
+        if self.net is None:
+            from sim.geo import haversine_m
+
+            r = sorted((haversine_m(inc["lat"], inc["lon"], la, lo), u) for u, la, lo in avail)
+            return [{"unit": u, "eta_s": None, "road_m": None, "straight_m": round(m)} for m, u in r[:limit]]
+        ranked = self.net.rank(inc["lat"], inc["lon"], avail)[:limit]
+        return [{"unit": r.unit, "eta_s": round(r.eta_s, 1) if math.isfinite(r.eta_s) else None,
+                 "road_m": round(r.road_m) if math.isfinite(r.road_m) else None, "straight_m": round(r.straight_m)}
+                for r in ranked]
+
+    @staticmethod
+    def _available(d: dict) -> bool:
+        st = d.get("state") or {}
+        if d.get("status") == "offline":
+            return False
+        duty = st.get("duty", st.get("status"))
+        return duty in (None, "on", "on_duty", "available", True)
+
+    def track(self, unit: str, t_from: float, t_to: float) -> list[dict]:
+        return self.store.track(unit, t_from, t_to)
+
+    # -- actions ------------------------------------------------------------------
+    def ack_sos(self, sess: dict, unit: str) -> dict:
+        detail = {"unit": unit}
+        self._check(sess, "sos_ack", unit, detail)
+        open_ = [s for s in self.store.sos(open_only=True) if s["device"] == unit]
+        if not open_:
+            self.audit(sess, "sos_ack", unit, detail, "refused: no open SOS")
+            raise Refused(409, f"no open SOS from {unit}")
+        try:
+            ctr = self._send(unit, "sos_ack", {"seq": open_[0]["seq"], "by": sess["user"]})
+        except Refused as e:
+            self.audit(sess, "sos_ack", unit, detail, f"failed: {e}")
+            raise
+        self.store.ack_sos(unit, sess["user"])
+        self.audit(sess, "sos_ack", unit, {**detail, "seq": open_[0]["seq"], "ctr": ctr}, "sent")
+        self.bus.publish("sos", self.store.sos())
+        return {"ok": True, "ctr": ctr}
+
+    def create_incident(self, sess: dict, lat, lon, priority, text) -> dict:
+        detail = {"lat": lat, "lon": lon, "priority": priority, "text": text}
+        self._check(sess, "incident_create", "incident", detail)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lat, lon)) or \
+                not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            self.audit(sess, "incident_create", "incident", detail, "refused: bad position")
+            raise Refused(400, "lat/lon must be numbers in range")
+        priority = int(priority) if isinstance(priority, (int, float)) and 1 <= priority <= 5 else 3
+        text = str(text or "")[:200]
+        iid = self.store.add_incident(float(lat), float(lon), priority, text, sess["user"])
+        self.audit(sess, "incident_create", f"incident {iid}", detail, "ok")
+        inc = self.store.incident(iid)
+        self.bus.publish("incident", inc)
+        return inc or {}
+
+    def close_incident(self, sess: dict, iid: int) -> dict:
+        self._check(sess, "incident_close", f"incident {iid}", {})
+        self.store.close_incident(iid)
+        self.audit(sess, "incident_close", f"incident {iid}", {}, "ok")
+        self.bus.publish("incident", self.store.incident(iid))
+        return {"ok": True}
+
+    def dispatch(self, sess: dict, incident_id: int, unit: str) -> dict:
+        detail = {"incident": incident_id, "unit": unit}
+        self._check(sess, "dispatch", unit, detail)
+        inc = self.store.incident(incident_id)
+        if not inc:
+            self.audit(sess, "dispatch", unit, detail, "refused: no such incident")
+            raise Refused(404, "no such incident")
+        args = {"incident": str(incident_id), "lat": inc["lat"], "lon": inc["lon"], "priority": inc["priority"],
+                "text": inc["text"] or ""}
+        try:
+            ctr = self._send(unit, "dispatch", args, ttl_s=120)
+        except Refused as e:
+            self.audit(sess, "dispatch", unit, detail, f"failed: {e}")
+            raise
+        did = self.store.add_dispatch(incident_id, unit, sess["user"], ctr, "sent")
+        self.audit(sess, "dispatch", unit, {**detail, "ctr": ctr}, "sent")
+        d = self.store.dispatches([did])[0]
+        self.bus.publish("dispatch", d)
+        return d
+
+    def sign_op(self, sess: dict, zone: str, action: str, sign: str | None, limit=None, reason: str = "") -> dict:
+        detail = {"zone": zone, "action": action, "sign": sign, "limit": limit, "reason": reason}
+        target = f"{zone}/{sign}" if sign else str(zone)
+        self._check(sess, "sign_op", target, detail)
+        if action not in SIGN_ACTIONS or not isinstance(zone, str) or not zone or "/" in zone or "+" in zone \
+                or "#" in zone:
+            self.audit(sess, "sign_op", target, detail, "refused: bad request")
+            raise Refused(400, f"action must be one of {', '.join(SIGN_ACTIONS)} with a zone")
+        if action == "manual" and (isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 150):
+            self.audit(sess, "sign_op", target, detail, "refused: bad limit")
+            raise Refused(400, "manual needs an integer limit (0 = blank)")
+        op = {"action": action, "sign": sign, "limit": limit, "user": sess["user"], "role": sess["role"],
+              "reason": str(reason or "")[:200], "ts": time.time()}
+        if action == "mode":
+            op["mode"] = str(limit or "")
+        self.publish(f"re/ctl/{zone}/op", json.dumps(op).encode(), 1)
+        self.audit(sess, "sign_op", target, detail, "sent to controller")
+        return {"ok": True}
+
+    # -- ingest -> live updates ----------------------------------------------------------
+    def on_change(self, ch: dict) -> None:
+        if not ch:
+            return
+        if ch["devices"]:
+            devs = self.store.devices(ch["devices"])
+            self.bus.publish("devices", [self._classify(d) for d in devs])
+            if self.sc and any(d["id"] in self.beacon_pos for d in devs):
+                self.bus.publish("fog", self.fog())
+        if ch["sos"]:
+            self.bus.publish("sos", self.store.sos())
+        if ch["dispatches"]:
+            for d in self.store.dispatches(ch["dispatches"]):
+                self.bus.publish("dispatch", d)
+        if ch["ctl"]:
+            self.bus.publish("ctl", self.store.ctl())
+        if ch["rejects"]:
+            self.bus.publish("rejects", self.store.rejects())
+        self.bus.publish("stats", self.stats())
+
+    def _classify(self, d: dict) -> dict:
+        if d["id"] in self.sign_pos or d["role"] == "sign":
+            return {"kind": "sign", **self._placed(d, self.sign_pos.get(d["id"]))}
+        if d["id"] in self.beacon_pos or d["role"] == "beacon":
+            return {"kind": "beacon", **self._placed({"id": d["id"], "status": d["status"], "state": d["state"]},
+                                                     self.beacon_pos.get(d["id"]))}
+        if self._is_unit(d):
+            return {"kind": "unit", **d}
+        return {"kind": "other", "id": d["id"], "status": d["status"]}

@@ -1,0 +1,162 @@
+"""MQTT ingest: paho subscriber -> bounded queue -> batch writer thread -> Store.
+
+With a shared group the data subscriptions are `$share/<group>/...`: the broker hands each
+message to one worker of the group, and the store's unique keys make any redelivery
+harmless. Shared subscriptions get no retained messages, so each worker also subscribes
+plainly to the retained state topics (subscription id 2) and uses only the retained copies
+from it. Falls back to MQTT 3.1.1 (without subscription ids) for brokers without MQTT 5.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from host_tools.recording.mqttconn import connect_wait, make_client
+
+from .decode import Reject, decode
+from .store import Store
+
+DATA_TOPICS = ("owntracks/roadedge/+", "re/#")
+RETAINED_TOPICS = ("re/+/status", "re/+/info", "re/+/state", "re/ctl/+/state")
+SUB_DATA, SUB_RETAINED = 1, 2
+BATCH = 1000
+
+
+class Ingest:
+    def __init__(self, store: Store, url: str, shared_group: str | None = None,
+                 on_change: Callable[[dict], None] | None = None, queue_size: int = 50000) -> None:
+        self.store, self.url, self.group = store, url, shared_group
+        self.on_change = on_change
+        self.q: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.stats = {"received": 0, "stored": 0, "dupes": 0, "rejected": 0, "batches": 0, "errors": 0}
+        self.last_error = ""
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self._stop = threading.Event()
+        self._writer = threading.Thread(target=self._write_loop, name="dispatch-writer", daemon=True)
+        self.c: mqtt.Client | None = None
+        self.v5 = True
+        self._idle = threading.Condition()
+
+    # -- MQTT -------------------------------------------------------------------
+    def _subscribe(self, c: mqtt.Client) -> None:
+        prefix = f"$share/{self.group}/" if self.group else ""
+        if self.v5:
+            p = Properties(PacketTypes.SUBSCRIBE)
+            p.SubscriptionIdentifier = SUB_DATA
+            c.subscribe([(prefix + t, 1) for t in DATA_TOPICS], properties=p)
+            if self.group:
+                p2 = Properties(PacketTypes.SUBSCRIBE)
+                p2.SubscriptionIdentifier = SUB_RETAINED
+                c.subscribe([(t, 1) for t in RETAINED_TOPICS], properties=p2)
+        else:
+            c.subscribe([(prefix + t, 1) for t in DATA_TOPICS])
+
+    def _on_connect(self, c, u, flags, rc, props=None) -> None:
+        if not rc.is_failure:
+            self.connected.set()
+            self._subscribe(c)
+
+    def _on_message(self, c, u, m: mqtt.MQTTMessage) -> None:
+        if self.v5 and self.group:
+            ids = getattr(m.properties, "SubscriptionIdentifier", None) or []
+            if SUB_DATA not in ids and not m.retain:
+                return  # the live copy of a state message: the shared subscription delivers it
+        self.q.put((m.topic, m.payload, time.time()))  # blocks when full: back-pressure, never drop
+
+    def start(self, timeout: float = 10.0) -> Ingest:
+        self._writer.start()
+        for v5 in (True, False):
+            self.v5 = v5
+            c, b = make_client(self.url, "roadedge-dispatch", protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311)
+            c.on_message = self._on_message
+            c.on_subscribe = lambda *a: self.subscribed.set()
+            c.max_inflight_messages_set(1000)
+            try:
+                connect_wait(c, b, timeout)
+            except (ConnectionError, TimeoutError, OSError) as e:
+                self.last_error = str(e)
+                c.loop_stop()
+                if v5:
+                    continue
+                raise
+            self.c = c
+            c.on_connect = self._on_connect
+            self._on_connect(c, None, None, mqtt.ReasonCode(PacketTypes.CONNACK, identifier=0))
+            break
+        if not self.subscribed.wait(timeout):
+            raise TimeoutError("ingest did not subscribe")
+        return self
+
+    def stop(self) -> None:
+        if self.c:
+            self.c.disconnect()
+            self.c.loop_stop()
+        self._stop.set()
+        self._writer.join(10)
+
+    # -- writer -----------------------------------------------------------------
+    def _write_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                first = self.q.get(timeout=0.2)
+            except queue.Empty:
+                with self._idle:
+                    self._idle.notify_all()
+                continue
+            items = [first]
+            while len(items) < BATCH:
+                try:
+                    items.append(self.q.get_nowait())
+                except queue.Empty:
+                    break
+            self.process(items)
+            if self.q.empty():
+                with self._idle:
+                    self._idle.notify_all()
+
+    def process(self, items: list[tuple[str, bytes, float]]) -> dict:
+        """Decode and store one batch (used by the writer thread, tests and benches)."""
+        batch, rejects = [], []
+        for topic, payload, rx in items:
+            try:
+                batch.append((decode(topic, payload), rx, topic))
+            except Reject as e:
+                rejects.append((e.reason, topic, rx))
+            except Exception as e:  # a decoder bug must not stop ingest: count it
+                rejects.append(("decoder_error", topic, rx))
+                self.last_error = f"{type(e).__name__}: {e}"
+        try:
+            ch = self.store.apply(batch, rejects)
+        except Exception as e:  # e.g. database locked past the timeout: count, keep going
+            self.stats["errors"] += 1
+            self.last_error = f"store: {type(e).__name__}: {e}"
+            return {}
+        self.stats["received"] += len(items)
+        self.stats["rejected"] += len(rejects)
+        self.stats["stored"] += ch["stored"]
+        self.stats["dupes"] += ch["dupes"]
+        self.stats["batches"] += 1
+        if self.on_change:
+            try:
+                self.on_change(ch)
+            except Exception as e:
+                self.last_error = f"on_change: {e}"
+        return ch
+
+    def wait_idle(self, received: int, timeout: float = 10.0) -> bool:
+        """Wait until at least `received` messages have been processed (tests, benches)."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self.stats["received"] < received:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(min(left, 0.2))
+        return True
