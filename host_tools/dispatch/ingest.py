@@ -22,7 +22,7 @@ from host_tools.recording.mqttconn import connect_wait, make_client
 from .decode import Reject, decode
 from .store import Store
 
-DATA_TOPICS = ("owntracks/roadedge/+", "re/#")
+DATA_TOPICS = ("owntracks/#", "re/#")
 RETAINED_TOPICS = ("re/+/status", "re/+/info", "re/+/state", "re/ctl/+/state")
 SUB_DATA, SUB_RETAINED = 1, 2
 BATCH = 1000

@@ -1,0 +1,106 @@
+"""Ingest: dedupe, malformed input counted (never fatal), shared-subscription workers."""
+from __future__ import annotations
+
+import json
+import time
+
+from host_tools.dispatch.decode import Reject, decode
+from host_tools.dispatch.ingest import Ingest
+from host_tools.dispatch.store import Store
+
+from dispatch_support import Publisher, location
+
+BAD = [
+    ("owntracks/roadedge/trk-a", b"{not json", "bad_json"),
+    ("owntracks/roadedge/trk-a", b"[1, 2]", "not_object"),
+    ("owntracks/roadedge/trk-a", json.dumps({"_type": "location", "lat": "31.2", "lon": 121.0, "tst": 5}).encode(), "bad_type"),
+    ("owntracks/roadedge/trk-a", json.dumps({"_type": "location", "lat": 95.0, "lon": 121.0, "tst": 5}).encode(), "out_of_range"),
+    ("owntracks/roadedge/trk-a", json.dumps({"_type": "location", "lon": 121.0, "tst": 5}).encode(), "missing_field"),
+    ("re/trk-a/event", json.dumps({"seq": "7", "type": "sos"}).encode(), "bad_type"),
+    ("re/trk-a/event", json.dumps({"seq": 7, "type": 5}).encode(), "bad_type"),
+    ("re/trk-a/tele", b"{" + b" " * 20000 + b"}", "too_large"),
+    ("re/trk-a/whatever", b"{}", "unknown_topic"),
+    ("owntracks/someone/phone", b"{}", "unknown_topic"),
+    ("re/trk-a/state/extra/deep", b"{}", "unknown_topic"),
+    ("re/trk-a/status", b"maybe", "bad_status"),
+    ("re/trk-a/state", b"\xff\xfe\x00", "bad_json"),
+]
+
+
+def test_decoder_rejects_each_malformed_payload_with_its_reason():
+    for topic, payload, reason in BAD:
+        try:
+            decode(topic, payload)
+        except Reject as e:
+            assert e.reason == reason, (topic, payload[:40], e.reason)
+        else:
+            raise AssertionError(f"accepted {topic} {payload[:40]!r}")
+    r = decode("owntracks/roadedge/trk-a", json.dumps(location(3, 30.3, 120.0, 1000)).encode())
+    assert (r.kind, r.device, r.seq) == ("location", "trk-a", 3)
+
+
+def test_malformed_payloads_are_counted_and_ingest_keeps_going(mosquitto, tmp_path):
+    store = Store(tmp_path / "d.db")
+    ing = Ingest(store, mosquitto.url).start()
+    pub = Publisher(mosquitto.port)
+    try:
+        n = 0
+        for topic, payload, _ in BAD:
+            pub.send(topic, payload)
+            n += 1
+        pub.send("owntracks/roadedge/trk-a", location(1, 30.3, 120.0, time.time()))
+        assert ing.wait_idle(n + 1)
+        counts = {k: v["count"] for k, v in store.rejects().items()}
+        expected: dict[str, int] = {}
+        for _t, _p, reason in BAD:
+            expected[reason] = expected.get(reason, 0) + 1
+        assert counts == expected
+        assert ing.stats["rejected"] == len(BAD)
+        assert store.devices(["trk-a"])[0]["lat"] == 30.3  # the good message after them was stored
+    finally:
+        pub.close()
+        ing.stop()
+
+
+def test_redelivered_messages_are_stored_once(mosquitto, tmp_path):
+    store = Store(tmp_path / "d.db")
+    ing = Ingest(store, mosquitto.url).start()
+    pub = Publisher(mosquitto.port)
+    try:
+        now = time.time()
+        for seq in (1, 2, 2, 3, 1):
+            pub.send("owntracks/roadedge/trk-a", location(seq, 30.3 + seq / 1000, 120.0, now + seq))
+        pub.send("re/trk-a/event", {"seq": 10, "ts": now, "type": "duty", "duty": "on"})
+        pub.send("re/trk-a/event", {"seq": 10, "ts": now, "type": "duty", "duty": "on"})
+        assert ing.wait_idle(7)
+        assert store.counts() == {"positions": 3, "history": 1}
+        assert ing.stats["dupes"] == 3
+    finally:
+        pub.close()
+        ing.stop()
+
+
+def test_two_shared_subscription_workers_store_each_message_exactly_once(mosquitto, tmp_path):
+    db = tmp_path / "shared.db"
+    workers = [Ingest(Store(db), mosquitto.url, shared_group="ingest").start() for _ in range(2)]
+    pub = Publisher(mosquitto.port)
+    try:
+        n_units, n_fixes = 5, 40
+        now = time.time()
+        for i in range(n_fixes):
+            for u in range(n_units):
+                pub.c.publish(f"owntracks/roadedge/trk-{u}", json.dumps(location(i, 30.3, 120.0 + i / 1e4, now + i)), qos=1)
+        pub.send("re/trk-0/event", {"seq": 1000, "ts": now, "type": "sos", "lat": 30.3, "lon": 120.0})
+        total = n_units * n_fixes + 1
+        deadline = time.monotonic() + 30
+        while sum(w.stats["received"] for w in workers) < total and time.monotonic() < deadline:
+            for w in workers:
+                w.wait_idle(w.stats["received"] + 1, timeout=0.5)
+        assert sum(w.stats["received"] for w in workers) == total  # the broker split, not copied
+        assert all(w.stats["received"] > 0 for w in workers)  # both workers took a share
+        assert Store(db).counts() == {"positions": n_units * n_fixes, "history": 1}
+        assert len(Store(db).sos()) == 1
+    finally:
+        pub.close()
+        for w in workers:
+            w.stop()
