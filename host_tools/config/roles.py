@@ -5,8 +5,11 @@ The firmware is the source of truth: a role's parameters are the keys of its
 and its pin functions are the names it passes to the HAL
 (`hal.output("lamp")`, `hal.uart("gnss")`, ...). Both are read from the source
 with `ast`, never by importing the firmware (no side effects, no HAL).
-A role marks pins it can live without in a module-level
-`OPTIONAL_PINS = ("name", ...)`.
+The parameters come from importing `roadedge.<role>.app` under CPython (its
+`DEFAULTS`, or `defaults()`), falling back to the literal `DEFAULTS = {...}`
+dicts in the source. A pin the role only uses when configured
+(`if "legend" in pins: hal.output("legend")`) is optional; a role may also
+list them in a module-level `OPTIONAL_PINS = ("name", ...)`.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ class RoleSpec:
     defaults: dict = field(default_factory=dict)  # parameter -> default value
     pins: dict[str, str] = field(default_factory=dict)  # function -> kind (out/in/pwm/adc)
     uarts: set[str] = field(default_factory=set)
+    buses: dict[str, str] = field(default_factory=dict)  # function -> "spi" | "i2c"
     optional: set[str] = field(default_factory=set)
     sources: list[Path] = field(default_factory=list)
 
@@ -59,6 +63,9 @@ def _scan(path: Path, spec: RoleSpec) -> None:
                 val = _literal(node.value)
                 if isinstance(val, (tuple, list)):
                     spec.optional.update(x for x in val if isinstance(x, str))
+        elif isinstance(node, ast.Compare) and isinstance(node.left, ast.Constant) and \
+                isinstance(node.left.value, str) and any(isinstance(o, ast.In) for o in node.ops):
+            spec.optional.add(node.left.value)  # `"legend" in pins`: used only when configured
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
             kind = HAL_KINDS.get(node.func.attr)
             arg = node.args[0]
@@ -68,11 +75,30 @@ def _scan(path: Path, spec: RoleSpec) -> None:
             if kind and recv_name == "hal" and isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                 if kind == "uart":
                     spec.uarts.add(arg.value)
+                elif kind in ("spi", "i2c"):
+                    spec.buses.setdefault(arg.value, kind)
                 else:
                     spec.pins.setdefault(arg.value, kind)
 
 
 _cache: dict[str, RoleSpec] = {}
+
+
+def _imported_defaults(role: str, firmware_lib: Path) -> dict | None:
+    """The role's DEFAULTS as the firmware computes them (they may be merged from several modules)."""
+    import importlib
+    import sys
+
+    if str(firmware_lib) not in sys.path:
+        sys.path.insert(0, str(firmware_lib))
+    try:
+        mod = importlib.import_module(f"roadedge.{role}.app")
+        d = getattr(mod, "DEFAULTS", None)
+        if not isinstance(d, dict) and callable(getattr(mod, "defaults", None)):
+            d = mod.defaults()
+        return dict(d) if isinstance(d, dict) else None
+    except Exception:  # a role mid-development that does not import: fall back to the source scan
+        return None
 
 
 def platform_spec(firmware_lib: Path = fw.FIRMWARE_LIB) -> RoleSpec:
@@ -101,5 +127,8 @@ def role_spec(role: str, firmware_lib: Path = fw.FIRMWARE_LIB) -> RoleSpec:
         for p in sorted(folder.rglob("*.py")):
             spec.sources.append(p)
             _scan(p, spec)
+        imported = _imported_defaults(role, firmware_lib)
+        if imported is not None:
+            spec.defaults = imported
     _cache[key] = spec
     return spec

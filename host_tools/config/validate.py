@@ -138,8 +138,30 @@ def _check_pins(cfg: dict, board: boards.Board, spec: roles.RoleSpec | None, add
                                       f"(possible: {', '.join(map(str, sorted(allowed[idx])))})")
             if end == "tx" and gpio in board.input_only:
                 add(f"{field}.tx", f"GPIO {gpio} is input-only on {board.name}; it cannot transmit")
+    for kind in ("spi", "i2c"):
+        buses = board.bus_pins.get(kind, {})
+        for fn, bus in (cfg.get(kind) or {}).items():
+            field = f"{kind}.{fn}"
+            bid = bus.get("id")
+            if bid not in buses:
+                add(f"{field}.id", f"{board.name} has no {kind.upper()} {bid} (has {sorted(buses)})")
+                continue
+            allowed = buses[bid]
+            for sig in ("sck", "mosi", "miso", "cs", "scl", "sda"):
+                if sig not in bus:
+                    continue
+                gpio = bus[sig]
+                claim(gpio, f"{field}.{sig}")
+                if allowed is not None and sig in allowed and gpio not in allowed[sig]:
+                    add(f"{field}.{sig}", f"GPIO {gpio} cannot be {kind.upper()}{bid} {sig.upper()} on {board.name} "
+                                          f"(possible: {', '.join(map(str, sorted(allowed[sig])))})")
+                if sig in ("sck", "mosi", "cs", "scl", "sda") and gpio in board.input_only:
+                    add(f"{field}.{sig}", f"GPIO {gpio} is input-only on {board.name}; {sig.upper()} must drive")
     if spec is None:
         return
+    for fn, kind in sorted(spec.buses.items()):
+        if fn not in (cfg.get(kind) or {}) and fn not in spec.optional:
+            add(f"{kind}.{fn}", f"missing: role '{spec.name}' uses this {kind.upper()} bus")
     for fn, kind in sorted(spec.pins.items()):
         if fn not in pins and fn not in spec.optional:
             add(f"pins.{fn}", f"missing: role '{spec.name}' drives this pin ({kind})")

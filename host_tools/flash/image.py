@@ -18,6 +18,7 @@ from host_tools.config.boards import arch_for
 MANIFEST = ".roadedge-manifest.json"
 CONFIG = "config.json"
 VERSION = "0.1.0"
+HOST_ONLY_KEYS = ("$schema", "description")
 
 
 @dataclass
@@ -64,7 +65,9 @@ def build_image(cfg: dict, source: bool = False, ca_der: Path | None = None, roo
     """cfg: the validated, secrets-merged config (fw_version is filled in here)."""
     files, arch = firmware_files(cfg["board"], source, root)
     version = firmware_version(root)
-    cfg = dict(cfg, fw_version=version)
+    # host-only keys stay on the laptop: every byte of config costs RAM when the device parses it
+    cfg = {k: v for k, v in cfg.items() if k not in HOST_ONLY_KEYS}
+    cfg["fw_version"] = version
     files[CONFIG] = config_bytes(cfg)
     ca = (cfg.get("broker") or {}).get("ca")
     if ca:
