@@ -12,9 +12,9 @@ DEFAULTS = {
     # extra brightness per visibility level (night only needs it in fog)
     "level_boost": [0.0, 0.1, 0.2, 0.3, 0.4],
     # lamp current sense: full-duty current per channel and the ADC scale
-    "yellow_ma": 120,
-    "red_ma": 120,
-    "current_full_scale_ma": 500,
+    "yellow_ma": 120.0,
+    "red_ma": 120.0,
+    "current_full_scale_ma": 500.0,
     "burnt_ratio": 0.3,  # below this share of the expected current = lamp out
     "burnt_samples": 3,  # consecutive bad samples before the fault
     "min_sense_duty": 0.2,  # only judge a channel driven at least this much

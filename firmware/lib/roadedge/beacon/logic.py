@@ -18,10 +18,9 @@ def defaults():
             d[k] = list(v) if isinstance(v, list) else v
     d["safe_mode"] = M.GUIDANCE
     d["safe_level"] = 2
-    d["tele_s"] = 60
-    d["sense_s"] = 2
-    d["position_m"] = 0
-    d["meter"] = {"addr": 1, "poll_s": 5, "reply_ms": 1500, "miss_polls": 1}
+    d["sense_s"] = 2.0
+    d["position_m"] = 0.0
+    d["meter"] = {"addr": 1, "poll_s": 5.0, "reply_ms": 1500, "miss_polls": 1}
     d["detector"] = {"debounce_ms": 80, "speed_valid_ms": 1500}
     return d
 

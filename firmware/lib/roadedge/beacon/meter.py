@@ -17,7 +17,7 @@ FLAG_NAMES = ((WINDOW, "window"), (HEATER, "heater"), (EMITTER, "emitter"), (REC
 MOR_MAX = 20000
 MAX_LINE = 64
 
-DEFAULTS = {"addr": 1, "poll_s": 5, "reply_ms": 1500, "miss_polls": 1}
+DEFAULTS = {"addr": 1, "poll_s": 5.0, "reply_ms": 1500, "miss_polls": 1}
 
 
 def checksum(body):

@@ -26,9 +26,9 @@ AUTO_MODES = (STANDBY, CONTOUR, GUIDANCE, ANTI_REAR_END)
 DEFAULTS = {
     "levels_m": [500, 200, 100, 50],
     "level_modes": [STANDBY, CONTOUR, GUIDANCE, ANTI_REAR_END, ANTI_REAR_END],
-    "hyst_pct": 20,
-    "enter_s": 10,
-    "exit_s": 60,
+    "hyst_pct": 20.0,
+    "enter_s": 10.0,
+    "exit_s": 60.0,
 }
 
 

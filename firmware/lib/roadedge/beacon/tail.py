@@ -7,12 +7,12 @@
 # merged trail without a dark gap.
 
 DEFAULTS = {
-    "tail_m": 75,  # tail length at or below tail_speed_kmh
-    "tail_speed_kmh": 80,  # above this speed the tail grows ...
+    "tail_m": 75.0,  # tail length at or below tail_speed_kmh
+    "tail_speed_kmh": 80.0,  # above this speed the tail grows ...
     "tail_m_per_kmh": 1.0,  # ... by this many metres per km/h
-    "tail_max_m": 200,
-    "default_speed_kmh": 80,  # assumed when the radar gave no speed
-    "min_speed_kmh": 5,  # below this the vehicle is treated as this slow (caps red time)
+    "tail_max_m": 200.0,
+    "default_speed_kmh": 80.0,  # assumed when the radar gave no speed
+    "min_speed_kmh": 5.0,  # below this the vehicle is treated as this slow (caps red time)
 }
 
 
