@@ -7,14 +7,14 @@ MAX_MSG = 200  # characters kept per message (RAM bound)
 
 
 class Log:
-    def __init__(self, capacity=32, level="I", echo=True, clock=None):
+    def __init__(self, capacity=32, level="I", echo=True, clock=None, sink=None):
         if capacity < 1:
             raise ValueError("capacity must be >= 1")
         self.capacity = capacity
         self.level = level
         self.echo = echo
         self.clock = clock  # anything with now_s(); ts is 0 until it is set
-        self.sink = None  # callable(rec) with rec = (ts, level, msg)
+        self.sink = sink  # callable(rec) with rec = (ts, level, msg); the app sets it
         self.dropped = 0  # records overwritten in the ring
         self.sink_errors = 0
         self.counts = {"D": 0, "I": 0, "W": 0, "E": 0}
