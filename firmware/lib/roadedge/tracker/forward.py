@@ -12,7 +12,16 @@
 #                                       failed and the rest must wait
 #   connected() -> bool
 # so the policy runs the same over the MQTT client, a test fake, or a driver.
+from roadedge.core.store import HDR
 from roadedge.tracker import record
+
+
+def store_geometry(records, seg_bytes):
+    """(seg_bytes, max_segs) so the ring holds at least `records` reports:
+    one extra segment because the oldest is dropped as a whole."""
+    per = (seg_bytes // (record.SIZE + HDR))
+    segs = (records + per - 1) // per + 1
+    return seg_bytes, max(2, segs)
 
 
 class Forwarder:
