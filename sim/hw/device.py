@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class DeviceHW:
         self._spi_cbs: dict[str, list[Callable[[bytes], Any]]] = {}
         self._i2c_cbs: dict[str, list[Callable[[int, int | None, bytes], Any]]] = {}
         self._change_cbs: list[Callable[[str, str, Any], Any]] = []
-        self._watchdog_cbs: list[Callable[["DeviceHW"], Any]] = []
+        self._watchdog_cbs: list[Callable[[DeviceHW], Any]] = []
         self.disconnected = asyncio.Event()
         self.disconnected.set()
 
@@ -103,7 +104,7 @@ class DeviceHW:
         boot/lost/reset/watchdog (name: device id)."""
         self._change_cbs.append(cb)
 
-    def on_watchdog(self, cb: Callable[["DeviceHW"], Any]) -> None:
+    def on_watchdog(self, cb: Callable[[DeviceHW], Any]) -> None:
         """cb(hw) when the device stopped feeding its watchdog in time."""
         self._watchdog_cbs.append(cb)
 

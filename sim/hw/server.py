@@ -40,7 +40,7 @@ class HardwareServer:
             hw = self.devices[dev_id] = DeviceHW(dev_id)
         return hw
 
-    async def start(self) -> "HardwareServer":
+    async def start(self) -> HardwareServer:
         self._server = await asyncio.start_server(self._client, self.host, self.port, limit=MAX_LINE)
         self.port = self._server.sockets[0].getsockname()[1]
         self._wdt_task = asyncio.create_task(self._watchdogs())
@@ -62,7 +62,7 @@ class HardwareServer:
         if self._server:
             await self._server.wait_closed()
 
-    async def __aenter__(self) -> "HardwareServer":
+    async def __aenter__(self) -> HardwareServer:
         return await self.start()
 
     async def __aexit__(self, *exc) -> None:
@@ -131,3 +131,53 @@ class HardwareServer:
             if task:
                 self._conns.discard(task)
 
+
+
+class HardwareServerThread:
+    """A HardwareServer on its own event loop thread, for synchronous callers
+    (pytest, CLIs that block on other things). DeviceHW is not thread-safe:
+    touch it through call()."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        import threading
+
+        self.server = HardwareServer(host, port)
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="hardware-server", daemon=True)
+
+    @property
+    def addr(self) -> str:
+        return self.server.addr
+
+    def start(self) -> HardwareServerThread:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
+        return self
+
+    def call(self, fn, *args, timeout: float = 10.0):
+        """Run fn(*args) on the server's loop and return its result."""
+        async def _do():
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(_do(), self.loop).result(timeout)
+
+    def device(self, dev_id: str) -> DeviceHW:
+        return self.call(self.server.device, dev_id)
+
+    def wait_connected(self, dev_id: str, timeout: float = 10.0) -> None:
+        async def _w():
+            await asyncio.wait_for(self.server.device(dev_id).connected.wait(), timeout)
+
+        asyncio.run_coroutine_threadsafe(_w(), self.loop).result(timeout + 1)
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self.server.close(), self.loop).result(10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+
+    def __enter__(self) -> HardwareServerThread:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

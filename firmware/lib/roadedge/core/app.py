@@ -1,0 +1,629 @@
+# The device app: every role runs on this platform. main() loads the config,
+# opens the HAL, starts the watchdog feeder, brings the network up, runs the
+# MQTT client (birth/will, info, telemetry, log forwarding, broker time,
+# signed commands with acks) and then the role: roadedge.<role>.app.start(dev).
+# Role "base" runs the platform alone (bring-up, tests).
+import sys
+import json
+
+from roadedge.core import config, state
+from roadedge.core.compat import IS_MICROPYTHON, mem_free, sleep_ms, ticks_diff, ticks_ms
+
+try:
+    import asyncio
+except ImportError:  # pragma: no cover
+    import uasyncio as asyncio  # type: ignore
+
+ROLES = ("sign", "beacon", "tracker", "base")
+DATA_DIR = "data"
+
+# Platform parameters: cfg["device"], every one with a default here; plus the
+# board config's top-level "watchdog_ms" and "log": {"level", "mqtt"}.
+WATCHDOG_MS = 8000  # hardware watchdog timeout; rp2 caps at 8388
+LOG_DEFAULTS = {"level": "I", "mqtt": True}
+DEFAULTS = {
+    "tele_s": 60,  # telemetry period
+    "log_capacity": 32,  # records kept on the device
+    "log_queue": 8,  # records waiting to go out over MQTT (beyond: dropped, counted)
+    "mqtt_queue": 32,  # MQTT outbound queue slots
+    "mqtt_window": 4,  # QoS 1 in flight
+    "cmd_queue": 4,  # commands waiting to run (beyond: dropped, counted)
+    "offline_reset_s": 0,  # reboot (via the watchdog) after this long without MQTT; 0 = never
+    "stall_ms": 5000,  # main loop heartbeat older than this = unhealthy (watchdog not fed)
+    "ntp": "",  # NTP host on boards ("" = none; the broker time beacon is always used)
+}
+HEARTBEAT_MS = 500
+LOG_LEVELS = "DIWE"
+ON_BOARD = sys.platform in ("rp2", "esp32")
+
+
+def _fw_version(cfg):
+    return cfg.get("fw_version") or "dev"
+
+
+def _file_hash(path):
+    try:
+        import hashlib
+        import binascii
+
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while True:
+                b = f.read(256)
+                if not b:
+                    break
+                h.update(b)
+        return binascii.hexlify(h.digest()).decode()[:12]
+    except (OSError, ImportError):
+        return ""
+
+
+def platform_params(cfg):
+    """cfg["device"] over DEFAULTS, with watchdog_ms and the log settings
+    (log_level; log_mqtt = the level forwarded over MQTT, "" = none)."""
+    p = config.section(cfg, "device", DEFAULTS)
+    lg = config.section(cfg, "log", LOG_DEFAULTS)
+    lvl = lg["level"]
+    config.require(type(lvl) is str and len(lvl) == 1 and lvl in LOG_LEVELS, "log.level", "must be one of D I W E")
+    p["log_level"] = lvl
+    p["log_mqtt"] = lvl if lg["mqtt"] else ""
+    w = cfg.get("watchdog_ms", WATCHDOG_MS)
+    config.require(type(w) is int, "watchdog_ms", "expected int, got %r" % (w,))
+    w = int(w)
+    config.require(w == 0 or 1000 <= w <= 60000, "watchdog_ms", "must be 0 (off) or 1000..60000")
+    p["watchdog_ms"] = w
+    return p
+
+
+def check_config(cfg):
+    """Validate what the platform needs; returns (id, role, board). Role "base"
+    (platform only) is accepted here besides the roles config.check_device knows."""
+    c = cfg
+    if cfg.get("role") == "base":
+        c = dict(cfg)
+        c["role"] = config.ROLES[0]
+    dev, _role, board = config.check_device(c)
+    config.require(cfg.get("role") in ROLES, "role", "must be one of %s" % ", ".join(ROLES))
+    return dev, cfg["role"], board
+
+
+class Device:
+    """What a role gets from the platform (docs/architecture.md, "The device app")."""
+
+    def __init__(self, cfg, hal, clock, log, data_dir=DATA_DIR, cfg_hash=""):
+        from roadedge.core import seq
+
+        self.cfg = cfg
+        self.id = cfg["id"]
+        self.role = cfg["role"]
+        self.hal = hal
+        self.clock = clock
+        self.log = log
+        self.data_dir = data_dir
+        self.cfg_hash = cfg_hash
+        self.params = p = platform_params(cfg)
+        config.in_range(p, "device", "tele_s", 1, 86400)
+        config.in_range(p, "device", "log_queue", 1, 64)
+        config.in_range(p, "device", "cmd_queue", 1, 16)
+        self.counters = {}
+        self._seq = seq.Seq(data_dir + "/seq.json")
+        self._commands = {}
+        self._selftests = []
+        self._tele_fields = []
+        self._health = []
+        self._tasks = []
+        self._cmdq = []
+        self._cmd_ev = asyncio.Event()
+        self._logq = []
+        self._log_ev = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._beat = ticks_ms()
+        self._offline_since = ticks_ms()
+        self._boot_ticks = ticks_ms()
+        self.boot_reason = "unknown"
+        key = cfg.get("command_key")
+        self.auth = None
+        if key:
+            from roadedge.core.auth import CommandAuth
+
+            self.auth = CommandAuth(key, self.id, data_dir + "/cmd_ctr.json")
+        self.mqtt = make_mqtt(cfg, self.id, p)
+        self.exit_code = 0
+        self._mqtt_task = None
+        self._crashed = None
+
+    # ---- role API
+    def topic(self, kind, *rest):
+        t = "re/" + self.id + "/" + kind
+        for r in rest:
+            t += "/" + str(r)
+        return t
+
+    def publish(self, kind, obj, qos=0, retain=False):
+        """JSON-encode obj (str/bytes go as they are) and queue it on
+        re/<id>/<kind>; never blocks. False = dropped (counted)."""
+        m = self.mqtt
+        if isinstance(obj, (bytes, bytearray, str)):
+            payload = obj
+        else:
+            payload = json.dumps(obj)
+        if m is None or not m.publish(self.topic(kind), payload, qos, retain):
+            self.count("pub_dropped")
+            return False
+        return True
+
+    def on_command(self, name, handler):
+        """handler(args: dict) -> (code, detail_or_None), called only for
+        verified commands on re/<id>/cmd/<name>. It may return an awaitable."""
+        self._commands[name] = handler
+
+    def on_selftest(self, fn):
+        """fn() -> {check_name: (ok, info)} (or an awaitable of it), merged into
+        the selftest result."""
+        self._selftests.append(fn)
+
+    def on_telemetry(self, fn):
+        """fn() -> dict of role fields added to each re/<id>/tele."""
+        self._tele_fields.append(fn)
+
+    def on_health(self, fn):
+        """fn() -> bool; while any returns False the watchdog is not fed."""
+        self._health.append(fn)
+
+    def spawn(self, coro, name="task"):
+        """Run coro as a task that is cancelled on shutdown; a crash is logged,
+        counted and makes the device unhealthy (the watchdog then resets it)."""
+        t = asyncio.create_task(self._guard(coro, name))
+        self._tasks.append(t)
+        return t
+
+    def count(self, name, n=1):
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    def next_seq(self):
+        return self._seq.next()
+
+    def now_s(self):
+        """Unix seconds from the device clock, 0 while it is unset."""
+        t = self.clock.now_s()
+        return 0 if t is None else t
+
+    def uptime_s(self):
+        return ticks_diff(ticks_ms(), self._boot_ticks) // 1000
+
+    async def run(self):
+        """Start the platform tasks and the role; run until stop()."""
+        hal = self.hal
+        log = self.log
+        self.boot_reason = hal.reset_cause()
+        setattr(log, "sink", self._log_sink)  # (setattr: Log declares sink = None)
+        log.info("%s %s fw %s booting (%s)" % (self.role, self.id, _fw_version(self.cfg), self.boot_reason))
+        self._install_builtins()
+        _install_sigterm(self)
+        self.spawn(self._heartbeat(), "heartbeat")
+        wms = self.params["watchdog_ms"]
+        if wms:
+            self.spawn(self._watchdog(hal.watchdog(wms), wms), "watchdog")
+        m = self.mqtt
+        setattr(m, "on_message", self._on_message)
+        m.subscribe(self.topic("cmd", "#"), 1)
+        m.subscribe("re/sys/time", 0)
+        self.publish("info", self.info(), 1, True)
+        self._mqtt_task = self.spawn(_net_and_mqtt(self), "mqtt")
+        self.spawn(self._commands_task(), "commands")
+        self.spawn(self._log_out(), "log")
+        self.spawn(self._telemetry(), "telemetry")
+        try:
+            _start_role(self)
+        except Exception as e:
+            # A role that cannot start leaves the platform up (commands, logs,
+            # selftest) so it can be diagnosed; the device reports the failure.
+            self.count("role_start_failed")
+            self._crashed = "role start"
+            log.exc(e, "role start")
+        try:
+            await self._stop.wait()
+        finally:
+            await self.shutdown()
+        return self.exit_code
+
+    def stop(self, code=0):
+        self.exit_code = code
+        self._stop.set()
+
+    # ---- internals
+    async def _guard(self, coro, name):
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self.count("task_errors")
+            self._crashed = name
+            self.log.exc(e, "task " + name)
+
+    def healthy(self):
+        if self._crashed:
+            return False
+        if ticks_diff(ticks_ms(), self._beat) > self.params["stall_ms"]:
+            return False
+        lim = self.params["offline_reset_s"]
+        m = self.mqtt
+        if lim and m is not None and not m.is_connected():
+            if ticks_diff(ticks_ms(), self._offline_since) > lim * 1000:
+                return False
+        for fn in self._health:
+            try:
+                if not fn():
+                    return False
+            except Exception:
+                return False
+        return True
+
+    def _log_sink(self, rec):
+        fwd = self.params["log_mqtt"]
+        if not fwd or LOG_LEVELS.find(rec[1]) < LOG_LEVELS.find(fwd):
+            return
+        if len(self._logq) >= self.params["log_queue"]:
+            self.count("log_dropped")
+            return
+        self._logq.append(rec)
+        self._log_ev.set()
+
+    async def _log_out(self):
+        while True:
+            await self._log_ev.wait()
+            self._log_ev.clear()
+            while self._logq:
+                m = self.mqtt
+                if m is None or not m.is_connected() or m.queued() * 2 > self.params["mqtt_queue"]:
+                    await sleep_ms(500)  # wait for room; the bounded _logq drops what will not fit
+                    continue
+                ts, lvl, msg = self._logq.pop(0)
+                if not m.publish(self.topic("log"), json.dumps({"ts": ts, "lvl": lvl, "msg": msg}), 0, False):
+                    self.count("log_dropped")
+
+    async def _heartbeat(self):
+        while True:
+            self._beat = ticks_ms()
+            m = self.mqtt
+            if m is None or m.is_connected():
+                self._offline_since = self._beat
+            await sleep_ms(HEARTBEAT_MS)
+
+    async def _watchdog(self, wdt, timeout_ms):
+        period = max(100, timeout_ms // 4)
+        while True:
+            if self.healthy():
+                wdt.feed()
+            else:
+                self.count("wdt_starved")
+            await sleep_ms(period)
+
+    def telemetry(self):
+        ctr = dict(self.counters)
+        m = self.mqtt
+        if m is not None:
+            for k, v in m.stats.items():
+                ctr["mqtt_" + k] = v
+            ctr["mqtt_queued"] = m.queued()
+        if self.auth is not None:
+            for k, v in self.auth.counts.items():
+                ctr["auth_" + k] = v
+        ctr["log_overwritten"] = self.log.dropped
+        t = {"seq": self.next_seq(), "ts": self.now_s(), "up_s": self.uptime_s(), "heap_free": mem_free(),
+             "net": self.hal.net_ok(), "ctr": ctr}
+        for fn in self._tele_fields:
+            try:
+                extra = fn()
+                if extra:
+                    t.update(extra)
+            except Exception as e:
+                self.count("tele_errors")
+                self.log.exc(e, "telemetry")
+        return t
+
+    async def _telemetry(self):
+        while True:
+            await sleep_ms(self.params["tele_s"] * 1000)
+            self.publish("tele", self.telemetry())
+
+    def info(self):
+        return {"role": self.role, "board": self.cfg.get("board"), "fw": _fw_version(self.cfg),
+                "boot": self.boot_reason, "cfg": self.cfg_hash, "ts": self.now_s()}
+
+    # -- MQTT input
+    def _on_message(self, topic, payload, retained):
+        pre = "re/" + self.id + "/cmd/"
+        if topic.startswith(pre):
+            if len(self._cmdq) >= self.params["cmd_queue"]:
+                self.count("cmd_dropped")
+                return
+            self._cmdq.append((topic[len(pre):], payload))
+            self._cmd_ev.set()
+        elif topic == "re/sys/time":
+            try:
+                t = json.loads(payload)["t"]
+                if type(t) is not int and type(t) is not float:
+                    raise ValueError
+                self.clock.set(t, "broker")
+            except (ValueError, KeyError, TypeError):
+                self.count("bad_time")
+
+    async def _commands_task(self):
+        while True:
+            await self._cmd_ev.wait()
+            self._cmd_ev.clear()
+            while self._cmdq:
+                name, payload = self._cmdq.pop(0)
+                await self._run_command(name, payload)
+
+    def _ack(self, name, ctr, code, detail):
+        ok = code == "ok"
+        self.count("cmd_ok" if ok else "cmd_rejected")
+        if not ok:
+            self.count("cmd_" + code)
+        self.publish("ack", {"seq": self.next_seq(), "ts": self.now_s(), "cmd": name, "ctr": ctr,
+                             "ok": ok, "code": code, "detail": detail}, 1)
+
+    async def _run_command(self, name, payload):
+        if self.auth is None:
+            self._ack(name, None, "refused", "no command_key configured")
+            return
+        code, body = self.auth.check(name, payload, self.clock.now_s())
+        if code != "ok" or body is None:
+            self.log.warn("command %s rejected: %s" % (name, code))
+            self._ack(name, None, code, None)
+            return
+        ctr = body.get("ctr")
+        h = self._commands.get(name)
+        if h is None:
+            self._ack(name, ctr, "unknown_command", None)
+            return
+        try:
+            r = h(body.get("args") or {})
+            if r is not None and hasattr(r, "send"):
+                r = await r
+            code, detail = r if r is not None else ("ok", None)
+        except Exception as e:
+            self.count("cmd_errors")
+            self.log.exc(e, "command " + name)
+            code, detail = "refused", "%s: %s" % (type(e).__name__, e)
+        self._ack(name, ctr, code, detail)
+
+    # -- built-in commands
+    def _cmd_ping(self, args):
+        return "ok", {"up_s": self.uptime_s()}
+
+    def _cmd_reboot(self, args):
+        self.spawn(self._reboot(), "reboot")
+        return "ok", None
+
+    async def _reboot(self):
+        self.log.warn("reboot requested by command")
+        m = self.mqtt
+        t0 = ticks_ms()
+        # Let the ack (and what is queued before it) leave first, for at most 3 s.
+        while m is not None and (m.queued() or m.in_flight()) and ticks_diff(ticks_ms(), t0) < 3000:
+            await sleep_ms(50)
+        self.hal.reset()
+
+    def _cmd_log_level(self, args):
+        lvl = args.get("level")
+        if not isinstance(lvl, str) or len(lvl) != 1 or lvl not in LOG_LEVELS:
+            return "bad_args", "level must be one of D I W E"
+        self.log.level = lvl
+        m = args.get("mqtt")
+        if m is not None:
+            if m not in ("", "D", "I", "W", "E"):
+                return "bad_args", "mqtt must be one of D I W E or empty (off)"
+            self.params["log_mqtt"] = m
+        return "ok", {"level": lvl, "mqtt": self.params["log_mqtt"]}
+
+    async def _cmd_selftest(self, args):
+        checks = {
+            "loop": [ticks_diff(ticks_ms(), self._beat) <= self.params["stall_ms"], None],
+            "net": [bool(self.hal.net_ok()), None],
+            "mqtt": [self.mqtt is not None and self.mqtt.is_connected(), None],
+            "clock": [self.clock.now_s() is not None, self.clock.source],
+            "storage": [self._storage_ok(), self.data_dir],
+            "tasks": [not self._crashed, self._crashed],
+        }
+        hf = mem_free()
+        if hf >= 0:
+            checks["heap"] = [hf > 8192, hf]
+        for fn in self._selftests:
+            try:
+                r = fn()
+                if r is not None and hasattr(r, "send"):
+                    r = await r
+                r = r or {}
+                for k in r:
+                    ok, info = r[k]
+                    checks[k] = [bool(ok), info]
+            except Exception as e:
+                checks["role"] = [False, "%s: %s" % (type(e).__name__, e)]
+        passed = True
+        for k in checks:
+            passed = passed and checks[k][0]
+        self.publish("event", {"seq": self.next_seq(), "ts": self.now_s(), "type": "selftest",
+                               "pass": passed, "checks": checks}, 1)
+        return "ok", {"pass": passed, "checks": checks}
+
+    def _storage_ok(self):
+        p = self.data_dir + "/selftest.json"
+        try:
+            state.write_json(p, {"t": ticks_ms()})
+            ok = state.read_json(p, None) is not None
+            state.remove(p)
+            return ok
+        except OSError:
+            return False
+
+    def _install_builtins(self):
+        self.on_command("ping", self._cmd_ping)
+        self.on_command("reboot", self._cmd_reboot)
+        self.on_command("log_level", self._cmd_log_level)
+        self.on_command("selftest", self._cmd_selftest)
+
+    async def shutdown(self):
+        """Cancel every task, say offline (the will is not sent on a clean
+        disconnect, the client publishes it itself), close the HAL."""
+        m = self.mqtt
+        me = asyncio.current_task() if hasattr(asyncio, "current_task") else None
+        if m is not None:
+            m.close()
+            # give the client up to 2 s to send its farewell and DISCONNECT
+            mt = self._mqtt_task
+            if mt is not None and m.is_connected():
+                try:
+                    await asyncio.wait_for(mt, 2)
+                except BaseException:
+                    pass
+        for t in self._tasks:
+            if t is not me:
+                t.cancel()
+        for t in self._tasks:
+            if t is not me:
+                try:
+                    await t
+                except BaseException:  # cancelled or crashed: either way it is done
+                    pass
+        self._tasks = []
+        close = getattr(self.hal, "close", None)
+        if close:
+            try:
+                close()
+            except Exception:
+                pass
+
+
+def make_mqtt(cfg, dev_id, params):
+    from roadedge.mqtt.client import MQTTClient
+
+    _scheme, host, port, tls = config.parse_broker_url(config.get(cfg, "broker.url"))
+    b = cfg["broker"]
+    status = "re/" + dev_id + "/status"
+    ca = b.get("ca")
+    return MQTTClient(dev_id, host, port, user=b.get("user") or dev_id, password=b.get("password"),
+                      keepalive=b.get("keepalive", 30), tls=tls, ca=ca, clean=b.get("clean", True),
+                      will=(status, b"offline", 1, True), birth=(status, b"online", 1, True),
+                      queue_size=params["mqtt_queue"], window=params["mqtt_window"])
+
+
+async def _net_and_mqtt(dev):
+    """Bring the link up (retrying with backoff), then run the MQTT client.
+    The client reconnects by itself; a lost link is counted and waited out."""
+    hal = dev.hal
+    delay = 1000
+    while not await hal.net_up(dev.cfg):
+        dev.count("net_fail")
+        dev.log.warn("network not up; retry in %d s" % (delay // 1000))
+        await sleep_ms(delay)
+        delay = min(delay * 2, 60000)
+    dev.log.info("network up")
+    if ON_BOARD and dev.params["ntp"]:
+        dev.spawn(_ntp(dev), "ntp")
+    await dev.mqtt.run()
+
+
+async def _ntp(dev):
+    """Boards only: NTP every hour (blocking UDP with a 1 s timeout, the
+    ntptime module's way); the clock ranks NTP above the broker beacon."""
+    try:
+        import ntptime  # type: ignore
+    except ImportError:
+        return
+    ntptime.host = dev.params["ntp"]
+    while True:
+        try:
+            t = ntptime.time()
+            # ntptime.time() is seconds since the port's epoch (2000 on some ports)
+            if t < 946684800:
+                t += 946684800
+            dev.clock.set(t * 1000, "ntp")
+            dev.hal.set_rtc(t)
+            delay = 3600000
+        except (OSError, OverflowError):
+            dev.count("ntp_fail")
+            delay = 60000
+        await sleep_ms(delay)
+
+
+def _start_role(dev):
+    if dev.role == "base":
+        return
+    mod = __import__("roadedge." + dev.role + ".app", None, None, ["start"])
+    r = mod.start(dev)
+    if r is not None and hasattr(r, "send"):
+        dev.spawn(r, dev.role)
+
+
+def _install_sigterm(dev):
+    if IS_MICROPYTHON:
+        return  # the unix port has no signal module; SIGTERM ends it and the broker sends the will
+    try:
+        import signal
+
+        asyncio.get_event_loop().add_signal_handler(signal.SIGTERM, dev.stop)  # type: ignore[attr-defined]
+    except (ImportError, NotImplementedError, RuntimeError, AttributeError):
+        pass
+
+
+async def run_device(cfg, cfg_hash="", hal=None, link=None):
+    """Run one device from a loaded config until dev.stop(); returns its exit code."""
+    from roadedge.core.clock import Clock
+    from roadedge.core.log import Log
+
+    check_config(cfg)
+    params = platform_params(cfg)
+    clock = Clock()
+    log = Log(params["log_capacity"], level=params["log_level"], clock=clock)
+    state.ensure_dir(DATA_DIR)
+    if hal is None:
+        from roadedge import hal as hal_mod
+
+        hal = hal_mod.open(cfg, link)
+    await hal.start()
+    dev = Device(cfg, hal, clock, log, DATA_DIR, cfg_hash)
+    return await dev.run()
+
+
+async def _safe_idle(cfg_path, err):
+    """On a board, a bad config must not crash-loop: report every 30 s and
+    retry the file (a technician may upload a fixed one)."""
+    while True:
+        print("roadedge: cannot start: %s (retrying in 30 s)" % err)
+        await sleep_ms(30000)
+        try:
+            cfg = config.load(cfg_path)
+            check_config(cfg)
+            return cfg
+        except config.ConfigError as e:
+            err = e
+
+
+async def _main(cfg_path):
+    try:
+        cfg = config.load(cfg_path)
+        check_config(cfg)
+    except config.ConfigError as e:
+        if not ON_BOARD:
+            print("roadedge: cannot start: %s" % e)
+            return 2
+        cfg = await _safe_idle(cfg_path, e)
+    return await run_device(cfg, _file_hash(cfg_path))
+
+
+def main(cfg_path="config.json"):
+    try:
+        code = asyncio.run(_main(cfg_path))
+    except KeyboardInterrupt:
+        print("roadedge: stopped")
+        code = 130
+    except config.ConfigError as e:
+        print("roadedge: cannot start: %s" % e)
+        code = 2
+    if not ON_BOARD and code:
+        sys.exit(code)
+    return code
