@@ -1,0 +1,61 @@
+"""Fixtures for the technician tooling tests: a provisioned secrets folder, a
+Mosquitto that enforces the generated password file and ACL, a hardware server."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from host_tools.broker import conf as broker_conf
+from host_tools.broker.mosquitto import Mosquitto, free_port
+from host_tools.config.secrets import Secrets
+from host_tools.provision.core import provision
+
+HERE = Path(__file__).resolve().parent
+DEVICES = ["tool-dev-a", "tool-dev-b"]
+# 64-bit unix build: about twice a board's heap for the same objects (see tests/test_device_runtime.py)
+HEAP = "160K"
+
+
+@dataclass
+class Provisioned:
+    secrets_dir: Path
+    out: Path
+    secrets: Secrets
+
+    def password(self, user: str) -> str:
+        if user in self.secrets.devices:
+            return self.secrets.devices[user]["mqtt_password"]
+        return self.secrets.services[user]["mqtt_password"]
+
+
+@pytest.fixture
+def provisioned(tmp_path: Path) -> Provisioned:
+    sd = tmp_path / "secrets"
+    s = Secrets.load(sd)
+    s.site["wifi_password"] = "roadside-wifi"
+    provision(s, DEVICES, out=tmp_path / "generated", tls_hosts=["localhost", "127.0.0.1"])
+    return Provisioned(sd, tmp_path / "generated", Secrets.load(sd))
+
+
+@pytest.fixture
+def secure_broker(tmp_path: Path, provisioned: Provisioned):
+    """Mosquitto with the generated passwd + ACL, plus the TLS listener with the generated certificates."""
+    out = provisioned.out
+    tls_port = free_port()
+    extra = broker_conf.auth_lines(out / "passwd", out / "acl")
+    # per_listener_settings false (the default) applies the password file and ACL to every listener
+    extra += broker_conf.tls_listener_lines(tls_port, out / "ca.pem", out / "server.pem", out / "server.key")
+    b = Mosquitto(tmp_path / "mosquitto", extra_conf=extra)
+    b.tls_port = tls_port  # type: ignore[attr-defined]
+    with b:
+        yield b
+
+
+@pytest.fixture
+def hw_server():
+    from sim.hw import HardwareServerThread
+
+    with HardwareServerThread() as h:
+        yield h
