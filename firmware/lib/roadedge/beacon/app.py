@@ -196,10 +196,11 @@ class BeaconApp:
         while True:
             lg.ambient(self.adc_amb.read_u16())
             old = lg.energy.state
-            st, _f = lg.battery(E.adc_to_volts(self.p, self.adc_batt.read_u16()))
+            volts = E.adc_to_volts(self.p, self.adc_batt.read_u16())
+            st, _f = lg.battery(volts)
             if st != old:
                 self.dev.count("battery_" + st)
-                self._event("battery", {"state": st, "from": old, "volts": round(lg.energy.volts, 2)})
+                self._event("battery", {"state": st, "from": old, "volts": round(volts, 2)})
             if self._mono - self._duty_at >= STEADY_MS:
                 ch = self.monitor.sample(self.lamps.yd, self.lamps.rd, self.adc_cur.read_u16())
                 if ch is not None:
@@ -291,5 +292,5 @@ class BeaconApp:
 def start(dev):
     app = BeaconApp(dev)
     app.start()
-    dev.beacon = app  # for benches and tests that look inside a running device
+    setattr(dev, "beacon", app)  # for benches and tests that look inside a running device
     return None
