@@ -94,8 +94,14 @@ def test_power_recovery_short_and_long_and_reset():
     assert p.shown() == (80, "") and p.source == "powerRecovery" and p.power_loss == "short"
     p = booted(cfg, "power_on", 301)
     assert p.shown() == (None, "") and p.source == "powerRecovery" and p.power_loss == "long"
-    p = booted(cfg, "power_on", None)  # unknown outage length counts as long
-    assert p.power_loss == "long"
+    p = booted(cfg, "power_on", None)  # unknown outage length: the long-loss message meanwhile
+    assert p.power_loss == "unknown" and p.shown() == (None, "") and p.source == "powerRecovery"
+    p.power_down_known(S, 10)  # the clock got set: it was short
+    assert p.power_loss == "short" and p.shown() == (80, "") and p.source == "powerRecovery"
+    p = booted(cfg, "power_on", None)
+    p.set_limit(S, cmd(100))
+    p.power_down_known(2 * S, 10)  # too late to matter: a central command replaced it
+    assert p.shown() == (100, "") and p.source == "central"
     for cause in ("watchdog", "soft", "unknown"):
         p = booted(cfg, cause, 5)
         assert p.shown() == (60, "FOG") and p.source == "reset"

@@ -24,6 +24,7 @@ DEFAULTS.update({
     "temp_mv_per_c": 10.0,  # LM35; TMP36: 10 mV/C with 500 mV offset
     "temp_offset_mv": 0.0,
     "alive_s": 60,  # how often the last-alive time is persisted (power-loss length)
+    "power_wait_s": 30,  # after a power-on, how long to wait for the clock to measure the outage
     "state_s": 60,  # republish state at least this often (vis_m, temp_c)
     "selftest_ms": 1500,  # how long the daily lamp test lights every LED (0 = skip)
     "meter": {},  # visibility meter parameters (roadedge.beacon.meter.DEFAULTS)
@@ -71,6 +72,9 @@ class SignApp:
         self.shown = (None, "")
         self.level = -1
         self.published_ms = None
+        self.published_ts = 0
+        self.last_alive = None
+        self.boot_ms = ticks_ms()
 
     # --- platform hooks ------------------------------------------------------
     def _count(self, name):
@@ -103,19 +107,27 @@ class SignApp:
 
     # --- helpers -------------------------------------------------------------
     def _now_s(self):
-        c = self.dev.clock
-        return c.now_s() if c.is_set() else 0
+        return self.dev.now_s()
 
     def _boot(self):
         saved = state.read_json(self.path, {}) or {}
         last = saved.get("alive") if isinstance(saved, dict) else None
-        down_s = None
-        if self.dev.clock.is_set() and isinstance(last, (int, float)) and last > 0:
-            down_s = self._now_s() - last
+        self.last_alive = last if isinstance(last, (int, float)) and last > 0 else None
+        self.boot_ms = ticks_ms()
         cause = self.dev.hal.reset_cause()
-        self.policy.boot(ticks_ms(), cause, down_s)
-        self.dev.log.info("sign boot: %s, down %s s -> %s" % (cause, down_s, self.policy.source))
+        self.policy.boot(self.boot_ms, cause, None)
+        self._classify_power()
+        self.dev.log.info("sign boot: %s -> %s (%s)" % (cause, self.policy.source, self.policy.power_loss))
         self._alive()
+
+    def _classify_power(self):
+        """After a power-on the outage length decides short/long; the clock is
+        usually set a moment after boot (broker time), so keep trying for a while."""
+        pol = self.policy
+        if pol.power_loss != "unknown" or self.last_alive is None or not self.dev.clock.is_set():
+            return
+        pol.power_down_known(ticks_ms(), self._now_s() - self.last_alive)
+        self.dev.log.info("power was off %d s: %s loss" % (self._now_s() - self.last_alive, pol.power_loss))
 
     def _alive(self):
         if not self.dev.clock.is_set():
@@ -152,9 +164,24 @@ class SignApp:
         # what the hardware shows, not what was asked for
         st["limit"], st["legend"] = self.shown if not self.policy.hot else (None, "")
         st["check"] = self.display.check()
-        st["ts"] = self._now_s()
+        st["ts"] = self.published_ts = self._now_s()
         self.dev.publish("state", st, qos=1, retain=True)
         self.published_ms = now
+
+    def telemetry(self):
+        pol = self.policy
+        now = ticks_ms()
+        return {"limit": self.shown[0], "source": pol.source, "vis_m": pol.state(now)["vis_m"],
+                "temp_c": pol.temp_c, "check": self.display.check()}
+
+    def selftest(self):
+        pol = self.policy
+        r = {"display": (True, {"limit": self.shown[0], "legend": self.shown[1], "check": self.display.check()}),
+             "temperature": (not pol.hot, pol.temp_c)}
+        if self.meter is not None:
+            h = self.meter.health
+            r["vis_meter"] = (h.usable(), h.status if h.reason is None else h.reason)
+        return r
 
     async def _selftest(self, now):
         self.policy.selftest_done(now)
@@ -181,11 +208,15 @@ class SignApp:
                 if last_sensor is None or ticks_diff(now, last_sensor) >= p["sensor_s"] * 1000:
                     last_sensor = now
                     self._sensors(now)
+                if self.policy.power_loss == "unknown" and ticks_diff(now, self.boot_ms) < p["power_wait_s"] * 1000:
+                    self._classify_power()
                 self.policy.tick(now)
                 self._refresh()
-                if self.published_ms is None or ticks_diff(now, self.published_ms) >= p["state_s"] * 1000:
+                if (self.published_ms is None or ticks_diff(now, self.published_ms) >= p["state_s"] * 1000
+                        or (self.published_ts == 0 and self.dev.clock.is_set())):
                     self.publish_state()
-                if last_alive is None or ticks_diff(now, last_alive) >= p["alive_s"] * 1000:
+                if (last_alive is None or ticks_diff(now, last_alive) >= p["alive_s"] * 1000) and (
+                        self.policy.power_loss != "unknown" or ticks_diff(now, self.boot_ms) >= p["power_wait_s"] * 1000):
                     last_alive = now
                     self._alive()
                 if self.policy.selftest_due(now):
@@ -201,7 +232,9 @@ def start(dev):
     dev.on_command("set_limit", app.cmd_set_limit)
     dev.on_command("clear", app.cmd_clear)
     dev.on_command("heartbeat", app.cmd_heartbeat)
-    dev.spawn(app.run())
+    dev.on_telemetry(app.telemetry)
+    dev.on_selftest(app.selftest)
+    dev.spawn(app.run(), "sign")
     if app.meter is not None:
         for t in app.meter.tasks():
             dev.spawn(t)

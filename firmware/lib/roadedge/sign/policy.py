@@ -157,16 +157,28 @@ class SignPolicy:
         """After start-up. cause: hal.reset_cause(); down_s: seconds since the
         last persisted alive time (None if unknown, e.g. clock not set)."""
         if cause == "power_on":
-            long_loss = down_s is None or down_s < 0 or down_s >= self.cfg["power_long_s"]
-            self.power_loss = "long" if long_loss else "short"
-            msg = self.msgs["power_long_msg" if long_loss else "power_short_msg"]
-            self._show(msg, POWER_RECOVERY)
+            # an unknown outage length (clock not yet set) shows the long-loss
+            # message until power_down_known() can tell
+            self.power_loss = "unknown"
+            self._show(self.msgs["power_long_msg"], POWER_RECOVERY)
+            if down_s is not None:
+                self.power_down_known(now_ms, down_s)
         else:
             self._show(self.msgs["reset_msg"], RESET)
         self._end_activation()
         # the comms-loss timer runs from boot: a sign that never hears from
         # the controller still falls back (and may go autonomous)
         self.last_contact = now_ms
+        self.changed = True
+
+    def power_down_known(self, now_ms, down_s):
+        """How long the power was off, once the clock can tell (seconds)."""
+        if self.power_loss != "unknown" or not isinstance(down_s, (int, float)):
+            return
+        long_loss = down_s < 0 or down_s >= self.cfg["power_long_s"]
+        self.power_loss = "long" if long_loss else "short"
+        if self.source == POWER_RECOVERY:  # nothing has replaced the recovery message yet
+            self._show(self.msgs["power_long_msg" if long_loss else "power_short_msg"], POWER_RECOVERY)
         self.changed = True
 
     def _contact(self, now_ms):

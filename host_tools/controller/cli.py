@@ -1,0 +1,293 @@
+"""`roadedge controller`: run the fog-zone variable speed-limit controller for one zone.
+
+It listens to the visibility the beacons (and signs with their own meter) report, runs the pure
+decision core (`controller.policy`) every interval, sends signed `set_limit` commands and periodic
+signed heartbeats to the signs, takes operator actions on `re/ctl/<zone>/op`, publishes its view
+retained on `re/ctl/<zone>/state`, publishes the broker time beacon on `re/sys/time`, and writes
+every decision and human action to the SQLite audit log.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+
+from host_tools.controller.audit import Audit
+from host_tools.controller.policy import MODES, Decision, ZonePolicy
+from host_tools.controller.zone import ZoneConfig, ZoneConfigError
+
+RESEND_MIN_S = 5.0  # at most one re-send of the commanded limit per sign this often
+TIME_BEACON_S = 10.0
+VIS_KEYS = ("vis_m",)  # the beacons' (and signs') visibility field in state / tele / event
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--zone", required=True, help="zone config JSON (signs in road order, upstream first)")
+    p.add_argument("--db", required=True, help="SQLite audit log")
+    p.add_argument("--mode", choices=MODES, default="automatic",
+                   help="automatic, approve (a supervisor approves each change) or manual")
+    p.add_argument("--no-time-beacon", action="store_true", help="do not publish re/sys/time")
+    p.add_argument("--quiet", action="store_true", help="no live table on the terminal")
+    from host_tools.fleet import connect as broker
+
+    broker.add_broker_arguments(p)
+
+
+def sign_payload(keyring, sign: str, cmd: str, args: dict, ttl_s: int) -> bytes:
+    """The one place commands get signed (host_tools.keys, the firmware's own auth)."""
+    return keyring.signer(sign).sign(cmd, args, ttl_s)
+
+
+class Controller:
+    """The I/O shell around ZonePolicy: MQTT in/out, signing, audit, timers.
+
+    `client` is a connected paho client (network loop running); `now` is injectable for tests."""
+
+    def __init__(self, cfg: ZoneConfig, client, keyring, audit: Audit, mode: str = "automatic",
+                 time_beacon: bool = True, now=time.time, out=None) -> None:
+        self.cfg = cfg
+        self.client = client
+        self.keyring = keyring
+        self.audit = audit
+        self.policy = ZonePolicy(cfg, mode)
+        self.time_beacon = time_beacon
+        self.now = now
+        self.out = out
+        self.lock = threading.RLock()
+        self.sign_ids = {s.id for s in cfg.signs}
+        self.sources = {src for s in cfg.signs for src in s.sources}
+        self.last_resend: dict[str, float] = {}
+        self.sent: dict[str, dict] = {}  # sign -> {ctr-less record of the last command}
+        self.stats = {"commands": 0, "heartbeats": 0, "resends": 0, "acks_bad": 0, "vis": 0, "ops": 0}
+        self.stop_ev = threading.Event()
+        self.state_topic = f"re/ctl/{cfg.zone}/state"
+        self.op_topic = f"re/ctl/{cfg.zone}/op"
+
+    # ---- MQTT
+    def subscribe(self) -> None:
+        from host_tools.fleet.connect import Subscription
+
+        topics = [self.op_topic]
+        for dev in sorted(self.sources | self.sign_ids):
+            topics += [f"re/{dev}/state", f"re/{dev}/tele", f"re/{dev}/event"]
+        topics += [f"re/{s}/ack" for s in sorted(self.sign_ids)]
+        Subscription(self.client, topics, qos=1)
+        self.client.on_message = lambda _c, _u, m: self.on_message(m.topic, bytes(m.payload), bool(m.retain))
+
+    def on_message(self, topic: str, payload: bytes, retained: bool = False) -> None:
+        try:
+            obj = json.loads(payload.decode())
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            obj = None
+        with self.lock:
+            if topic == self.op_topic:
+                self.operator(obj, retained)
+                return
+            parts = topic.split("/")
+            if len(parts) != 3 or parts[0] != "re" or not isinstance(obj, dict):
+                return
+            dev, kind = parts[1], parts[2]
+            now = self.now()
+            if dev in self.sources and kind in ("state", "tele", "event"):
+                self._visibility(dev, obj, retained, now)
+            if dev in self.sign_ids and kind == "state":
+                self.policy.sign_state(dev, obj)
+                self._maybe_resend(dev, now)
+                self.publish_state()
+            elif dev in self.sign_ids and kind == "ack":
+                if not obj.get("ok") and obj.get("cmd") in ("set_limit", "clear"):
+                    self.stats["acks_bad"] += 1
+                    self.audit.write("ack", f"sign rejected {obj.get('cmd')}: {obj.get('code')} {obj.get('detail')}",
+                                     sign=dev, mode=self.policy.mode, inputs=obj)
+
+    def _visibility(self, dev: str, obj: dict, retained: bool, now: float) -> None:
+        v = next((obj[k] for k in VIS_KEYS if k in obj), None)
+        if v is None:
+            return
+        ts = obj.get("ts")
+        at = now
+        if retained:
+            # a retained report may be old: trust it only with a plausible timestamp
+            if not isinstance(ts, (int, float)) or ts <= 0 or ts > now + 5:
+                return
+            at = float(ts)
+        if self.policy.visibility(dev, v, at):
+            self.stats["vis"] += 1
+
+    # ---- actions
+    def _send(self, sign: str, limit: int | None, legend: str, why: str, action: str = "send") -> None:
+        cfg = self.cfg
+        if limit is None:
+            cmd, args = "clear", {}
+        else:
+            cmd, args = "set_limit", {"limit": limit, "legend": legend, "priority": cfg.priority,
+                                      "duration_s": cfg.duration_s}
+        try:
+            payload = sign_payload(self.keyring, sign, cmd, args, cfg.command_ttl_s)
+        except LookupError as e:
+            self.audit.write("refused", f"cannot sign for {sign}: {e}", sign=sign, limit=limit, mode=self.policy.mode)
+            return
+        self.client.publish(f"re/{sign}/cmd/{cmd}", payload, qos=1)
+        self.stats["commands"] += 1
+        self.sent[sign] = {"cmd": cmd, "args": args, "at": self.now()}
+        self.audit.write(action, why, sign=sign, limit=limit, mode=self.policy.mode, inputs={"cmd": cmd, "args": args})
+
+    def _maybe_resend(self, sign: str, now: float) -> None:
+        """The sign shows something other than the standing decision (after a power-up, reset, comms loss
+        or a lost command): send the decision again, audited; never more often than RESEND_MIN_S."""
+        s = self.policy.by_id[sign]
+        if s.commanded is None and sign not in self.sent:
+            return
+        if s.source == "central" and s.displayed == s.commanded:
+            return
+        if s.source == "local":
+            return  # a technician has it: the sign refuses us anyway
+        if now - self.last_resend.get(sign, 0.0) < RESEND_MIN_S:
+            return
+        self.last_resend[sign] = now
+        self.stats["resends"] += 1
+        self._send(sign, s.commanded, self.policy.legend_for(s.commanded),
+                   f"sign shows {s.displayed} ({s.source}); standing decision {s.commanded}", "resend")
+
+    def apply(self, decisions: list[Decision]) -> None:
+        for d in decisions:
+            self.audit.write(d.kind, d.why, who=d.who, sign=d.sign, limit=d.limit, mode=self.policy.mode,
+                             inputs=d.inputs or None)
+            if d.command and d.sign:
+                self._send(d.sign, d.limit, d.legend, d.why)
+
+    def operator(self, op, retained: bool = False) -> None:
+        if retained:
+            return  # an old action left on the broker is not a person acting now
+        self.stats["ops"] += 1
+        user = op.get("user") if isinstance(op, dict) else None
+        role = op.get("role") if isinstance(op, dict) else None
+        self.audit.write("op", f"operator action {json.dumps(op, default=str)[:500]}", who=str(user or "?"),
+                         role=role if isinstance(role, str) else None, mode=self.policy.mode,
+                         inputs=op if isinstance(op, dict) else {"raw": str(op)[:200]})
+        ds = self.policy.operator(op)
+        for d in ds:
+            if d.kind == "refused":
+                d.who = str(user or "?")
+        self.apply(ds)
+        self.publish_state()
+
+    def update(self) -> None:
+        with self.lock:
+            now = self.now()
+            self.apply(self.policy.update(now))
+            for s in self.policy.signs:
+                self._maybe_resend(s.id, now)
+            self.publish_state()
+
+    def heartbeats(self) -> None:
+        with self.lock:
+            for sid in sorted(self.sign_ids):
+                try:
+                    payload = sign_payload(self.keyring, sid, "heartbeat", {"zone": self.cfg.zone}, self.cfg.command_ttl_s)
+                except LookupError:
+                    continue
+                self.client.publish(f"re/{sid}/cmd/heartbeat", payload, qos=0)
+                self.stats["heartbeats"] += 1
+
+    def publish_state(self) -> None:
+        snap = self.policy.snapshot(self.now())
+        snap["closure"] = [s["id"] for s in snap["signs"] if s["closure"]]
+        self.client.publish(self.state_topic, json.dumps(snap), qos=1, retain=True)
+        if self.out is not None:
+            self.out(snap)
+
+    def time_tick(self) -> None:
+        if self.time_beacon:
+            self.client.publish("re/sys/time", json.dumps({"t": int(self.now() * 1000)}), qos=0)
+
+    # ---- main loop (wall clock)
+    def run(self) -> None:
+        cfg = self.cfg
+        self.audit.write("start", f"controller started in {self.policy.mode} mode", mode=self.policy.mode,
+                         inputs={"zone": cfg.zone, "signs": [s.id for s in cfg.signs], "params": cfg.params})
+        self.time_tick()
+        next_upd = time.monotonic() + min(cfg.interval_s, 2.0)  # first decision once retained state is in
+        next_hb = time.monotonic()
+        next_time = time.monotonic() + TIME_BEACON_S
+        while not self.stop_ev.is_set():
+            t = time.monotonic()
+            if t >= next_hb:
+                self.heartbeats()
+                next_hb = t + cfg.heartbeat_s
+            if t >= next_upd:
+                self.update()
+                next_upd = t + cfg.interval_s
+            if t >= next_time:
+                self.time_tick()
+                next_time = t + TIME_BEACON_S
+            self.stop_ev.wait(max(0.05, min(next_hb, next_upd, next_time) - time.monotonic()))
+        self.audit.write("stop", "controller stopped", mode=self.policy.mode)
+
+
+def _live(console):
+    """A compact live table of the zone on the terminal."""
+    from rich.table import Table
+
+    def show(snap: dict) -> None:
+        t = Table(title=f"zone {snap['zone']} - {snap['mode']} - update {snap['updates']}", expand=False)
+        for col in ("sign", "km", "vis m", "level", "recommended", "pending", "commanded", "hold", "shows",
+                    "source", "closure"):
+            t.add_column(col)
+        for s in snap["signs"]:
+            t.add_row(s["id"], f"{s['km']:g}", "-" if s["vis_m"] is None else f"{s['vis_m']:g}", str(s["level"]),
+                      str(s["recommended"]), str(s["pending"] or ""), str(s["commanded"]), str(s["hold"] or ""),
+                      f"{s['displayed']} {s['legend']}".strip(), str(s["source"]), "CLOSE" if s["closure"] else "")
+        console.clear()
+        console.print(t)
+
+    return show
+
+
+def run(args) -> int:
+    from rich.console import Console
+
+    from host_tools.config.secrets import Secrets
+    from host_tools.fleet import connect as broker
+    from host_tools.keys import Keyring
+
+    err = Console(stderr=True)
+    try:
+        cfg = ZoneConfig.load(args.zone)
+    except ZoneConfigError as e:
+        err.print(f"[red]zone config: {e}[/]")
+        return 2
+    try:
+        secrets = Secrets.load(args.secrets)
+        keyring = Keyring.load(args.secrets)
+    except ValueError as e:
+        err.print(f"[red]{e}[/]")
+        return 1
+    user, password = args.user, args.password
+    if not user:
+        svc = secrets.services.get("controller")
+        if isinstance(svc, dict) and svc.get("mqtt_password"):
+            user, password = "controller", svc["mqtt_password"]
+    try:
+        client = broker.connect(broker.broker_url(args), user, password, args.ca, secrets, name="controller")
+    except broker.BrokerError as e:
+        err.print(f"[red]{e}[/]")
+        return 1
+    audit = Audit(args.db, cfg.zone)
+    out = None if args.quiet or not sys.stdout.isatty() else _live(Console())
+    ctl = Controller(cfg, client, keyring, audit, args.mode, time_beacon=not args.no_time_beacon, out=out)
+    signal.signal(signal.SIGTERM, lambda *_: ctl.stop_ev.set())
+    try:
+        ctl.subscribe()
+        if out is None:
+            print(f"controller: zone {cfg.zone}, {len(cfg.signs)} signs, mode {args.mode}, audit {args.db}", flush=True)
+        ctl.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        audit.close()
+        broker.close(client)
+    return 0
