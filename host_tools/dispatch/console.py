@@ -97,7 +97,7 @@ class Console:
             return None
         g = self.sc.geojson()
         return {"type": "FeatureCollection",
-                "features": [f for f in g["features"] if f["properties"]["kind"] in ("road", "section")]}
+                "features": [f for f in g["features"] if f["properties"]["kind"] not in ("beacon", "sign")]}
 
     def signs(self, devs: list[dict]) -> list[dict]:
         out, seen = [], set()

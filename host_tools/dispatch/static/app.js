@@ -78,8 +78,8 @@
     const stale = u.tst && now() - u.tst > 120;
     let cls = "unit-icon " + (u.status === "offline" ? "unit-off" : busy ? "unit-busy" : "unit-ok");
     if (stale) cls += " unit-stale"; if (sosOpen) cls += " unit-sos";
-    const rot = typeof u.cog === "number" ? u.cog : 0;
-    const html = '<div class="arrow" style="transform:rotate(' + rot + 'deg)">' + (sosOpen ? "⚠" : "➤".replace("➤", "▲")) + '</div>' +
+    const rot = typeof u.cog === "number" && !sosOpen ? u.cog : 0;
+    const html = '<div class="arrow" style="transform:rotate(' + rot + 'deg)">' + (sosOpen ? "SOS" : "▲") + '</div>' +
       '<span class="lbl" data-id="' + esc(u.id) + '">' + esc(u.id) + " · " + (u.vel != null ? Math.round(u.vel) + " km/h" : "") + " · " + age(u.tst) + "</span>";
     return L.divIcon({ className: cls + " unit-marker", html, iconSize: [34, 34], iconAnchor: [17, 17] });
   }
@@ -143,7 +143,7 @@
     const old = RE.incidents[i.id]; if (old && old._m) layers.incidents.removeLayer(old._m);
     RE.incidents[i.id] = i;
     if (map && i.status !== "closed") {
-      i._m = L.marker([i.lat, i.lon], { icon: L.divIcon({ className: "inc-icon", html: "🚨", iconSize: [26, 26], iconAnchor: [13, 13] }) })
+      i._m = L.marker([i.lat, i.lon], { icon: L.divIcon({ className: "inc-icon", html: "<span></span><b>#" + i.id + "</b>", iconSize: [24, 24], iconAnchor: [12, 12] }) })
         .bindTooltip("#" + i.id + " P" + i.priority + " " + esc(i.text)).addTo(layers.incidents);
       i._m.on("click", () => showRank(i.id));
     }
@@ -206,12 +206,13 @@
     const sup = RE.me && RE.me.role === "supervisor";
     for (const [zone, z] of Object.entries(RE.ctl)) {
       const div = document.createElement("div"); div.className = "zone"; div.dataset.zone = zone;
-      let h = "<b>zone " + esc(zone) + "</b> · mode " + esc(z.mode || "?") + (z.visibility != null ? " · visibility " + esc(z.visibility) + " m" : "") +
-        "<table><tr><th>sign</th><th>recommended</th><th>pending</th><th>commanded</th><th>displayed</th><th></th></tr>";
+      let h = "<b>zone " + esc(zone) + "</b> · mode " + (sup ? '<select class="zone-mode">' + ["automatic", "approve", "manual"].map((m) => "<option" + (m === z.mode ? " selected" : "") + ">" + m + "</option>").join("") + "</select>" : esc(z.mode || "?")) +
+        (z.closure && z.closure.length ? ' · <b class="error">closure: ' + esc(z.closure.join(", ")) + "</b>" : "") +
+        "<table><tr><th>sign</th><th>vis m</th><th title=\"controller recommendation\">rec.</th><th title=\"waiting for approval\">pending</th><th>cmd.</th><th>shows</th><th></th></tr>";
       for (const [sid, s] of zoneSigns(z)) {
         const pend = s.pending != null && s.pending !== false;
-        const disp = s.displayed != null && typeof s.displayed === "object" ? (s.displayed.limit + " (" + (s.displayed.source || "") + ")") : esc(s.displayed) + (s.source ? " (" + esc(s.source) + ")" : "");
-        h += '<tr class="' + (pend ? "pending" : "") + '" data-sign="' + esc(sid) + '"><td>' + esc(sid) + "</td><td>" + esc(s.recommended) + "</td><td>" + (pend ? esc(typeof s.pending === "object" ? s.pending.limit : s.pending) : "") +
+        const disp = (s.displayed == null ? "—" : esc(s.displayed)) + (s.source ? " (" + esc(s.source) + ")" : "") + (s.hold != null ? " hold " + esc(s.hold) : "");
+        h += '<tr class="' + (pend ? "pending" : "") + '" data-sign="' + esc(sid) + '"><td>' + esc(sid) + "</td><td>" + (s.vis_m != null ? Math.round(s.vis_m) : "") + "</td><td>" + esc(s.recommended) + "</td><td>" + (pend ? esc(typeof s.pending === "object" ? s.pending.limit : s.pending) : "") +
           "</td><td>" + esc(s.commanded) + "</td><td>" + disp + "</td><td>" +
           (pend ? '<button class="sign-op" data-action="approve">Approve</button><button class="sign-op" data-action="veto">Veto</button>' : "") +
           '<button class="sign-op" data-action="manual">Set…</button></td></tr>';
@@ -222,6 +223,8 @@
         if (!sup) b.title = "only a supervisor may change a sign";
         b.onclick = () => signOp(zone, b.closest("tr").dataset.sign, b.dataset.action);
       });
+      const ms = div.querySelector(".zone-mode");
+      if (ms) ms.onchange = async () => { try { await api("POST", "/api/sign", { zone, action: "mode", limit: ms.value, reason: "mode change" }); toast("mode " + ms.value + " sent"); } catch (e) { toast(e.message, true); } };
       box.appendChild(div);
     }
   }

@@ -1,0 +1,149 @@
+"""The console in a real headless Chromium: live markers, SOS, nearest-unit dispatch, sign control."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from host_tools.dispatch.assets import installed
+from host_tools.fw import ensure_firmware_importable
+
+from dispatch_support import location
+
+ensure_firmware_importable()
+from roadedge.core.auth import CommandAuth  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.skipif(not installed(), reason="console assets missing: python -m host_tools.dispatch.assets")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def login(browser, url: str, user: str, password: str):
+    # bypass_csp: only so the test may evaluate its own probes; the page itself runs under the CSP
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.fill("#login-user", user)
+    page.fill("#login-pass", password)
+    page.click("#login-btn")
+    page.wait_for_function("window.RE && window.RE.ready === true", timeout=10000)
+    page.wait_for_function("window.RE.live === true", timeout=10000)
+    return page, errors
+
+
+def verify(keyring, dev: str, cmd: str, payload: bytes, tmp_path) -> dict:
+    auth = CommandAuth(keyring.command_key(dev), dev, str(tmp_path / f"{dev}-{cmd}-ctr.json"))
+    code, body = auth.check(cmd, payload, time.time())
+    assert code == "ok", code
+    assert body is not None
+    return body
+
+
+def test_console_live_map_sos_dispatch(console, publisher, collector_factory, mosquitto, keyring, browser, tmp_path):
+    cmds = collector_factory(mosquitto.port, ["re/+/cmd/#"])
+    now = time.time()
+    # trk-a: south arm, 555 m from the incident in a straight line, ~4.5 km by road.
+    # trk-b: north arm, ~670 m from it in a straight line and by road.
+    publisher.send("owntracks/roadedge/trk-a", location(1, 30.3000, 120.0010, now))
+    publisher.send("owntracks/roadedge/trk-b", location(1, 30.3050, 120.0080, now, cog=270))
+    page, errors = login(console_browser := browser, console.url, "disp", "disp-pass-123")
+    del console_browser
+
+    # markers appear and move with new fixes
+    page.wait_for_function("window.RE.units['trk-a'] && window.RE.units['trk-b']", timeout=5000)
+    before = page.evaluate("window.RE.units['trk-a'].getLatLng().lng")
+    publisher.send("owntracks/roadedge/trk-a", location(2, 30.3000, 120.0030, now + 5))
+    page.wait_for_function("window.RE.units['trk-a'].getLatLng().lng > 120.0025", timeout=5000)
+    assert before < 120.0015
+    assert "trk-a" in page.inner_text("#unit-table")
+
+    # SOS: banner with position within 1 s of publication
+    publisher.send("re/trk-b/event", {"seq": 50, "ts": time.time(), "type": "sos", "lat": 30.3050, "lon": 120.0080})
+    page.wait_for_selector('#sos-banner .sos-item[data-unit="trk-b"]', timeout=1000)
+    assert "30.30500" in page.inner_text("#sos-banner")
+    page.click('#sos-banner .sos-ack[data-unit="trk-b"]')
+    topic, payload, _r, _q = cmds.wait_for(lambda t, *_: t == "re/trk-b/cmd/sos_ack", timeout=5)
+    body = verify(keyring, "trk-b", "sos_ack", payload, tmp_path)
+    assert body["args"]["seq"] == 50 and body["args"]["by"] == "disp"
+    page.wait_for_selector("#sos-banner.hidden", state="attached", timeout=5000)
+
+    # nearest-unit dispatch: create the incident on the map like a person does
+    page.on("dialog", lambda d: d.accept("collision in fog" if "description" in d.message else "1"))
+    page.click("#new-incident")
+    x, y = page.evaluate("(() => { const p = RE.map.latLngToContainerPoint([30.3050, 120.0010]);"
+                         " return [p.x, p.y]; })()")
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    page.wait_for_selector("#rank-list li[data-unit]", timeout=5000)
+    ranked = page.eval_on_selector_all("#rank-list li[data-unit]", "els => els.map(e => e.dataset.unit)")
+    assert ranked[:2] == ["trk-b", "trk-a"], ranked  # by road, although trk-a is nearer in a straight line
+    page.click('#rank-list li[data-unit="trk-b"] .dispatch-btn')
+    topic, payload, _r, _q = cmds.wait_for(lambda t, *_: t == "re/trk-b/cmd/dispatch", timeout=5)
+    body = verify(keyring, "trk-b", "dispatch", payload, tmp_path)
+    args = body["args"]
+    assert abs(args["lat"] - 30.3050) < 1e-4 and abs(args["lon"] - 120.0010) < 1e-4
+    assert args["priority"] == 1 and args["text"] == "collision in fog" and args["incident"]
+    page.wait_for_selector('#dispatch-list li[data-status="sent"]', timeout=5000)
+    # the device acks, accepts, and rides to the scene
+    publisher.send("re/trk-b/ack", {"seq": 51, "ts": time.time(), "cmd": "dispatch", "ctr": body["ctr"], "ok": True,
+                                    "code": "ok"})
+    publisher.send("re/trk-b/event", {"seq": 52, "ts": time.time(), "type": "dispatch_accept",
+                                      "incident": args["incident"]})
+    page.wait_for_selector('#dispatch-list li[data-status="accepted"]', timeout=5000)
+    publisher.send("owntracks/roadedge/trk-b", location(2, 30.3050, 120.0012, now + 60))
+    page.wait_for_selector('#dispatch-list li[data-status="on_scene"]', timeout=5000)
+
+    # malformed input is counted and shown
+    publisher.send("owntracks/roadedge/trk-a", b"{broken")
+    page.wait_for_selector('#reject-table tr[data-reason="bad_json"]', timeout=5000)
+
+    page.screenshot(path=str(tmp_path / "console.png"))
+    assert not errors, errors
+
+
+def test_only_a_supervisor_changes_a_sign_and_both_attempts_are_audited(console, publisher, collector_factory,
+                                                                         mosquitto, browser):
+    ops = collector_factory(mosquitto.port, ["re/ctl/+/op"])
+    publisher.send("re/vsl-1/state", {"displayed": 80, "source": "central", "legend": "", "check": "a1"}, retain=True)
+    # the zone controller's retained view (host_tools/controller/policy.py ZonePolicy.snapshot)
+    publisher.send("re/ctl/z1/state", {"zone": "z1", "mode": "approve", "ts": time.time(), "updates": 3, "closure": [],
+                                       "signs": [{"id": "vsl-1", "km": 0.3, "vis_m": 150, "level": 1, "recommended": 60,
+                                                  "pending": 60, "commanded": 80, "hold": None, "displayed": 80,
+                                                  "legend": "", "source": "central", "check": 17, "closure": False,
+                                                  "no_data": False}]}, retain=True)
+
+    page, errors = login(browser, console.url, "disp", "disp-pass-123")
+    page.wait_for_selector('.zone[data-zone="z1"] tr[data-sign="vsl-1"] .sign-op[data-action="approve"]', timeout=5000)
+    page.click('.zone[data-zone="z1"] tr[data-sign="vsl-1"] .sign-op[data-action="approve"]')
+    page.wait_for_selector("#toast:not(.hidden)", timeout=5000)
+    assert "may not" in page.inner_text("#toast")
+    page.wait_for_selector('#audit-table td.error', timeout=5000)
+
+    sup, errors2 = login(browser, console.url, "sup", "sup-pass-1234")
+    sup.wait_for_selector('.zone[data-zone="z1"] tr[data-sign="vsl-1"] .sign-op[data-action="approve"]', timeout=5000)
+    sup.click('.zone[data-zone="z1"] tr[data-sign="vsl-1"] .sign-op[data-action="approve"]')
+    topic, payload, _r, _q = ops.wait_for(lambda t, *_: t == "re/ctl/z1/op", timeout=5)
+    op = json.loads(payload)
+    assert (op["action"], op["sign"], op["user"], op["role"]) == ("approve", "vsl-1", "sup", "supervisor")
+    with pytest.raises(TimeoutError):  # the dispatcher's attempt never reached the controller
+        ops.wait_for(lambda t, p, *_: json.loads(p)["user"] == "disp", timeout=0.5)
+
+    audit = [(a["user"], a["action"], a["result"]) for a in console.store.audit() if a["action"] == "sign_op"]
+    assert ("disp", "sign_op", "refused: role dispatcher may not sign_op") in audit
+    assert ("sup", "sign_op", "sent to controller") in audit
+    sup.screenshot(path="/tmp/dispatch-console-signs.png")
+    assert not errors and not errors2
