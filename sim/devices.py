@@ -45,8 +45,10 @@ class DeviceProcess:
     """One firmware process in its device folder; output goes to console.log there."""
 
     def __init__(self, folder: str | Path, runtime: str = "micropython", heap: str | None = "96K",
-                 lib: str | Path | None = None, env: dict[str, str] | None = None) -> None:
+                 lib: str | Path | None = None, env: dict[str, str] | None = None,
+                 script: str | Path | None = None) -> None:
         self.folder = Path(folder)
+        self.script = Path(script) if script else fw.MAIN
         self.runtime = runtime
         self.heap = heap
         self.lib = lib
@@ -62,7 +64,7 @@ class DeviceProcess:
 
     def start(self) -> DeviceProcess:
         self._log = open(self.log_path, "ab")
-        self.proc = fw.spawn(self.runtime, fw.MAIN, heap=self.heap, lib=self.lib, env=self.env,
+        self.proc = fw.spawn(self.runtime, self.script, heap=self.heap, lib=self.lib, env=self.env,
                              cwd=self.folder, stdout=self._log, stderr=subprocess.STDOUT)
         self.starts += 1
         return self
