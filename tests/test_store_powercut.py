@@ -120,7 +120,9 @@ def test_torn_tail_dropped_counted_earlier_intact(tmp_path: Path) -> None:
     log.close()
     assert pending, "nothing pending to tear"
     last_id, last_data = pending[-1]
-    seg = sorted(p for p in d.iterdir() if p.suffix == ".seg")[-1]
+    # The segment holding it (the kill may have left a newer, empty one).
+    seg = max((p for p in d.iterdir() if p.suffix == ".seg" and int(p.stem, 16) <= last_id),
+              key=lambda p: int(p.stem, 16))
     size = seg.stat().st_size
     # Cut the newest record in half, as a power failure mid-write would.
     with open(seg, "r+b") as f:
@@ -129,13 +131,14 @@ def test_torn_tail_dropped_counted_earlier_intact(tmp_path: Path) -> None:
     after = log.peek(100000)
     assert after == pending[:-1], "earlier records must survive a torn tail untouched"
     assert log.corrupt == corrupt0 + 1
-    # The store stays usable: the next append reuses the torn record's id
-    # (it was never handed out) and reads back.
-    rid = log.append(payload(last_id))
-    assert rid == last_id
+    # The store stays usable: the next append gets a fresh id (the torn
+    # record's own id may be reused: no one ever saw it) and reads back.
+    rid = log.next_id
+    assert rid >= last_id
+    assert log.append(payload(rid)) == rid
     assert log.peek(100000)[-1] == (rid, payload(rid))
     log.close()
     # And the writer carries on from there after another cut.
     lines = _run_and_kill(d, seed=8, lines_before_kill=50)
     new = [int(ln.split()[1]) for ln in lines if ln.startswith("A ")]
-    assert new and new[0] == last_id + 1
+    assert new and new[0] == rid + 1

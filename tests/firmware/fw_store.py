@@ -222,3 +222,24 @@ def test_capacity_10000_tracker_records_within_1mb():
     assert log.peek(2) == [(1, rec), (2, rec)]
     log.ack(9998)
     assert len(log) == 2 and log.peek(5) == [(9999, rec), (10000, rec)]
+
+
+def test_torn_record_before_an_empty_newer_segment():
+    # Cut right after a roll-over created the next (empty) segment while the
+    # previous one's last record was still torn.
+    d = fwtest.tmpdir("rl")
+    log = RecordLog(d)
+    for i in range(5):
+        log.append(_rec(i))
+    log.close()
+    open(d + "/%08x.seg" % 6, "wb").close()
+    seg = d + "/%08x.seg" % 1
+    _truncate(seg, _size(seg) - 24)
+    log = RecordLog(d)
+    assert log.corrupt == 1 and len(log) == 4
+    assert log.peek(10) == [(i + 1, _rec(i)) for i in range(4)]
+    assert log.append(b"y") == 6
+    assert log.peek(10)[-1] == (6, b"y")
+    log.close()
+    log = RecordLog(d)
+    assert log.corrupt == 1 and [i for i, _ in log.peek(10)] == [1, 2, 3, 4, 6]
