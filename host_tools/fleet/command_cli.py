@@ -44,4 +44,15 @@ def run(args) -> int:
     finally:
         broker.close(c)
     print(json.dumps(ack, indent=2))
+    if ack.get("code") in HINTS:
+        err.print(f"[yellow]{HINTS[ack['code']]}[/]")
     return 0 if ack.get("ok") else 1
+
+
+HINTS = {
+    "no_clock": "the device has no time yet, so it cannot check a command's expiry: something must publish "
+                "re/sys/time (the controller does); is it running?",
+    "bad_mac": "the device's command key differs from the secrets folder: re-flash it after `roadedge provision`",
+    "replay": "the device has seen a higher counter: is the host clock behind?",
+    "expired": "the command arrived after its expiry: check the host and device clocks",
+}

@@ -48,7 +48,11 @@ def run(args) -> int:
     finally:
         broker.close(c)
     if not ack.get("ok"):
+        from host_tools.fleet.command_cli import HINTS
+
         err.print(f"[red]{args.device} refused the self-test: {ack.get('code')} {ack.get('detail') or ''}[/]")
+        if ack.get("code") in HINTS:
+            err.print(f"[yellow]{HINTS[ack['code']]}[/]")
         return 1
     detail = ack.get("detail") or {}
     if args.json:

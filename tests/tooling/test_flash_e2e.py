@@ -1,0 +1,150 @@
+"""`roadedge flash` end to end, through the real command line:
+- to dir:, then the folder boots under the MicroPython unix port and comes online on a Mosquitto that
+  enforces the provisioned credentials and ACL; flashing again copies 0 files; the fleet tools
+  (devices, selftest, command, logs) see and drive that device;
+- through mpremote's serial transport to a unix-port REPL on a pty (socat): the real serial path."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from host_tools import fw
+from tooling_support import base_config, roadedge
+
+HEAP = "160K"  # 64-bit unix build: about twice a board's heap (see tests/test_device_runtime.py)
+
+
+def copied(out: str) -> int:
+    m = re.search(r"files\s+(\d+) copied", out)
+    assert m, out
+    return int(m.group(1))
+
+
+def manifest(folder: Path) -> dict:
+    return json.loads((folder / ".roadedge-manifest.json").read_text())
+
+
+def broker_args(broker, provisioned) -> list[str]:
+    return ["--broker", broker.url, "--secrets", str(provisioned.secrets_dir)]
+
+
+def test_flash_dir_boots_online_reflash_copies_nothing_and_fleet_tools(
+        secure_broker, provisioned, hw_server, collector_factory, tmp_path):
+    dev = "tool-dev-a"
+    cfgf = base_config(tmp_path / "a.json", dev, secure_broker.url, hw_server.addr)
+    folder = tmp_path / "flash" / dev
+    r = roadedge("flash", "--board", str(cfgf), "--port", f"dir:{folder}", "--secrets", str(provisioned.secrets_dir))
+    assert r.returncode == 0, r.stdout + r.stderr
+    n = copied(r.stdout)
+    assert n > 10 and (folder / "main.py").exists() and (folder / "config.json").exists()
+    assert all(p.endswith((".mpy", "main.py", "config.json")) for p in manifest(folder)["files"])
+    merged = json.loads((folder / "config.json").read_text())
+    assert merged["broker"]["password"] == provisioned.password(dev)  # secret merged
+    assert merged["command_key"] == provisioned.secrets.devices[dev]["command_key"]
+
+    col = collector_factory(secure_broker.port, [f"re/{dev}/#"], username="technician",
+                            password=provisioned.password("technician"))
+    # the broker time beacon (the controller's job in a deployment): signed commands need a clock
+    ctl = collector_factory(secure_broker.port, ["re/sys/#"], username="controller",
+                            password=provisioned.password("controller"))
+    ctl.c.publish("re/sys/time", json.dumps({"t": int(time.time() * 1000)}), 1, retain=True).wait_for_publish(10)
+    log = open(tmp_path / "console.log", "wb")
+    proc = fw.spawn("micropython", folder / "main.py", heap=HEAP, lib=folder / "lib", cwd=folder,
+                    stdout=log, stderr=subprocess.STDOUT)
+    try:
+        col.wait_for(lambda t, p, *_: t == f"re/{dev}/status" and p == b"online", 30)
+        info = json.loads(col.wait_for(lambda t, *_: t == f"re/{dev}/info", 10)[1])
+        assert info["fw"] == manifest(folder)["fw_version"] and info["board"] == "sim"
+
+        r = roadedge("devices", "--json", "--listen", "1", *broker_args(secure_broker, provisioned))
+        assert r.returncode == 0, r.stderr
+        rows = {d["id"]: d for d in json.loads(r.stdout)}
+        assert rows[dev]["status"] == "online" and rows[dev]["fw"] == info["fw"] and rows[dev]["role"] == "base"
+
+        r = roadedge("command", dev, "ping", *broker_args(secure_broker, provisioned))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert json.loads(r.stdout)["ok"] is True
+
+        r = roadedge("selftest", dev, "--json", *broker_args(secure_broker, provisioned))
+        result = json.loads(r.stdout)
+        assert {"loop", "mqtt", "storage"} <= set(result["checks"]) and result["checks"]["mqtt"][0] is True
+        assert r.returncode == (0 if result["pass"] else 1)
+
+        # logs: a forged command makes the device log a warning, which `roadedge logs` shows
+        logs = subprocess.Popen([os.environ.get("PYTHON", fw.sys.executable), "-m", "host_tools.cli", "logs", dev,
+                                 "--count", "1", "--level", "W", "--duration", "60",
+                                 *broker_args(secure_broker, provisioned)],
+                                cwd=fw.REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            # wait for the tool's subscription (it says so on stderr) before forging
+            line = logs.stderr.readline()
+            assert "following" in line, line
+            col.c.publish(f"re/{dev}/cmd/reboot", json.dumps({"body": "{}", "mac": "00" * 32}), 1)
+            out, _err = logs.communicate(timeout=max(1, deadline - time.monotonic()))
+        finally:
+            if logs.poll() is None:
+                logs.kill()
+        assert "rejected" in out and logs.returncode == 0
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+    r = roadedge("flash", "--board", str(cfgf), "--port", f"dir:{folder}", "--secrets", str(provisioned.secrets_dir))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert copied(r.stdout) == 0
+    assert re.search(rf"{n} unchanged", r.stdout)
+
+
+@pytest.fixture
+def pty_repl(tmp_path):
+    """A MicroPython unix-port REPL on a pty (socat), running in its own device folder."""
+    if not shutil.which("socat"):
+        pytest.skip("socat not installed")
+    folder = tmp_path / "pty-device"
+    folder.mkdir()
+    link = tmp_path / "ttyRE0"
+    env = dict(os.environ, MICROPYPATH="lib:.frozen")
+    p = subprocess.Popen(["socat", f"PTY,link={link},raw,echo=0",
+                          f"EXEC:{fw.micropython_binary()} -X heapsize={HEAP},pty,raw,echo=0"],
+                         cwd=folder, env=env, start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not link.exists():
+        assert p.poll() is None and time.monotonic() < deadline, "socat did not create the pty"
+        time.sleep(0.02)
+    yield folder, str(link)
+    os.killpg(p.pid, signal.SIGTERM)
+    p.wait(10)
+
+
+def test_flash_over_serial_to_unix_repl_on_a_pty(secure_broker, provisioned, hw_server, pty_repl, tmp_path):
+    folder, port = pty_repl
+    dev = "tool-dev-b"
+    cfgf = base_config(tmp_path / "b.json", dev, secure_broker.url, hw_server.addr)
+    args = ["flash", "--board", str(cfgf), "--port", port, "--secrets", str(provisioned.secrets_dir)]
+    r = roadedge(*args, "--no-wait")
+    assert r.returncode == 0, r.stdout + r.stderr
+    n = copied(r.stdout)
+    assert n > 10
+    # the files arrived through the REPL, byte for byte
+    m = manifest(folder)
+    for path in ("main.py", "config.json", "lib/roadedge/core/app.mpy"):
+        import hashlib
+
+        assert hashlib.sha256((folder / path).read_bytes()).hexdigest() == m["files"][path]
+    r = roadedge(*args, "--no-wait")
+    assert r.returncode == 0 and copied(r.stdout) == 0, r.stdout + r.stderr
+    # full run: nothing to copy, start the firmware in the REPL, watch it come online on the broker
+    r = roadedge(*args, "--timeout", "60")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert copied(r.stdout) == 0 and re.search(r"online\s+yes", r.stdout)
