@@ -84,8 +84,9 @@ def test_console_live_map_sos_dispatch(console, publisher, collector_factory, mo
     # nearest-unit dispatch: create the incident on the map like a person does
     page.on("dialog", lambda d: d.accept("collision in fog" if "description" in d.message else "1"))
     page.click("#new-incident")
-    x, y = page.evaluate("(() => { const p = RE.map.latLngToContainerPoint([30.3050, 120.0010]);"
-                         " return [p.x, p.y]; })()")
+    # look at the place first (as a person would), so no pan animation moves the map under the click
+    x, y = page.evaluate("(() => { RE.map.stop(); RE.map.setView([30.3050, 120.0020], 16, {animate: false});"
+                         " const p = RE.map.latLngToContainerPoint([30.3050, 120.0010]); return [p.x, p.y]; })()")
     box = page.locator("#map").bounding_box()
     page.mouse.click(box["x"] + x, box["y"] + y)
     page.wait_for_selector("#rank-list li[data-unit]", timeout=5000)
@@ -95,7 +96,9 @@ def test_console_live_map_sos_dispatch(console, publisher, collector_factory, mo
     topic, payload, _r, _q = cmds.wait_for(lambda t, *_: t == "re/trk-b/cmd/dispatch", timeout=5)
     body = verify(keyring, "trk-b", "dispatch", payload, tmp_path)
     args = body["args"]
-    assert abs(args["lat"] - 30.3050) < 1e-4 and abs(args["lon"] - 120.0010) < 1e-4
+    inc = console.store.incident(int(args["incident"]))
+    assert (args["lat"], args["lon"]) == (inc["lat"], inc["lon"])
+    assert abs(args["lat"] - 30.3050) < 2e-4 and abs(args["lon"] - 120.0010) < 2e-4  # where it was clicked
     assert args["priority"] == 1 and args["text"] == "collision in fog" and args["incident"]
     page.wait_for_selector('#dispatch-list li[data-status="sent"]', timeout=5000)
     # the device acks, accepts, and rides to the scene
