@@ -71,6 +71,9 @@ def test_section_nested_defaults():
     assert s["mode"] == {"fog_m": 150, "clear_m": 300}
     e = fwtest.raises(ConfigError, config.section, {"sign": {"mode": {"fog": 1}}}, "sign", d)
     assert e.field == "sign.mode.fog"
+    for bad in (0, "", [], False):
+        e = fwtest.raises(ConfigError, config.section, {"sign": {"mode": bad}}, "sign", d)
+        assert e.field == "sign.mode"
 
 
 def test_in_range_and_require():

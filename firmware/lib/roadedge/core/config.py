@@ -120,7 +120,8 @@ def _merge(prefix, given, defaults):
     for k in defaults:
         d = defaults[k]
         if isinstance(d, dict) and d:
-            out[k] = _merge(prefix + "." + k, given.get(k) or {}, d)
+            sub = given.get(k)
+            out[k] = _merge(prefix + "." + k, {} if sub is None else sub, d)
         elif isinstance(d, dict):
             out[k] = dict(d)
         elif isinstance(d, list):
