@@ -46,6 +46,10 @@ def test_cut_short_file_that_still_parses_is_refused():
     p = d + "/n.json"
     _put(p, "123")
     assert state.read_json(p, None) is None
+    _put(p, "123\n")
+    assert state.read_json(p, None) == 123
+    _put(p, '{"a": 1}')  # an object written by another tool, no newline
+    assert state.read_json(p, None) == {"a": 1}
 
 
 def test_cut_between_remove_and_rename_recovers_tmp():

@@ -37,11 +37,13 @@ def _load(path):
         text = f.read()
     finally:
         f.close()
-    # write_json always ends the file with a newline: a file cut short by a
-    # power failure lacks it, even where the cut text would still parse.
-    if not text.endswith("\n"):
+    v = json.loads(text)
+    # write_json ends every file with a newline. A cut-short object or list
+    # never parses, but a cut-short scalar can ("1234" -> "12"): without the
+    # newline only containers are trusted (files written by other tools).
+    if not text.endswith("\n") and not isinstance(v, (dict, list)):
         raise ValueError("incomplete")
-    return True, json.loads(text)
+    return True, v
 
 
 def read_json(path, default=None):
