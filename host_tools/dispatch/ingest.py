@@ -9,6 +9,7 @@ from it. Falls back to MQTT 3.1.1 (without subscription ids) for brokers without
 from __future__ import annotations
 
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -132,11 +133,8 @@ class Ingest:
             except Exception as e:  # a decoder bug must not stop ingest: count it
                 rejects.append(("decoder_error", topic, rx))
                 self.last_error = f"{type(e).__name__}: {e}"
-        try:
-            ch = self.store.apply(batch, rejects)
-        except Exception as e:  # e.g. database locked past the timeout: count, keep going
-            self.stats["errors"] += 1
-            self.last_error = f"store: {type(e).__name__}: {e}"
+        ch = self._store(batch, rejects)
+        if ch is None:
             return {}
         self.stats["received"] += len(items)
         self.stats["rejected"] += len(rejects)
@@ -149,6 +147,47 @@ class Ingest:
             except Exception as e:
                 self.last_error = f"on_change: {e}"
         return ch
+
+    def _store(self, batch: list, rejects: list) -> dict | None:
+        """Store a batch; never drop it. A busy database is retried (back-pressure to the broker); a
+        message the store cannot take (a bug) is counted as `store_error` alone, the rest still stored."""
+        delay = 0.05
+        while True:
+            try:
+                return self.store.apply(batch, rejects)
+            except sqlite3.OperationalError as e:  # locked/busy beyond the timeout: wait and retry
+                self.stats["errors"] += 1
+                self.last_error = f"store busy: {e}"
+                if self._stop.wait(delay):
+                    return None
+                delay = min(delay * 2, 2.0)
+            except Exception as e:
+                self.last_error = f"store: {type(e).__name__}: {e}"
+                break
+        if len(batch) <= 1:
+            self.stats["store_errors"] = self.stats.get("store_errors", 0) + 1
+            rec_topic = batch[0][2] if batch else ""
+            try:
+                return self.store.apply([], rejects + [("store_error", rec_topic, time.time())])
+            except Exception:
+                self.stats["errors"] += 1
+                return None
+        merged: dict | None = None
+        for i, one in enumerate(batch):  # isolate the poison message
+            ch = self._store([one], rejects if i == 0 else [])
+            if ch and merged is None:
+                merged = ch
+            elif ch and merged is not None:
+                for k, v in ch.items():
+                    if isinstance(v, set):
+                        merged[k] |= v
+                    elif isinstance(v, list):
+                        merged[k] += v
+                    elif isinstance(v, bool):
+                        merged[k] = merged[k] or v
+                    else:
+                        merged[k] += v
+        return merged
 
     def wait_idle(self, received: int, timeout: float = 10.0) -> bool:
         """Wait until at least `received` messages have been processed (tests, benches)."""

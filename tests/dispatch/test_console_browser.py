@@ -110,6 +110,15 @@ def test_console_live_map_sos_dispatch(console, publisher, collector_factory, mo
     publisher.send("owntracks/roadedge/trk-b", location(2, 30.3050, 120.0012, now + 60))
     page.wait_for_selector('#dispatch-list li[data-status="on_scene"]', timeout=5000)
 
+    # history: trk-a's track for the last hour, played back on the map
+    page.select_option("#hist-unit", "trk-a")
+    page.click("#hist-load")
+    page.wait_for_selector("#hist-slider:not(.hidden)", timeout=5000)
+    assert page.inner_text("#hist-info").endswith("1/2")
+    page.click("#hist-play")
+    page.wait_for_function("document.querySelector('#hist-info').textContent.endsWith('2/2')", timeout=5000)
+    assert "format=gpx" in page.get_attribute("#hist-gpx", "href")
+
     # malformed input is counted and shown
     publisher.send("owntracks/roadedge/trk-a", b"{broken")
     page.wait_for_selector('#reject-table tr[data-reason="bad_json"]', timeout=5000)

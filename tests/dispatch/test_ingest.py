@@ -104,3 +104,23 @@ def test_two_shared_subscription_workers_store_each_message_exactly_once(mosquit
         pub.close()
         for w in workers:
             w.stop()
+
+
+def test_a_message_the_store_chokes_on_is_counted_and_the_rest_of_its_batch_kept(tmp_path, monkeypatch):
+    store = Store(tmp_path / "d.db")
+    real = store._apply_one
+
+    def apply_one(c, rec, rx, ch):
+        if rec.device == "trk-poison":
+            raise RuntimeError("simulated store bug")
+        return real(c, rec, rx, ch)
+
+    monkeypatch.setattr(store, "_apply_one", apply_one)
+    ing = Ingest(store, "mqtt://127.0.0.1:1")  # never started: process() is the writer's step
+    now = time.time()
+    items = [(f"owntracks/roadedge/{d}", json.dumps(location(1, 30.3, 120.0, now)).encode(), now)
+             for d in ("trk-a", "trk-poison", "trk-b")]
+    ing.process(items)
+    assert store.counts()["positions"] == 2
+    assert store.rejects()["store_error"]["count"] == 1
+    assert ing.stats["received"] == 3

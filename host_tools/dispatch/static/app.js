@@ -51,7 +51,7 @@
 
   // ---- map ----
   function initMap() {
-    map = RE.map = L.map("map", { zoomControl: true, attributionControl: false });
+    map = RE.map = L.map("map", { zoomControl: true, attributionControl: false, preferCanvas: true });
     layers = { roads: L.layerGroup().addTo(map), fog: L.layerGroup().addTo(map), beacons: L.layerGroup().addTo(map),
       signs: L.layerGroup().addTo(map), incidents: L.layerGroup().addTo(map), units: L.layerGroup().addTo(map), track: L.layerGroup().addTo(map) };
     L.control.layers(null, { "Beacons": layers.beacons, "Fog": layers.fog, "Signs": layers.signs, "Units": layers.units }, { collapsed: true }).addTo(map);
@@ -265,6 +265,12 @@
 
   // ---- SOS ----
   let audioCtx = null;
+  // Browsers only allow sound after a user gesture: any click (the login button too) arms it.
+  function armSound() {
+    try { audioCtx = audioCtx || new (window.AudioContext || window.webkitAudioContext)(); audioCtx.resume(); } catch (e) { }
+    const p = $("#sound"); if (p) { const on = audioCtx && audioCtx.state === "running"; p.textContent = on ? "🔔 sound on" : "🔕 click to enable sound"; p.className = "pill " + (on ? "ok" : "bad"); }
+  }
+  document.addEventListener("click", armSound, true);
   function beep() {
     try {
       audioCtx = audioCtx || new (window.AudioContext || window.webkitAudioContext)();
@@ -311,6 +317,7 @@
     renderRejects(s.rejects); renderStats(s.stats); renderUnits();
     $("#audit-table tbody").innerHTML = ""; s.audit.forEach((a) => addAudit(a, false));
     RE.ready = true;
+    armSound();
   }
   function connectEvents() {
     if (es) es.close();
