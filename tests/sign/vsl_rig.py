@@ -148,6 +148,30 @@ class SignProc:
         rig.hw.call(self.io.set_ambient, 0.5)
         self.p: subprocess.Popen | None = None
         self.ctr = 0
+        self.face_cond = threading.Condition()
+        rig.hw.call(self.io.on_change, self._face_changed)
+
+    def _face_changed(self, _io) -> None:
+        with self.face_cond:
+            self.face_cond.notify_all()
+
+    def face(self) -> tuple:
+        """(reading, check) of what the LEDs show, from the decoded SPI traffic."""
+        return self.rig.hw.call(lambda: (self.io.reading(), self.io.check()))
+
+    def wait_face(self, reading, check: int | None = None, timeout: float = 15.0) -> tuple:
+        """Until the face shows `reading` (and has check value `check`): the SPI frames and the MQTT
+        state travel separately, so either may arrive first."""
+        deadline = time.monotonic() + timeout
+        with self.face_cond:
+            while True:
+                f = self.face()
+                if f[0] == reading and (check is None or f[1] == check):
+                    return f
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{self.id} face shows {f}, expected {reading} / {check}")
+                self.face_cond.wait(min(left, 0.5))
 
     def start(self) -> "SignProc":
         log = open(self.dir / "console.log", "ab")
@@ -181,8 +205,10 @@ class SignProc:
 
     def alive(self, unix_s: float) -> None:
         """Pretend the sign was last alive at unix_s (the persisted power-loss marker)."""
+        from roadedge.core import state
+
         (self.dir / "data").mkdir(exist_ok=True)
-        (self.dir / "data" / "sign.json").write_text(json.dumps({"alive": unix_s}))
+        state.write_json(str(self.dir / "data" / "sign.json"), {"alive": unix_s})
 
 
 class Rig:
@@ -209,6 +235,18 @@ class Rig:
 
         self._time_t = threading.Thread(target=loop, daemon=True)
         self._time_t.start()
+
+    def heartbeats(self, sign: SignProc, period: float = 0.5) -> threading.Event:
+        """Play the controller's heartbeat to one sign until the returned event is set."""
+        stop = threading.Event()
+
+        def loop():
+            while not stop.is_set() and not self._time_stop.is_set():
+                self.watch.publish(f"re/{sign.id}/cmd/heartbeat", sign.signed("heartbeat", {}), qos=0)
+                stop.wait(period)
+
+        threading.Thread(target=loop, daemon=True).start()
+        return stop
 
     def secrets(self) -> Path:
         d = self.tmp / "secrets"
