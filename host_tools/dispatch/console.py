@@ -154,8 +154,9 @@ class Console:
         st = d.get("state") or {}
         if d.get("status") == "offline":
             return False
+        # tracker duty status (firmware/lib/roadedge/tracker/duty.py): only a unit on patrol is free
         duty = st.get("duty", st.get("status"))
-        return duty in (None, "on", "on_duty", "available", True)
+        return duty in (None, "patrol", "on", "on_duty", "available", True)
 
     def track(self, unit: str, t_from: float, t_to: float) -> list[dict]:
         return self.store.track(unit, t_from, t_to)
@@ -169,12 +170,15 @@ class Console:
             self.audit(sess, "sos_ack", unit, detail, "refused: no open SOS")
             raise Refused(409, f"no open SOS from {unit}")
         try:
-            ctr = self._send(unit, "sos_ack", {"seq": open_[0]["seq"], "by": sess["user"]})
+            args = {"by": sess["user"][:32]}
+            if open_[0]["sos_id"] is not None:
+                args["id"] = open_[0]["sos_id"]
+            ctr = self._send(unit, "sos_ack", args)
         except Refused as e:
             self.audit(sess, "sos_ack", unit, detail, f"failed: {e}")
             raise
         self.store.ack_sos(unit, sess["user"])
-        self.audit(sess, "sos_ack", unit, {**detail, "seq": open_[0]["seq"], "ctr": ctr}, "sent")
+        self.audit(sess, "sos_ack", unit, {**detail, "sos": open_[0]["sos_id"], "ctr": ctr}, "sent")
         self.bus.publish("sos", self.store.sos())
         return {"ok": True, "ctr": ctr}
 
@@ -196,7 +200,18 @@ class Console:
     def close_incident(self, sess: dict, iid: int) -> dict:
         self._check(sess, "incident_close", f"incident {iid}", {})
         self.store.close_incident(iid)
-        self.audit(sess, "incident_close", f"incident {iid}", {}, "ok")
+        # release the units sent to it (the tracker returns to patrol)
+        released = []
+        for d in self.store.dispatches():
+            if d["incident"] == iid and d["status"] in ("sent", "delivered", "accepted", "on_scene"):
+                try:
+                    self._send(d["unit"], "dispatch", {"incident": str(iid), "action": "close"})
+                    released.append(d["unit"])
+                except Refused as e:
+                    self.audit(sess, "dispatch_close", d["unit"], {"incident": iid}, f"failed: {e}")
+                self.store.set_dispatch_status(d["id"], "closed")
+                self.bus.publish("dispatch", self.store.dispatches([d["id"]])[0])
+        self.audit(sess, "incident_close", f"incident {iid}", {"released": released}, "ok")
         self.bus.publish("incident", self.store.incident(iid))
         return {"ok": True}
 
@@ -207,8 +222,9 @@ class Console:
         if not inc:
             self.audit(sess, "dispatch", unit, detail, "refused: no such incident")
             raise Refused(404, "no such incident")
-        args = {"incident": str(incident_id), "lat": inc["lat"], "lon": inc["lon"], "priority": inc["priority"],
-                "text": inc["text"] or ""}
+        # args as the tracker's Duty.dispatch takes them (firmware/lib/roadedge/tracker/duty.py)
+        args = {"incident": str(incident_id), "lat": inc["lat"], "lon": inc["lon"], "prio": inc["priority"],
+                "text": (inc["text"] or "")[:120]}
         try:
             ctr = self._send(unit, "dispatch", args, ttl_s=120)
         except Refused as e:

@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS state_log(id INTEGER PRIMARY KEY, device TEXT, kind T
 CREATE TABLE IF NOT EXISTS ctl(zone TEXT PRIMARY KEY, state TEXT, rx REAL);
 CREATE TABLE IF NOT EXISTS rejects(reason TEXT PRIMARY KEY, count INTEGER NOT NULL, last_topic TEXT, last_at REAL);
 CREATE TABLE IF NOT EXISTS sos(
-  device TEXT NOT NULL, seq INTEGER NOT NULL, ts REAL, rx REAL, lat REAL, lon REAL,
+  device TEXT NOT NULL, seq INTEGER NOT NULL, sos_id INTEGER, ts REAL, rx REAL, lat REAL, lon REAL,
   acked_by TEXT, acked_at REAL, device_ack TEXT, PRIMARY KEY(device, seq));
 CREATE TABLE IF NOT EXISTS incidents(
   id INTEGER PRIMARY KEY, created REAL, by TEXT, lat REAL, lon REAL, priority INTEGER, text TEXT,
@@ -171,10 +171,25 @@ class Store:
             if not isinstance(lat, (int, float)) or not isinstance(lon, (int, float)):
                 row = c.execute("SELECT lat, lon FROM devices WHERE id=?", (dev,)).fetchone()
                 lat, lon = (row[0], row[1]) if row else (None, None)
-            c.execute("INSERT OR IGNORE INTO sos(device,seq,ts,rx,lat,lon) VALUES(?,?,?,?,?,?)",
-                      (dev, rec.seq, rec.ts, rx, lat, lon))
+            sid = b.get("id") if isinstance(b.get("id"), int) and not isinstance(b.get("id"), bool) else None
+            row = c.execute("SELECT seq FROM sos WHERE device=? AND sos_id=?", (dev, sid)).fetchone() \
+                if sid is not None else None
+            if row:
+                # the tracker re-sends a latched SOS on every reconnect until it receives the ack: one alert,
+                # re-opened if our acknowledgement never reached it
+                c.execute("UPDATE sos SET rx=?, lat=coalesce(?, lat), lon=coalesce(?, lon), acked_at=CASE WHEN "
+                          "device_ack IS NULL THEN NULL ELSE acked_at END WHERE device=? AND seq=?",
+                          (rx, lat, lon, dev, row[0]))
+            else:
+                c.execute("INSERT OR IGNORE INTO sos(device,seq,sos_id,ts,rx,lat,lon) VALUES(?,?,?,?,?,?,?)",
+                          (dev, rec.seq, sid, rec.ts, rx, lat, lon))
             ch["sos"].append((dev, rec.seq))
-        elif t in ("dispatch_accept", "dispatch_reject", "on_scene", "arrived"):
+        elif t == "sos_ack":  # the tracker confirms it received our acknowledgement
+            c.execute("UPDATE sos SET device_ack='ok' WHERE device=? AND (sos_id=? OR ? IS NULL) AND "
+                      "acked_at IS NOT NULL", (dev, b.get("id"), b.get("id")))
+            ch["sos"].append((dev, None))
+        elif t == "duty" and b.get("status") == "on_scene" or t in ("dispatch_accept", "dispatch_reject", "on_scene",
+                                                                    "arrived"):
             inc = b.get("incident")
             row = c.execute("SELECT id FROM dispatches WHERE unit=? AND (? IS NULL OR incident=?) "
                             "ORDER BY id DESC LIMIT 1", (dev, inc, inc)).fetchone()
@@ -204,8 +219,8 @@ class Store:
                     c.execute("UPDATE dispatches SET status='failed', detail=? WHERE id=?", (code, row[0]))
                 ch["dispatches"].add(row[0])
         elif b.get("cmd") == "sos_ack":
-            c.execute("UPDATE sos SET device_ack=? WHERE device=? AND acked_at IS NOT NULL AND device_ack IS NULL",
-                      (code, dev))
+            c.execute("UPDATE sos SET device_ack=? WHERE device=? AND acked_at IS NOT NULL AND (device_ack IS NULL "
+                      "OR device_ack != 'ok')", (code, dev))
             ch["sos"].append((dev, None))
 
     def _check_on_scene(self, c, dev: str, lat: float, lon: float, rx: float, ch: dict) -> None:
@@ -291,6 +306,9 @@ class Store:
     def add_dispatch(self, incident: int, unit: str, by: str, ctr: int | None, status: str, detail: str = "") -> int:
         return self._exec("INSERT INTO dispatches(incident,unit,by,sent,ctr,status,detail) VALUES(?,?,?,?,?,?,?)",
                           (incident, unit, by, time.time(), ctr, status, detail))
+
+    def set_dispatch_status(self, did: int, status: str) -> None:
+        self._exec("UPDATE dispatches SET status=? WHERE id=?", (status, did))
 
     def ack_sos(self, dev: str, by: str) -> int:
         with self.lock:

@@ -72,13 +72,15 @@ def test_console_live_map_sos_dispatch(console, publisher, collector_factory, mo
     assert "trk-a" in page.inner_text("#unit-table")
 
     # SOS: banner with position within 1 s of publication
-    publisher.send("re/trk-b/event", {"seq": 50, "ts": time.time(), "type": "sos", "lat": 30.3050, "lon": 120.0080})
+    # as the tracker sends it (firmware/lib/roadedge/tracker/app.py _sos_event)
+    publisher.send("re/trk-b/event", {"seq": 50, "ts": time.time(), "type": "sos", "id": 7, "since": time.time(),
+                                      "duty": "patrol", "lat": 30.3050, "lon": 120.0080})
     page.wait_for_selector('#sos-banner .sos-item[data-unit="trk-b"]', timeout=1000)
     assert "30.30500" in page.inner_text("#sos-banner")
     page.click('#sos-banner .sos-ack[data-unit="trk-b"]')
     topic, payload, _r, _q = cmds.wait_for(lambda t, *_: t == "re/trk-b/cmd/sos_ack", timeout=5)
     body = verify(keyring, "trk-b", "sos_ack", payload, tmp_path)
-    assert body["args"]["seq"] == 50 and body["args"]["by"] == "disp"
+    assert body["args"] == {"id": 7, "by": "disp"}
     page.wait_for_selector("#sos-banner.hidden", state="attached", timeout=5000)
 
     # nearest-unit dispatch: create the incident on the map like a person does
@@ -99,13 +101,13 @@ def test_console_live_map_sos_dispatch(console, publisher, collector_factory, mo
     inc = console.store.incident(int(args["incident"]))
     assert (args["lat"], args["lon"]) == (inc["lat"], inc["lon"])
     assert abs(args["lat"] - 30.3050) < 2e-4 and abs(args["lon"] - 120.0010) < 2e-4  # where it was clicked
-    assert args["priority"] == 1 and args["text"] == "collision in fog" and args["incident"]
+    assert args["prio"] == 1 and args["text"] == "collision in fog" and args["incident"]
     page.wait_for_selector('#dispatch-list li[data-status="sent"]', timeout=5000)
     # the device acks, accepts, and rides to the scene
     publisher.send("re/trk-b/ack", {"seq": 51, "ts": time.time(), "cmd": "dispatch", "ctr": body["ctr"], "ok": True,
                                     "code": "ok"})
     publisher.send("re/trk-b/event", {"seq": 52, "ts": time.time(), "type": "dispatch_accept",
-                                      "incident": args["incident"]})
+                                      "incident": args["incident"], "prio": 1})
     page.wait_for_selector('#dispatch-list li[data-status="accepted"]', timeout=5000)
     publisher.send("owntracks/roadedge/trk-b", location(2, 30.3050, 120.0012, now + 60))
     page.wait_for_selector('#dispatch-list li[data-status="on_scene"]', timeout=5000)

@@ -268,7 +268,7 @@
   // Browsers only allow sound after a user gesture: any click (the login button too) arms it.
   function armSound() {
     try { audioCtx = audioCtx || new (window.AudioContext || window.webkitAudioContext)(); audioCtx.resume(); } catch (e) { }
-    const p = $("#sound"); if (p) { const on = audioCtx && audioCtx.state === "running"; p.textContent = on ? "🔔 sound on" : "🔕 click to enable sound"; p.className = "pill " + (on ? "ok" : "bad"); }
+    const p = $("#sound"); if (p) { const on = audioCtx && audioCtx.state === "running"; p.textContent = on ? "sound on" : "sound off: click anywhere"; p.className = "pill " + (on ? "ok" : "bad"); }
   }
   document.addEventListener("click", armSound, true);
   function beep() {
