@@ -1,0 +1,95 @@
+# Test/bench driver: runs roadedge.mqtt.client.MQTTClient under the real
+# micropython binary (or CPython) and reports on stdout, one event per line:
+#   hb <n>                 heartbeat task tick (the device's "other tasks")
+#   up <session_present>   connected        down <reason>   disconnected
+#   msg <topic> <payload>  message received
+#   pub <seq>              message <seq> accepted by publish()
+#   stats <json>           client stats (on every connect/disconnect and at the end)
+#   done                   every message published and acknowledged
+# Usage: <runtime> driver.py CONFIG.json  (see tests/test_mqtt_client.py). A file,
+# not an argument: this unix-port build dies ("uncaught NLR") on argv over ~256 chars.
+import sys
+import json
+import asyncio
+
+from roadedge.core.compat import sleep_ms, ticks_ms, ticks_diff
+from roadedge.mqtt.client import MQTTClient
+
+
+def out(*a):
+    print(*a)
+
+
+def stats(c):
+    out("stats", json.dumps(c.stats))
+
+
+async def heartbeat(ms):
+    n = 0
+    while True:
+        n += 1
+        out("hb", n)
+        await sleep_ms(ms)
+
+
+async def publisher(c, p):
+    await c.wait_connected()
+    qos = p.get("qos", 1)
+    every = p.get("interval_ms", 0)
+    size = p.get("size", 0)
+    pad = "x" * size
+    for seq in range(1, p["count"] + 1):
+        if p.get("wait_space", True):
+            await c.wait_space()
+        payload = '{"seq":%d%s}' % (seq, (',"pad":"%s"' % pad) if size else "")
+        ok = c.publish(p["topic"], payload, qos, p.get("retain", False))
+        if p.get("verbose", True):
+            out("pub", seq) if ok else out("refused", seq)
+        if every:
+            await sleep_ms(every)
+        elif seq % 8 == 0:
+            await sleep_ms(0)
+    while c.queued() or c.in_flight():
+        await sleep_ms(10)
+    stats(c)
+    out("done")
+
+
+async def main(cfg):
+    kw = cfg["client"]
+    if "will" in kw and kw["will"]:
+        kw["will"] = tuple(kw["will"])
+    if "birth" in kw and kw["birth"]:
+        kw["birth"] = tuple(kw["birth"])
+    if "backoff_ms" in kw:
+        kw["backoff_ms"] = tuple(kw["backoff_ms"])
+    c = MQTTClient(**kw)
+    c.on_connect = lambda sp: (out("up", sp), stats(c))
+    c.on_disconnect = lambda r: (out("down", r), stats(c))
+    c.on_message = lambda t, p, r: out("msg", t, p.decode(), int(r))
+    for t, q in cfg.get("subscribe", []):
+        c.subscribe(t, q)
+    tasks = [asyncio.create_task(heartbeat(cfg.get("heartbeat_ms", 50)))]
+    if cfg.get("publish"):
+        tasks.append(asyncio.create_task(publisher(c, cfg["publish"])))
+    runner = asyncio.create_task(c.run())
+    # Read commands from stdin? Not portable on the unix port's asyncio; the
+    # test ends the run with a signal or by "exit_after_ms".
+    limit = cfg.get("exit_after_ms")
+    t0 = ticks_ms()
+    while limit is None or ticks_diff(ticks_ms(), t0) < limit:
+        await sleep_ms(100)
+        if cfg.get("exit_when_done") and len(tasks) > 1 and tasks[1].done():
+            break
+    c.close()
+    try:
+        await asyncio.wait_for(runner, 5)
+    except Exception:
+        pass
+    stats(c)
+    out("exit")
+
+
+with open(sys.argv[1]) as f:
+    _cfg = json.load(f)
+asyncio.run(main(_cfg))
