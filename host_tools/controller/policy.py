@@ -204,14 +204,29 @@ class ZonePolicy:
             return self._refuse(action, user, f"unknown sign {sign!r}", sign, limit)
         if action == "approve":
             out: list[Decision] = []
-            for s in self.signs if sign is None else [self.by_id[sign]]:
-                if s.hold is not None:
+            targets = self.signs if sign is None else [self.by_id[sign]]
+            for s in targets:
+                # a hold is released only by approving that sign by name, never by "approve all"
+                if s.hold is not None and sign is not None:
                     out.append(Decision("release", s.id, s.hold, f"hold at {s.hold} released{note}", who=user))
                     s.hold = None
-                if s.pending is not None:
-                    s.commanded, s.pending = s.pending, None
-                    out.append(Decision("command", s.id, s.commanded, f"approved recommendation{note}", who=user,
-                                        command=True, legend=self.legend_for(s.commanded)))
+            # apply pendings that keep every pair of neighbours within one step; repeat, since
+            # applying one can make its neighbour's acceptable (upstream first on the way down,
+            # downstream first on the way up)
+            todo = [s for s in targets if s.pending is not None]
+            progress = True
+            while todo and progress:
+                progress = False
+                for s in list(todo):
+                    if self._fits(s, s.pending):
+                        s.commanded, s.pending = s.pending, None
+                        todo.remove(s)
+                        progress = True
+                        out.append(Decision("command", s.id, s.commanded, f"approved recommendation{note}",
+                                            who=user, command=True, legend=self.legend_for(s.commanded)))
+            for s in todo:
+                out.append(Decision("refused", s.id, s.pending, f"approve of {s.pending} refused for now: more "
+                                    "than one step from a neighbour; approve the neighbour first", who=user))
             return out or self._refuse(action, user, "nothing pending", sign)
         if sign is None:
             return self._refuse(action, user, "a sign is required", sign, limit)
@@ -222,7 +237,8 @@ class ZonePolicy:
             if not cands:
                 return self._refuse(action, user, "nothing to veto", sign)
             hold = min(cands)
-            s.hold, s.pending = hold, None
+            s.hold = hold
+            self._clear_pending()  # recomputed at the next update, with the hold
             out = [Decision("hold", s.id, hold, f"veto: hold {hold} km/h until approved{note}", who=user,
                             inputs={"commanded": s.commanded, "recommended": s.recommended})]
             if s.commanded != hold:
@@ -236,8 +252,25 @@ class ZonePolicy:
         if limit is not None and not self.cfg.allowed(limit):
             return self._refuse(action, user, f"limit {limit!r} not in the signs' allowed set", sign, limit)
         s.commanded = limit
+        self._clear_pending()
         return [Decision("command", s.id, limit, f"manual{note}", who=user, command=True,
                          legend=self.legend_for(limit))]
+
+    def _clear_pending(self) -> None:
+        for s in self.signs:
+            s.pending = None
+
+    def _fits(self, s: SignView, limit: int | None) -> bool:
+        """limit on sign s keeps it within one step of its neighbours' commanded limits."""
+        if limit is None:
+            return True
+        i = self.signs.index(s)
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(self.signs):
+                nb = self.signs[j].commanded
+                if nb is not None and abs(nb - limit) > self.cfg.step:
+                    return False
+        return True
 
     def snapshot(self, now: float) -> dict:
         return {"zone": self.cfg.zone, "mode": self.mode, "ts": now, "updates": self.updates,

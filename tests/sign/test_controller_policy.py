@@ -189,10 +189,31 @@ def test_veto_holds_the_lower_limit():
     for _ in range(6):
         sec.step(1000)  # fog lifts: the others rise, vsl-3 stays held and vsl-2/4 taper to it
     assert sec.shown() == (100, 100, 80, 60, 80)
+    for _ in range(2):
+        sec.step(1000)
+    assert sec.ctl.operator({"action": "approve", "user": "wang", "role": "supervisor"})[0].kind == "refused"
+    assert sec.shown() == (100, 100, 80, 60, 80)  # "approve all" does not lift a hold
     sec.deliver(sec.ctl.operator({"action": "approve", "sign": "vsl-3", "user": "wang", "role": "supervisor"}))
     for _ in range(3):
         sec.step(1000)
     assert sec.shown() == (100,) * 5
+
+
+def test_approving_one_sign_never_breaks_the_one_step_rule():
+    sec = Section(mode="automatic", persist=1)
+    sec.step(1000)
+    for _ in range(4):
+        sec.step(80)
+    assert sec.shown() == (100, 80, 60, 40, 40)
+    sec.ctl.mode = "approve"
+    sec.step(1000)
+    sec.step(1000)
+    assert [s.pending for s in sec.ctl.signs] == [None, 100, 80, 60, 60]
+    r = sec.ctl.operator({"action": "approve", "sign": "vsl-1", "user": "wang", "role": "supervisor"})
+    assert [d.kind for d in r] == ["refused"] and "neighbour" in r[0].why  # 100 next to 60
+    assert sec.shown() == (100, 80, 60, 40, 40)
+    sec.deliver(sec.ctl.operator({"action": "approve", "user": "wang", "role": "supervisor"}))
+    assert sec.shown() == (100, 100, 80, 60, 60)
 
 
 def test_veto_of_a_pending_reduction_applies_the_lower_one():

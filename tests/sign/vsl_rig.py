@@ -149,10 +149,12 @@ class SignProc:
         self.p: subprocess.Popen | None = None
         self.ctr = 0
         self.face_cond = threading.Condition()
+        self.face_ver = 0
         rig.hw.call(self.io.on_change, self._face_changed)
 
     def _face_changed(self, _io) -> None:
         with self.face_cond:
+            self.face_ver += 1
             self.face_cond.notify_all()
 
     def face(self) -> tuple:
@@ -163,15 +165,18 @@ class SignProc:
         """Until the face shows `reading` (and has check value `check`): the SPI frames and the MQTT
         state travel separately, so either may arrive first."""
         deadline = time.monotonic() + timeout
-        with self.face_cond:
-            while True:
-                f = self.face()
-                if f[0] == reading and (check is None or f[1] == check):
-                    return f
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"{self.id} face shows {f}, expected {reading} / {check}")
-                self.face_cond.wait(min(left, 0.5))
+        while True:
+            with self.face_cond:
+                seen = self.face_ver
+            f = self.face()  # never under the lock: the hardware loop takes it to signal
+            if f[0] == reading and (check is None or f[1] == check):
+                return f
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{self.id} face shows {f}, expected {reading} / {check}")
+            with self.face_cond:
+                if self.face_ver == seen:
+                    self.face_cond.wait(min(left, 0.5))
 
     def start(self) -> "SignProc":
         log = open(self.dir / "console.log", "ab")
