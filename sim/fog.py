@@ -74,7 +74,7 @@ class FogField:
         return [self.visibility(x, t_s) for x in xs]
 
     @classmethod
-    def random(cls, seed: int, length_m: float, duration_s: float, n_banks: int = 3) -> "FogField":
+    def random(cls, seed: int, length_m: float, duration_s: float, n_banks: int = 3) -> FogField:
         """Patchy fog for a scenario: n banks at random places and times."""
         rnd = random.Random(seed)
         banks = []

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
+from collections.abc import Callable
 
 WINDOW, HEATER, EMITTER, RECEIVER, POWER, WARMUP = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 MOR_MAX = 20000

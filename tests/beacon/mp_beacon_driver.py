@@ -17,7 +17,8 @@ def fog(job):
         lg = BeaconLogic(job["cfg"])
         levels = []
         now = [0]
-        p = V.MeterPoller(None, {"addr": 1}, {}, lambda mor, flags: lg.visibility(now[0], mor), lambda h: None)
+        p = V.MeterPoller(None, {"addr": 1}, {}, lambda mor, flags, lg=lg, now=now: lg.visibility(now[0], mor),
+                          lambda h: None)
         for t, v in samples:
             now[0] = t
             p.line(V.reply_line(1, v, 0))  # through the decoder, as from the UART

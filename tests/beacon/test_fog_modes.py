@@ -74,7 +74,7 @@ def test_hundred_beacons_follow_their_own_visibility(cfg, th, hyst, enter, exit_
     traces = []
     for x in xs:
         logic = BeaconLogic(cfg)
-        poller = V.MeterPoller(None, {"addr": 1}, {}, lambda m, f, lg=logic, now=[0]: None, lambda h: None)
+        poller = V.MeterPoller(None, {"addr": 1}, {}, None, lambda h: None)
         samples = readings(fog, x)
         got_levels, got_modes = [], []
         for t, v in samples:

@@ -61,7 +61,7 @@ def check_trail(x_head, x_tail_vehicle, red, tail_m):
 def test_single_vehicle_trail(kmh, speed_known):
     beacons = zone()
     checked = 0
-    for t, (x,), red in drive(beacons, [(-10.0, kmh)], 20000, 20000 + int(1700 / (kmh / 3.6) * 1000),
+    for _t, (x,), red in drive(beacons, [(-10.0, kmh)], 20000, 20000 + int(1700 / (kmh / 3.6) * 1000),
                               speed_known):
         if x < 3 * SPACING or x > (N - 1) * SPACING:
             continue
@@ -73,7 +73,7 @@ def test_single_vehicle_trail(kmh, speed_known):
 def test_two_vehicles_40m_apart_one_merged_trail():
     beacons = zone()
     checked = 0
-    for t, (xa, xb), red in drive(beacons, [(30.0, 80), (-10.0, 80)], 20000, 20000 + 60000):
+    for _t, (xa, xb), red in drive(beacons, [(30.0, 80), (-10.0, 80)], 20000, 20000 + 60000):
         if xb < 3 * SPACING or xa > (N - 1) * SPACING:
             continue
         check_trail(xa, xb, red, expected_tail(80))
@@ -84,7 +84,7 @@ def test_two_vehicles_40m_apart_one_merged_trail():
 def test_configured_tail_length_is_followed():
     cfg = {"tail_m": 120.0, "tail_speed_kmh": 60.0, "tail_m_per_kmh": 2.0, "tail_max_m": 150.0}
     beacons = zone(cfg)
-    for t, (x,), red in drive(beacons, [(-10.0, 80)], 20000, 20000 + 60000):
+    for _t, (x,), red in drive(beacons, [(-10.0, 80)], 20000, 20000 + 60000):
         if x < 5 * SPACING or x > (N - 1) * SPACING:
             continue
         check_trail(x, x, red, 150.0)  # 120 + 2 * (80 - 60) = 160, capped at 150
