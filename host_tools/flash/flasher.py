@@ -33,6 +33,7 @@ class FlashResult:
     reason: str = ""
     seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
     device_output: list[str] = field(default_factory=list)
 
 
@@ -79,18 +80,26 @@ def _flash(res: FlashResult, board_file: str, port: str, opts: FlashOptions, con
     kind, _where = targets.parse_port(port)
     wait = opts.wait_online if opts.wait_online is not None else kind == "serial"
 
-    res.stage = "build"
+    clock = [time.monotonic()]
+
+    def lap(stage: str) -> None:
+        now = time.monotonic()
+        res.timings[res.stage] = now - clock[0]
+        clock[0] = now
+        res.stage = stage
+
+    lap("build")
     with console.status(f"building firmware for {cfg['board']}"):
         image = img.build_image(cfg, source=opts.source, ca_der=_ca_der(secrets))
     res.fw_version = image.fw_version
 
-    res.stage = "connect"
+    lap("connect")
     target = targets.open_target(port, opts.baud)
     watch = None
     try:
-        res.stage = "compare"
+        lap("compare")
         p = sync.plan(image, target)
-        res.stage = "copy"
+        lap("copy")
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
                       TextColumn("{task.fields[file]}"), TimeElapsedColumn(), console=console,
                       transient=False) as prog:
@@ -104,10 +113,10 @@ def _flash(res: FlashResult, board_file: str, port: str, opts: FlashOptions, con
         res.bytes_copied = out.bytes_copied
 
         if not wait:
+            lap("done")
             res.ok = True
-            res.stage = "done"
             return
-        res.stage = "online"
+        lap("online")
         url = cfg["broker"]["url"]
         watch = broker.connect(url, opts.user, opts.password, opts.ca, secrets, name="flash")
         sub = broker.Subscription(watch, [f"re/{cfg['id']}/status", f"re/{cfg['id']}/log"])
@@ -115,7 +124,8 @@ def _flash(res: FlashResult, board_file: str, port: str, opts: FlashOptions, con
         console.print(f"[dim]{cfg['id']}: started ({how}); waiting for it to report online on {url}[/]")
         res.online, res.reason = _wait_online(cfg["id"], target, sub, opts.timeout_s, res, console)
         res.ok = bool(res.online)
-        res.stage = "done" if res.ok else "online"
+        if res.ok:
+            lap("done")
     finally:
         if watch is not None:
             broker.close(watch)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,14 +48,53 @@ def firmware_version(root: Path = fw.FIRMWARE) -> str:
     return f"{VERSION}+{h.hexdigest()[:10]}"
 
 
-def firmware_files(board: str, source: bool = False, root: Path = fw.FIRMWARE) -> tuple[dict[str, bytes], str | None]:
-    """Compiled (.mpy for the board's arch) or source firmware files."""
+CACHE = fw.REPO / "build" / "flash"  # git-ignored
+
+
+def _mpy_cross_version() -> str:
+    import subprocess
+
+    r = subprocess.run([fw.mpy_cross_binary(), "--version"], capture_output=True, text=True, timeout=30)
+    return (r.stdout or r.stderr).strip()
+
+
+def firmware_files(board: str, source: bool = False, root: Path = fw.FIRMWARE,
+                   cache: Path | None = CACHE) -> tuple[dict[str, bytes], str | None]:
+    """Compiled (.mpy for the board's arch) or source firmware files.
+
+    A compiled tree is kept in build/flash/<arch>-<content hash of sources + mpy-cross version>,
+    so flashing a batch of boards (or re-flashing) compiles once."""
     if source:
         return {s.relative_to(root).as_posix(): s.read_bytes() for s in build.firmware_sources(root)}, None
     arch = arch_for(board)
-    with tempfile.TemporaryDirectory(prefix="roadedge-build-") as td:
-        written = build.build_tree(arch, Path(td), root)
-        return {p.relative_to(td).as_posix(): p.read_bytes() for p in written}, arch
+    if cache is None:
+        with tempfile.TemporaryDirectory(prefix="roadedge-build-") as td:
+            written = build.build_tree(arch, Path(td), root)
+            return {p.relative_to(td).as_posix(): p.read_bytes() for p in written}, arch
+    key = hashlib.sha256(f"{firmware_version(root)}|{_mpy_cross_version()}|{arch}".encode()).hexdigest()[:16]
+    done = cache / f"{arch}-{key}"
+    if not done.is_dir():
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="tmp-", dir=cache) as td:
+            build.build_tree(arch, Path(td) / "tree", root)
+            try:
+                os.rename(Path(td) / "tree", done)  # atomic: a concurrent flash builds its own and one wins
+            except OSError:
+                pass
+        _prune(cache, keep=done)
+    files = {p.relative_to(done).as_posix(): p.read_bytes() for p in sorted(done.rglob("*")) if p.is_file()}
+    return files, arch
+
+
+def _prune(cache: Path, keep: Path, max_trees: int = 8) -> None:
+    """Keep the cache small: the newest trees only."""
+    import shutil
+
+    trees = sorted((p for p in cache.iterdir() if p.is_dir() and not p.name.startswith("tmp-")),
+                   key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in trees[max_trees:]:
+        if old != keep:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def config_bytes(cfg: dict) -> bytes:
