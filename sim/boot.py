@@ -42,6 +42,8 @@ class SimDevice:
     last_exit: int | None = None
     reason: str = ""
     crashes: list[float] = field(default_factory=list)
+    wdt_killed: bool = False
+    restart_at: float = 0.0
 
 
 def load_config(path: str | Path, broker_url: str | None = None, secrets_path: str | None = None) -> dict:
@@ -117,7 +119,7 @@ class SimFleet:
 
     def _watchdog(self, d: SimDevice) -> None:
         # the board's watchdog resets it: kill the process, the supervisor reboots it
-        d.reason = "watchdog"
+        d.wdt_killed = True
         d.proc.kill()
 
     def start(self) -> None:
@@ -141,8 +143,13 @@ class SimFleet:
                         d.state = "failed"
                         d.reason = "config refused (see console.log)"
                         continue
-                    if d.reason != "watchdog":
+                    if d.wdt_killed:
+                        d.reason = "watchdog"
+                        d.wdt_killed = False
+                    else:
                         d.reason = "reset" if d.last_exit == EXIT_RESET else f"exit {d.last_exit}"
+                    if d.last_exit == EXIT_RESET:
+                        d.hw.reset_cause = "soft"  # even if the device's last "reset" line was lost
                     if d.reason.startswith("exit"):
                         d.crashes = [t for t in d.crashes if now - t < CRASH_WINDOW_S] + [now]
                         if len(d.crashes) >= CRASH_LOOP_LIMIT:
@@ -150,8 +157,8 @@ class SimFleet:
                             d.reason = f"crash loop ({d.reason}; see console.log)"
                             continue
                     d.state = "restarting"
-                    d.restart_at = now + RESTART_DELAY_S  # type: ignore[attr-defined]
-                elif d.state == "restarting" and now >= getattr(d, "restart_at", 0):
+                    d.restart_at = now + RESTART_DELAY_S
+                elif d.state == "restarting" and now >= d.restart_at:
                     d.restarts += 1
                     self._boot(d)
             await asyncio.sleep(0.2)

@@ -184,3 +184,44 @@ def test_hal_sim_round_trip(runtime, tmp_path):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_fleet_reboots_after_reset_command_and_watchdog(mosquitto, collector_factory, lib, tmp_path):
+    """`reboot` acks, the process exits for a reset and the fleet boots it again
+    (info says boot "soft"); a device whose health check fails stops feeding its
+    watchdog, the hardware server fires it and the device comes back with boot
+    "watchdog"."""
+    import asyncio
+
+    from sim.boot import boot_devices
+
+    col = collector_factory(mosquitto.port, ["re/#"])
+    col.c.publish("re/sys/time", json.dumps({"t": int(time.time() * 1000)}), 0, retain=True)
+    base = {"board": "sim", "role": "base", "command_key": KEY.hex(), "pins": {},
+            "broker": {"url": mosquitto.url, "keepalive": KEEPALIVE}}
+    rebooter = dict(base, id="base-rb", broker=dict(base["broker"], user="base-rb"))
+    # stall_ms below the heartbeat period: the loop never looks healthy, the watchdog starves
+    starved = dict(base, id="base-wd", broker=dict(base["broker"], user="base-wd"),
+                   watchdog_ms=1000, device={"stall_ms": 1})
+
+    def info_boot(dev, boot):
+        return lambda t, pl, r, q: t == f"re/{dev}/info" and json.loads(pl)["boot"] == boot
+
+    async def scenario():
+        fleet = await boot_devices([rebooter, starved], mosquitto.url, tmp_path / "fleet", heap=HEAP, lib=lib)
+        try:
+            # birth goes out right after CONNACK, before the queued info
+            await asyncio.to_thread(col.wait_for, lambda t, pl, r, q: t == "re/base-rb/status" and pl == b"online", 30)
+            await asyncio.to_thread(col.wait_for, info_boot("base-rb", "power_on"), 30)
+            col.c.publish("re/base-rb/cmd/reboot", _sign("reboot", 1, time.time() + 60, dev="base-rb"), 1)
+            a = await asyncio.to_thread(col.wait_for, lambda t, pl, r, q: t == "re/base-rb/ack", 20)
+            assert json.loads(a[1])["ok"]
+            await asyncio.to_thread(col.wait_for, info_boot("base-rb", "soft"), 30)
+            assert fleet.devices["base-rb"].restarts == 1
+            await asyncio.to_thread(col.wait_for, info_boot("base-wd", "watchdog"), 30)
+            assert fleet.devices["base-wd"].hw.watchdog_fired >= 1
+        finally:
+            await fleet.stop()
+            await fleet.hw.close()
+
+    asyncio.run(scenario())

@@ -117,12 +117,18 @@ class SocketLink:
         if w is None:
             return
         try:
-            s = w.get_extra_info("socket") if hasattr(w, "get_extra_info") else getattr(w, "s", None)
-            if s is not None:
+            if IS_MICROPYTHON:
+                s = getattr(w, "s")  # the Stream's socket
                 s.setblocking(True)
                 while self._out:
                     s.send(self._out.pop(0))
-        except OSError:
+            else:
+                import os
+
+                fd = w.get_extra_info("socket").fileno()  # type: ignore[union-attr]
+                while self._out:
+                    os.write(fd, self._out.pop(0))
+        except Exception:  # exiting anyway; the host also sees the exit status
             pass
 
     def close(self):
