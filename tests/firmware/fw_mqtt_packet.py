@@ -1,0 +1,164 @@
+# MQTT 3.1.1 codec (roadedge.mqtt.packet): round trips and malformed input.
+from fwtest import raises
+from roadedge.mqtt import packet as pk
+
+
+def _frame(data, max_packet=4096, chunk=None):
+    """Feed data through a Decoder (optionally in small chunks); list of packets."""
+    dec = pk.Decoder(max_packet)
+    out = []
+    step = chunk or len(data)
+    for i in range(0, len(data), step):
+        part = data[i:i + step]
+        pos = 0
+        while pos < len(part):
+            pos = dec.feed(part, pos, len(part))
+            if dec.ready:
+                out.append((dec.kind, dec.flags, bytes(dec.body())))
+                dec.reset()
+    return out, dec
+
+
+def test_varlen_boundaries():
+    for n in (0, 1, 127, 128, 16383, 16384, 2097151, 2097152, 268435455):
+        buf = bytearray(5)
+        end = pk.put_varlen(buf, 0, n)
+        assert end == pk.varlen_size(n)
+        dec = pk.Decoder(200)
+        # only the header: length without the body
+        if n > 200:
+            e = raises(pk.PacketTooLarge, dec.feed, b"\x30" + bytes(buf[:end]))
+            assert str(n) in str(e)
+            continue
+        dec.feed(b"\x30" + bytes(buf[:end]))
+        if n == 0:
+            assert dec.ready
+        else:
+            assert dec._len == n and not dec.ready
+    raises(ValueError, pk.put_varlen, bytearray(5), 0, 268435456)
+
+
+def test_publish_round_trip_qos0_and_qos1_any_chunking():
+    buf = bytearray(512)
+    n = pk.encode_publish(buf, b"re/dev1/tele", b'{"seq":1}', 0, True)
+    n1 = pk.encode_publish(memoryview(buf)[n:], b"re/dev1/event", b"x" * 200, 1, False, True, 513)
+    data = bytes(buf[:n + n1])
+    for chunk in (None, 1, 3, 7):
+        pkts, dec = _frame(data, chunk=chunk)
+        assert len(pkts) == 2 and not dec.mid_packet()
+        kind, flags, body = pkts[0]
+        assert kind == pk.PUBLISH
+        topic, payload, qos, retain, dup, pid = pk.parse_publish(flags, body)
+        assert (topic, bytes(payload), qos, retain, dup, pid) == ("re/dev1/tele", b'{"seq":1}', 0, True, False, 0)
+        topic, payload, qos, retain, dup, pid = pk.parse_publish(pkts[1][1], pkts[1][2])
+        assert (topic, bytes(payload), qos, retain, dup, pid) == ("re/dev1/event", b"x" * 200, 1, False, True, 513)
+
+
+def test_publish_size_matches_encoding():
+    buf = bytearray(300)
+    for pl in (0, 100, 120, 130):
+        for qos in (0, 1):
+            n = pk.encode_publish(buf, b"t/x", b"p" * pl, qos, False, False, 7 if qos else 0)
+            assert n == pk.publish_size(3, pl, qos)
+
+
+def test_publish_too_big_for_buffer():
+    raises(pk.PacketTooLarge, pk.encode_publish, bytearray(20), b"topic", b"y" * 20)
+
+
+def test_connect_round_trip():
+    data = pk.encode_connect("dev-1", 30, False, "dev-1", "s3cret", ("re/dev-1/status", b"offline", 1, True))
+    (kind, flags, body), = _frame(data)[0]
+    assert kind == pk.CONNECT
+    c = pk.parse_connect(body)
+    assert c["client_id"] == "dev-1" and c["keepalive"] == 30 and c["clean"] is False
+    assert c["user"] == "dev-1" and c["password"] == b"s3cret"
+    assert c["will"] == ("re/dev-1/status", b"offline", 1, True)
+    c = pk.parse_connect(_frame(pk.encode_connect("x", 5))[0][0][2])
+    assert c["user"] is None and c["will"] is None and c["clean"] is True
+    raises(ValueError, pk.encode_connect, "x", 5, True, None, "pw")
+
+
+def test_connack_suback_puback_subscribe_round_trip():
+    (k, f, b), = _frame(pk.encode_connack(True, 0))[0]
+    assert k == pk.CONNACK and pk.parse_connack(b) == (True, 0)
+    (k, f, b), = _frame(pk.encode_suback(9, [1, 0x80]))[0]
+    assert k == pk.SUBACK and pk.parse_suback(b) == (9, [1, 0x80])
+    (k, f, b), = _frame(bytes(pk.encode_pid(pk.PUBACK, 65535)))[0]
+    assert k == pk.PUBACK and pk.parse_pid(b) == 65535
+    (k, f, b), = _frame(pk.encode_subscribe(3, [("re/d/cmd/#", 1), ("re/sys/#", 0)]))[0]
+    assert k == pk.SUBSCRIBE and f == 2
+    assert pk.parse_subscribe(b) == (3, [("re/d/cmd/#", 1), ("re/sys/#", 0)])
+    (k, f, b), = _frame(pk.encode_unsubscribe(4, ["a/b"]))[0]
+    assert k == pk.UNSUBSCRIBE and f == 2
+    pkts = _frame(pk.PINGREQ_BYTES + pk.PINGRESP_BYTES + pk.DISCONNECT_BYTES)[0]
+    assert [p[0] for p in pkts] == [pk.PINGREQ, pk.PINGRESP, pk.DISCONNECT]
+
+
+def test_truncated_packet_is_mid_packet():
+    buf = bytearray(64)
+    n = pk.encode_publish(buf, b"a/b", b"hello", 1, False, False, 1)
+    for cut in range(1, n):
+        pkts, dec = _frame(bytes(buf[:cut]))
+        assert not pkts and dec.mid_packet()
+
+
+def test_malformed_framing_raises():
+    dec = pk.Decoder(64)
+    raises(pk.MalformedPacket, dec.feed, b"\x00\x00")            # reserved type 0
+    raises(pk.MalformedPacket, pk.Decoder(64).feed, b"\xf0\x00")  # reserved type 15
+    raises(pk.MalformedPacket, pk.Decoder(64).feed, b"\x36\x00")  # PUBLISH QoS 3
+    raises(pk.MalformedPacket, pk.Decoder(64).feed, b"\x21\x02\x00\x00")  # CONNACK flags
+    raises(pk.MalformedPacket, pk.Decoder(64).feed, b"\x80\x02\x00\x01")  # SUBSCRIBE without flag 2
+    raises(pk.MalformedPacket, pk.Decoder(64).feed, b"\x30\xff\xff\xff\xff\x7f")  # 5 length bytes
+    e = raises(pk.PacketTooLarge, pk.Decoder(64).feed, b"\x30\x41")  # 65 > 64
+    assert isinstance(e, pk.MalformedPacket)
+    pk.Decoder(64).feed(b"\x30\x40")  # exactly the limit is fine
+
+
+def test_malformed_bodies_raise():
+    raises(pk.MalformedPacket, pk.parse_connack, b"\x00")
+    raises(pk.MalformedPacket, pk.parse_connack, b"\x00\x00\x00")
+    raises(pk.MalformedPacket, pk.parse_connack, b"\x02\x00")
+    raises(pk.MalformedPacket, pk.parse_connack, b"\x00\x06")
+    raises(pk.MalformedPacket, pk.parse_publish, 0, b"\x00\x09ab")      # topic past the end
+    raises(pk.MalformedPacket, pk.parse_publish, 0, b"\x00\x00xy")      # empty topic
+    raises(pk.MalformedPacket, pk.parse_publish, 2, b"\x00\x01a\x00")   # no room for pid
+    raises(pk.MalformedPacket, pk.parse_publish, 2, b"\x00\x01a\x00\x00")  # pid 0
+    raises(pk.MalformedPacket, pk.parse_publish, 0, b"\x00\x03a/#")     # wildcard
+    raises(pk.MalformedPacket, pk.parse_publish, 0, b"\x00\x02\xff\xfe")  # not UTF-8
+    raises(pk.MalformedPacket, pk.parse_pid, b"\x00")
+    raises(pk.MalformedPacket, pk.parse_suback, b"\x00\x01")
+    raises(pk.MalformedPacket, pk.parse_suback, b"\x00\x01\x05")
+    raises(pk.MalformedPacket, pk.parse_connect, b"\x00\x04MQTX\x04\x02\x00\x05\x00\x01x")
+    raises(pk.MalformedPacket, pk.parse_connect, b"\x00\x04MQTT\x03\x02\x00\x05\x00\x01x")
+    raises(pk.MalformedPacket, pk.parse_connect, b"\x00\x04MQTT\x04\x02\x00\x05\x00\x05x")
+    raises(pk.MalformedPacket, pk.parse_subscribe, b"\x00\x01")
+
+
+def test_garbage_never_escapes_as_other_errors():
+    # Deterministic pseudo-random bytes: only MalformedPacket (or nothing) may come out.
+    x = 12345
+    for _ in range(300):
+        data = bytearray(24)
+        for i in range(24):
+            x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+            data[i] = (x >> 16) & 0xFF
+        dec = pk.Decoder(256)
+        try:
+            pos = 0
+            while pos < len(data):
+                pos = dec.feed(data, pos, len(data))
+                if dec.ready:
+                    k, f, b = dec.kind, dec.flags, dec.body()
+                    if k == pk.PUBLISH:
+                        pk.parse_publish(f, b)
+                    elif k == pk.CONNACK:
+                        pk.parse_connack(b)
+                    elif k == pk.SUBACK:
+                        pk.parse_suback(b)
+                    elif k in (pk.PUBACK, pk.UNSUBACK):
+                        pk.parse_pid(b)
+                    dec.reset()
+        except pk.MalformedPacket:
+            pass
