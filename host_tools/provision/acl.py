@@ -12,9 +12,9 @@ DEVICE_PUBLISH = ("status", "info", "state", "tele", "event", "log", "ack")
 # Host services: role -> (read topics, write topics). Users named after their role.
 SERVICE_ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # fog-zone speed-limit controller: watches every device, commands signs and beacons, keeps the clock beacon
-    "controller": (("re/#",), ("re/+/cmd/#", "re/sys/#")),
+    "controller": (("re/#",), ("re/+/cmd/#", "re/sys/#", "re/ctl/#")),
     # dispatcher console: watches devices and tracker locations, commands trackers
-    "dispatcher": (("re/#", "owntracks/#"), ("re/+/cmd/#",)),
+    "dispatcher": (("re/#", "owntracks/#"), ("re/+/cmd/#", "re/ctl/+/op")),
     # technician's laptop (`roadedge devices/logs/selftest/command`): read all, send commands
     "technician": (("re/#", "owntracks/#"), ("re/+/cmd/#",)),
 }
