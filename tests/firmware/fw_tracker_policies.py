@@ -132,3 +132,12 @@ def test_record_roundtrip_and_owntracks_json():
         raise AssertionError("short record accepted")
     except ValueError:
         pass
+
+
+def test_parameter_names_do_not_collide():
+    # the app merges these into one "tracker" config section
+    seen = {}
+    for mod in (rp, sos, duty, power):
+        for k in mod.DEFAULTS:
+            assert k not in seen, "%s in %s and %s" % (k, seen.get(k), mod.__name__)
+            seen[k] = mod.__name__

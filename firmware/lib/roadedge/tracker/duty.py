@@ -84,9 +84,9 @@ class Duty:
 
     def accept(self, now_ms):
         """Rider pressed accept: the event to publish, or None if nothing pending."""
-        if not self.pending():
-            return None
         inc = self.incident
+        if inc is None or inc["accepted"]:
+            return None
         inc["accepted"] = True
         self._alert_since = None
         self.status = "dispatched"

@@ -6,7 +6,7 @@
 
 from roadedge.core.compat import ticks_diff
 
-DEFAULTS = {"vref": 3.3, "divider": 3.0, "debounce_ms": 500, "ignition_active_high": True}
+DEFAULTS = {"vref": 3.3, "divider": 3.0, "ignition_debounce_ms": 500, "ignition_active_high": True}
 
 # (millivolts, percent), descending
 CURVE = ((4200, 100), (4100, 90), (4000, 80), (3920, 70), (3870, 60), (3820, 50), (3790, 40), (3770, 30),
@@ -33,7 +33,7 @@ class Ignition:
         p = dict(DEFAULTS)
         if params:
             p.update(params)
-        self.debounce_ms = p["debounce_ms"]
+        self.debounce_ms = p["ignition_debounce_ms"]
         self.active_high = p["ignition_active_high"]
         self.on = False
         self._cand = None
