@@ -7,7 +7,7 @@ import sys
 import json
 
 from roadedge.core import config, state
-from roadedge.core.compat import IS_MICROPYTHON, mem_free, sleep_ms, ticks_diff, ticks_ms
+from roadedge.core.compat import IS_MICROPYTHON, gc_collect, mem_free, sleep_ms, ticks_diff, ticks_ms
 
 try:
     import asyncio
@@ -311,6 +311,7 @@ class Device:
             for k, v in self.auth.counts.items():
                 ctr["auth_" + k] = v
         ctr["log_overwritten"] = self.log.dropped
+        gc_collect()  # heap_free = what is really free, not what garbage hides
         t = {"seq": self.next_seq(), "ts": self.now_s(), "up_s": self.uptime_s(), "heap_free": mem_free(),
              "net": self.hal.net_ok(), "ctr": ctr}
         for fn in self._tele_fields:
