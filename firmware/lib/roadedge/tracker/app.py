@@ -81,7 +81,9 @@ class TrackerApp:
         self.dec = nmea.Decoder(int(p["max_hdop"] * 100 + 0.5), p["nmea_max_len"])
         self.rep = reporting.Reporter(_pick(p, reporting.DEFAULTS))
         self.path = dev.data_dir + "/" + STATE_FILE
-        saved = state.read_json(self.path, {}) or {}
+        saved = state.read_json(self.path, None)
+        if not isinstance(saved, dict):
+            saved = {}
         self.sos = sos.SOS(_pick(p, sos.DEFAULTS), saved.get("sos"))
         self.duty = duty.Duty(_pick(p, duty.DEFAULTS), saved.get("duty"))
         self.ign = power.Ignition(_pick(p, power.DEFAULTS))
