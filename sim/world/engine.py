@@ -1,0 +1,352 @@
+"""The world engine on the CPython runtime: deterministic, seeded, faster than real time.
+
+Each tick (`dt`, default 0.5 s of simulated time):
+ 1. traffic moves; a vehicle passing a beacon on its carriageway is a detection (radar speed included);
+ 2. due meters are polled: each beacon's virtual forward-scatter meter reads the fog field at its post
+    (with the meter's scintillation), the beacon decides its mode; the zone controller hears the reading;
+ 3. signs run their timers (comms loss, autonomy); signs with their own meter read the fog;
+ 4. every whole second each patrol's virtual GNSS emits NMEA that the tracker firmware decodes and
+    reports (smart reporting, OwnTracks);
+ 5. the zone controllers run their interval and heartbeats; their signed commands reach the signs;
+ 6. scripted incidents (section alarm upstream) and SOS presses happen on time;
+ 7. the report timeline samples lamps, vehicles, signs and patrols.
+What devices publish goes to every sink `(t_unix, topic, payload_bytes, qos, retain)`.
+"""
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import math
+from collections.abc import Callable
+
+from host_tools.controller.policy import ZonePolicy
+from host_tools.controller.zone import ZoneConfig
+
+from sim.fog import flicker
+from sim.world.devices import (
+    RED, SimBeacon, SimSign, SimTracker, command_payload, lawful_limit,
+)
+from sim.world.fogmap import Weather
+from sim.world.patrol import Patrol
+from sim.world.traffic import Traffic
+
+EPOCH_UNIX = 1_795_000_000  # simulated wall clock at t = 0 (fixed: runs are reproducible)
+FOG_M = 200.0  # a vehicle "drives in fog" below this visibility (Art. 81 first level)
+TAIL_LOOK_M = 150.0  # a red post within this distance behind a vehicle protects it
+ALARM_UPSTREAM_M = 600.0  # an incident's section alarm covers this much road before it
+ALARM_S = 300
+
+Sink = Callable[[float, str, bytes, int, bool], None]
+
+
+def _payload(obj) -> bytes:
+    if isinstance(obj, bytes):
+        return obj
+    if isinstance(obj, str):
+        return obj.encode()
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+
+
+class Zone:
+    """One fog section's controller: the pure ZonePolicy with the CLI's timers around it."""
+
+    def __init__(self, section: dict, signs: list[SimSign], beacons: list[SimBeacon], key: bytes,
+                 params: dict | None = None) -> None:
+        self.id = section["id"]
+        self.signs = sorted(signs, key=lambda s: s.spec.km)  # upstream first (traffic rides up the km)
+        specs = []
+        r_beacons = sorted((b for b in beacons if b.spec.side == "R"), key=lambda b: b.spec.km)
+        for i, sg in enumerate(self.signs):
+            lo = max(sg.spec.km, section["from_km"])
+            hi = self.signs[i + 1].spec.km if i + 1 < len(self.signs) else section["to_km"] + 1e-6
+            src = [b.id for b in r_beacons if lo <= b.spec.km < hi] if lo < hi else []
+            if not src:  # a sign ahead of the section answers for the section's first half kilometre
+                src = [b.id for b in r_beacons if b.spec.km <= section["from_km"] + 0.5]
+            if sg.local_meter:
+                src.append(sg.id)
+            specs.append({"id": sg.id, "km": sg.spec.km, "sources": src})
+        self.cfg = ZoneConfig.from_dict({"zone": self.id, "signs": specs, **(params or {})})
+        self.policy = ZonePolicy(self.cfg)
+        self.feeds = {s for sp in specs for s in sp["sources"]}
+        self.key = key
+        self.ctr = 0
+        self.next_update = self.cfg.interval_s
+        self.next_hb = 0.0
+
+
+class World:
+    def __init__(self, sc, seed: int | None = None, dt: float = 0.5, sample_s: float = 1.0,
+                 zone_params: dict | None = None, traffic: bool = True) -> None:
+        self.sc = sc
+        self.seed = sc.seed if seed is None else seed
+        self.dt = dt
+        self.t = 0.0
+        self.sinks: list[Sink] = []
+        self.weather = Weather(sc)
+        self.key = hashlib.sha256(f"roadedge-sim-{self.seed}".encode()).digest()
+        dev = sc.raw.get("devices", {})
+        bparams = (dev.get("beacons") or {}).get("params")
+        self.beacons = [SimBeacon(b, (b.km - sc.roads[b.road].km0) * 1000, bparams, self._out) for b in sc.beacons]
+        self.by_id = {b.id: b for b in self.beacons}
+        # beacons per carriageway, sorted by chainage: R rides with the km markers (+1), L against (-1)
+        self.posts: dict[tuple[str, int], tuple[list[float], list[SimBeacon]]] = {}
+        for b in sorted(self.beacons, key=lambda b: b.s):
+            key = (b.spec.road, 1 if b.spec.side == "R" else -1)
+            self.posts.setdefault(key, ([], []))
+            self.posts[key][0].append(b.s)
+            self.posts[key][1].append(b)
+        raw_signs = {s["id"]: s for s in dev.get("signs", [])}
+        self.signs = [SimSign(s, raw_signs[s.id].get("params"), bool(raw_signs[s.id].get("local_meter")), self._out)
+                      for s in sc.signs]
+        self.sign_by_id = {s.id: s for s in self.signs}
+        self.sign_posts: dict[str, tuple[list[float], list[SimSign]]] = {}
+        for s in sorted(self.signs, key=lambda s: s.spec.km):
+            r = self.sign_posts.setdefault(s.spec.road, ([], []))
+            r[0].append((s.spec.km - sc.roads[s.spec.road].km0) * 1000)
+            r[1].append(s)
+        self.zones = []
+        for sec in sc.sections:
+            zs = [s for s in self.signs if s.spec.section == sec["id"]]
+            if zs:
+                self.zones.append(Zone(sec, zs, [b for b in self.beacons if b.spec.section == sec["id"]], self.key,
+                                       zone_params))
+        self.feeds: dict[str, list[Zone]] = {}
+        for z in self.zones:
+            for src in z.feeds:
+                self.feeds.setdefault(src, []).append(z)
+        self.patrols = {t.id: Patrol(t, sc) for t in sc.trackers}
+        self.trackers = [SimTracker(t, self.patrols[t.id], sc.roads, EPOCH_UNIX, self.seed * 1000 + i, self._out)
+                         for i, t in enumerate(sc.trackers)]
+        self.tracker_by_id = {t.id: t for t in self.trackers}
+        self.traffic = Traffic(sc, self.seed, self.weather.visibility, self._sign_limit) if traffic else None
+        self.events = sorted([(float(i["t_s"]), "incident", i) for i in sc.incidents]
+                             + [(float(s["t_s"]), "sos", s) for s in sc.sos], key=lambda e: (e[0], e[1]))
+        self.next_second = 0.0
+        self.next_sample = 0.0
+        self.sample_s = sample_s
+        self.timeline = Timeline(self)
+        self.metrics = {"fog_vehicle_s": 0.0, "fog_unprotected_s": 0.0, "detections": 0, "messages": 0,
+                        "commands": 0}
+        self.sign_lawful: dict[str, dict] = {s.id: {"onset": None, "lawful_at": None, "unlawful_s": 0.0}
+                                             for s in self.signs}
+        self.started = False
+
+    # --- output ---------------------------------------------------------------
+    def unix(self, t: float | None = None) -> float:
+        return EPOCH_UNIX + (self.t if t is None else t)
+
+    def _out(self, topic: str, obj, qos: int = 0, retain: bool = False) -> None:
+        if isinstance(obj, dict) and obj.get("seq") == 0:
+            obj = dict(obj, seq=self._seq_for(topic))
+        data = _payload(obj)
+        self.metrics["messages"] += 1
+        t = round(self.unix(), 3)
+        for s in self.sinks:
+            s(t, topic, data, qos, retain)
+
+    _seqs: dict[str, int] = {}
+
+    def _seq_for(self, topic: str) -> int:
+        dev = topic.split("/")[1]
+        self._seqs[dev] = self._seqs.get(dev, 0) + 1
+        return self._seqs[dev]
+
+    def _announced(self) -> None:
+        self._seqs = {}
+        for d in [*self.beacons, *self.signs, *self.trackers]:
+            self._out(f"re/{d.id}/status", "online", 1, True)
+
+    # --- world queries ---------------------------------------------------------
+    def _sign_limit(self, road: str, s0: float, s1: float):
+        sp = self.sign_posts.get(road)
+        if not sp or s1 <= s0:
+            return None
+        i = bisect.bisect_right(sp[0], s0)
+        if i < len(sp[0]) and sp[0][i] <= s1:
+            lim, _leg = sp[1][i].shown()
+            return lim or 0
+        return None
+
+    def _passed(self, car, s0: float, s1: float, t: float) -> None:
+        posts = self.posts.get((car.road, car.dir))
+        if not posts:
+            return
+        xs, bs = posts
+        lo, hi = (s0, s1) if s1 >= s0 else (s1, s0)
+        i, j = bisect.bisect_right(xs, lo), bisect.bisect_right(xs, hi)
+        if i >= j:
+            return
+        kmh = car.v * 3.6
+        for k in range(i, j):
+            f = abs(xs[k] - s0) / (abs(s1 - s0) or 1.0)
+            bs[k].detect(int((t + f * self.dt) * 1000), kmh)
+            self.metrics["detections"] += 1
+
+    # --- the tick -------------------------------------------------------------
+    def step(self) -> None:
+        if not self.started:  # birth messages once the sinks are attached
+            self.started = True
+            self._announced()
+        t, dt = self.t, self.dt
+        while self.events and self.events[0][0] <= t:
+            _at, kind, ev = self.events.pop(0)
+            self._event(kind, ev)
+        if self.traffic is not None:
+            self.traffic.step(t, dt, self._passed)
+        self.t = t = t + dt
+        mono = int(t * 1000)
+        unix_s = self.unix()
+        for b in self.beacons:
+            if b.poll_due(mono):
+                vis = round(flicker(self.weather.visibility(b.spec.road, b.s, t), t, b.s))
+                b.reading(mono, vis, unix_s)
+                for z in self.feeds.get(b.id, ()):
+                    z.policy.visibility(b.id, vis, unix_s)
+        for s in self.signs:
+            if s.local_meter and mono >= s.next_vis:
+                s.next_vis = mono + 5000
+                road = s.spec.road
+                vis = round(flicker(self.weather.visibility(road, (s.spec.km - self.sc.roads[road].km0) * 1000, t), t, 0))
+                s.policy.set_visibility(mono, vis)
+                for z in self.feeds.get(s.id, ()):
+                    z.policy.visibility(s.id, vis, unix_s)
+            s.step(mono, unix_s)
+        if t >= self.next_second:
+            self.next_second = math.floor(t) + 1.0
+            for tr in self.trackers:
+                tr.second(t)
+        for z in self.zones:
+            self._zone(z, t, mono, unix_s)
+        if t >= self.next_sample:
+            self.next_sample += self.sample_s
+            self.timeline.sample(t, mono)
+        self._safety(t, mono)
+
+    def run(self, until_s: float, on_tick: Callable[[World], None] | None = None) -> None:
+        while self.t < until_s - 1e-9:
+            self.step()
+            if on_tick is not None:
+                on_tick(self)
+
+    # --- controller, events, metrics --------------------------------------------
+    def _command(self, z: Zone, sign: SimSign, cmd: str, args: dict, mono: int, unix_s: float) -> None:
+        z.ctr += 1
+        payload = command_payload(z.key, sign.id, cmd, int(unix_s * 1000) * 10 + z.ctr % 10,
+                                  int(unix_s) + z.cfg.command_ttl_s, args)
+        self._out(f"re/{sign.id}/cmd/{cmd}", payload, 1 if cmd != "heartbeat" else 0, False)
+        self.metrics["commands"] += 1
+        code, detail = sign.command(mono, cmd, args)
+        self._out(f"re/{sign.id}/ack", {"seq": 0, "ts": unix_s, "cmd": cmd, "ctr": z.ctr, "ok": code == "ok",
+                                        "code": code, "detail": detail}, 1, False)
+        if cmd != "heartbeat":
+            sign.step(mono, unix_s)
+
+    def _zone(self, z: Zone, t: float, mono: int, unix_s: float) -> None:
+        if t >= z.next_update:
+            z.next_update += z.cfg.interval_s
+            for s in z.signs:
+                z.policy.sign_state(s.id, {"limit": s.shown()[0], "legend": s.shown()[1], "source": s.policy.source})
+            for d in z.policy.update(unix_s):
+                if d.command and d.sign in self.sign_by_id:
+                    sg = self.sign_by_id[d.sign]
+                    if d.limit is None:
+                        self._command(z, sg, "clear", {}, mono, unix_s)
+                    else:
+                        self._command(z, sg, "set_limit", {"limit": d.limit, "legend": d.legend,
+                                                           "priority": z.cfg.priority,
+                                                           "duration_s": z.cfg.duration_s}, mono, unix_s)
+            self._out(f"re/ctl/{z.id}/state", z.policy.snapshot(unix_s), 1, True)
+        if t >= z.next_hb:
+            z.next_hb += z.cfg.heartbeat_s
+            for s in z.signs:
+                self._command(z, s, "heartbeat", {}, mono, unix_s)
+
+    def _event(self, kind: str, ev: dict) -> None:
+        mono, unix_s = int(self.t * 1000), self.unix()
+        if kind == "sos":
+            tr = self.tracker_by_id.get(ev["unit"])
+            if tr is not None:
+                tr.press_sos(self.t, unix_s)
+            return
+        # an incident: the beacons upstream of it (same road, both carriageways' approach) go to section alarm
+        if ev.get("section_alarm"):
+            km = ev["km"]
+            for b in self.beacons:
+                if b.spec.road != ev["road"]:
+                    continue
+                ahead = (km - b.spec.km) if b.spec.side == "R" else (b.spec.km - km)
+                if 0 <= ahead * 1000 <= ALARM_UPSTREAM_M:
+                    b.logic.modes.set_alarm(True, mono + ALARM_S * 1000)
+                    b.publish(mono)
+
+    def _safety(self, t: float, mono: int) -> None:
+        dt = self.dt
+        if self.traffic is not None:
+            for car in self.traffic.all():
+                posts = self.posts.get((car.road, car.dir))
+                if not posts:
+                    continue
+                xs, bs = posts
+                if not (xs[0] <= car.s <= xs[-1]):
+                    continue  # outside the beaconed section
+                if self.weather.visibility(car.road, car.s, t) >= FOG_M:
+                    continue
+                self.metrics["fog_vehicle_s"] += dt
+                # posts behind the vehicle within TAIL_LOOK_M
+                if car.dir > 0:
+                    i, j = bisect.bisect_left(xs, car.s - TAIL_LOOK_M), bisect.bisect_right(xs, car.s)
+                else:
+                    i, j = bisect.bisect_left(xs, car.s), bisect.bisect_right(xs, car.s + TAIL_LOOK_M)
+                if not any(bs[k].lamp(mono) == RED for k in range(i, j)):
+                    self.metrics["fog_unprotected_s"] += dt
+        for s in self.signs:
+            need = self.required_limit(s, t)
+            st = self.sign_lawful[s.id]
+            normal = 100
+            if need < normal and st["onset"] is None:
+                st["onset"] = t
+            shown = s.shown()[0]
+            ok = shown is not None and shown <= need
+            if need < normal and not ok:
+                st["unlawful_s"] += dt
+            if st["onset"] is not None and st["lawful_at"] is None and ok:
+                st["lawful_at"] = t
+
+    def required_limit(self, s: SimSign, t: float) -> int:
+        """Art. 81 limit for the worst visibility on the road the sign governs (to the next sign, <= 1 km)."""
+        road = s.spec.road
+        pl = self.sc.roads[road]
+        xs, signs = self.sign_posts[road]
+        i = signs.index(s)
+        a = xs[i]
+        b = min(xs[i + 1] if i + 1 < len(xs) else a + 1000, a + 1000, pl.length_m)
+        n = max(2, int((b - a) / 50) + 1)
+        worst = min(self.weather.visibility(road, a + (b - a) * k / (n - 1), t) for k in range(n))
+        return lawful_limit(worst, 100)
+
+
+class Timeline:
+    """What the report draws: lamp codes per post per sample, vehicles, signs against the lawful limit,
+    patrols' true positions."""
+
+    def __init__(self, w: World) -> None:
+        self.w = w
+        self.t: list[float] = []
+        self.lamps: dict[tuple[str, int], list[bytes]] = {k: [] for k in w.posts}
+        self.cars: list[list[tuple[str, int, float, float]]] = []
+        self.signs: dict[str, list[tuple[int | None, int]]] = {s.id: [] for s in w.signs}
+        self.truth: dict[str, list[tuple[float, float]]] = {tr.id: [] for tr in w.trackers}
+
+    def sample(self, t: float, mono: int) -> None:
+        w = self.w
+        self.t.append(t)
+        for k, (_xs, bs) in w.posts.items():
+            self.lamps[k].append(bytes(b.lamp(mono) for b in bs))
+        self.cars.append([(c.road, c.dir, round(c.s, 1), round(c.v, 2)) for c in w.traffic.all()]
+                         if w.traffic is not None else [])
+        for s in w.signs:
+            self.signs[s.id].append((s.shown()[0], w.required_limit(s, t)))
+        for tr in w.trackers:
+            tt = tr.patrol.truth(t, w.sc.roads)
+            self.truth[tr.id].append((tt.lat, tt.lon))

@@ -1,0 +1,42 @@
+"""Patrol motorcycles: ground truth along their scenario routes.
+
+A route is a list of legs `{road, from_km, to_km}` ridden in order and then back (out and back, so the
+unit never jumps), looping; before `start_s` the unit waits at the start with the engine running.
+"""
+from __future__ import annotations
+
+from sim.peripherals.gnss import Truth
+
+
+class Patrol:
+    def __init__(self, spec, sc) -> None:
+        self.id = spec.id
+        self.v = spec.speed_kmh / 3.6
+        self.start_s = spec.start_s
+        self.legs = []  # (polyline, s_from, s_to)
+        for leg in spec.route:
+            pl = sc.roads[leg["road"]]
+            self.legs.append((pl, (leg["from_km"] - pl.km0) * 1000, (leg["to_km"] - pl.km0) * 1000))
+        self.legs += [(pl, b, a) for pl, a, b in reversed(self.legs)]
+        self.total = sum(abs(b - a) for _pl, a, b in self.legs) or 1.0
+        self.proj = sc.proj
+
+    def where(self, t: float) -> tuple[str, float, float, float]:
+        """(road, s_m along it, speed m/s, course deg) at sim time t."""
+        moving = t >= self.start_s
+        d = ((t - self.start_s) * self.v) % self.total if moving else 0.0
+        for pl, a, b in self.legs:
+            n = abs(b - a)
+            if d <= n:
+                s = a + (d if b >= a else -d)
+                x, y, h = pl.point_at_m(s)
+                return pl.id, s, self.v if moving else 0.0, h if b >= a else (h + 180) % 360
+            d -= n
+        pl, a, b = self.legs[-1]
+        return pl.id, b, 0.0, 0.0
+
+    def truth(self, t: float, roads) -> Truth:
+        road, s, v, course = self.where(t)
+        x, y, _h = roads[road].point_at_m(s)
+        lat, lon = self.proj.to_latlon(x, y)
+        return Truth(lat, lon, v, course, 20.0)
