@@ -31,6 +31,7 @@ from host_tools.flash.flasher import FlashOptions, flash  # noqa: E402
 from host_tools.provision.core import provision  # noqa: E402
 
 CONFIG = fw.REPO / "tests" / "tooling" / "configs" / "sim-base.json"
+FIRMWARE = fw.FIRMWARE  # replaced by a snapshot in main(): edits in the checkout must not skew a run
 
 
 def pty_repl(folder: Path, link: Path) -> subprocess.Popen:
@@ -48,7 +49,7 @@ def pty_repl(folder: Path, link: Path) -> subprocess.Popen:
 
 def one(cfg: Path, port: str, secrets: Path) -> tuple[float, int, int, float, float]:
     t0 = time.perf_counter()
-    r = flash(str(cfg), port, FlashOptions(secrets=str(secrets), wait_online=False))
+    r = flash(str(cfg), port, FlashOptions(secrets=str(secrets), wait_online=False, firmware=str(FIRMWARE)))
     dt = time.perf_counter() - t0
     if not r.ok:
         raise RuntimeError(f"flash failed: {r.reason} {[str(p) for p in r.problems]}")
@@ -70,8 +71,11 @@ def main() -> int:
         cold.append(time.perf_counter() - t0)
     cold_s = statistics.median(cold)
     print(f"cold compile (no cache): {cold_s:.2f} s for {len(fw_files)} files (armv6m)")
+    global FIRMWARE
     with tempfile.TemporaryDirectory(prefix="bench-flash-") as td:
         td = Path(td)
+        FIRMWARE = td / "firmware"
+        shutil.copytree(fw.FIRMWARE, FIRMWARE, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         s = Secrets.load(td / "secrets")
         provision(s, ["tool-dev-a"], out=td / "gen", tls_hosts=None)
         base = json.loads(CONFIG.read_text())

@@ -3,8 +3,8 @@
 The firmware is the source of truth: a role's parameters are the keys of its
 `DEFAULTS = {...}` dict (used with `config.section(cfg, "<role>", DEFAULTS)`),
 and its pin functions are the names it passes to the HAL
-(`hal.output("lamp")`, `hal.uart("gnss")`, ...). Both are read from the source
-with `ast`, never by importing the firmware (no side effects, no HAL).
+(`hal.output("lamp")`, `hal.uart("gnss")`, ...), read from the source with
+`ast` (nothing runs, no HAL).
 The parameters come from importing `roadedge.<role>.app` under CPython (its
 `DEFAULTS`, or `defaults()`), falling back to the literal `DEFAULTS = {...}`
 dicts in the source. A pin the role only uses when configured

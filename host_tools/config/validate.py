@@ -268,7 +268,7 @@ def _resolve_secrets(cfg: dict, secrets: Secrets | None, add, literal_ok: bool) 
         name = secret_name(value)
         if name is None:
             if not literal_ok and isinstance(value, str):
-                add(field, f'a literal secret in a board config; write "!secret <name>" and keep the value in the '
+                add(field, 'a literal secret in a board config; write "!secret <name>" and keep the value in the '
                            "git-ignored secrets folder")
             resolved = value
         else:
@@ -324,7 +324,7 @@ def check(raw: dict, file: str, secrets: Secrets | None = None, literal_secrets_
 
 
 def load(path: str | Path, secrets: Secrets | None = None, broker_url: str | None = None,
-         literal_secrets_ok: bool = False) -> tuple[dict, list[Problem]]:
+         literal_secrets_ok: bool = False, firmware_lib: Path | None = None) -> tuple[dict, list[Problem]]:
     """Read and check a board config file; raise ConfigError on any error (warnings are returned)."""
     path = Path(path)
     file = str(path)
@@ -340,7 +340,7 @@ def load(path: str | Path, secrets: Secrets | None = None, broker_url: str | Non
         raw.setdefault("broker", {})
         if isinstance(raw["broker"], dict):
             raw["broker"]["url"] = broker_url
-    cfg, problems = check(raw, file, secrets, literal_secrets_ok)
+    cfg, problems = check(raw, file, secrets, literal_secrets_ok, firmware_lib)
     errors = [p for p in problems if not p.warning]
     if errors:
         raise ConfigError(problems)

@@ -28,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     w.add_argument("--no-wait", dest="wait", action="store_false", help="do not start it / wait for online")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for online (default 60)")
     p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--firmware", metavar="DIR", help="firmware tree to flash (main.py + lib/), e.g. an unpacked "
+                                                     "release; default: this checkout's firmware/")
     p.add_argument("--ca", help="CA (PEM) to check an mqtts:// broker (default: secrets/tls/ca.pem)")
     p.add_argument("--user", help="MQTT user for watching (default: the provisioned technician)")
     p.add_argument("--password", help="MQTT password for --user")
@@ -36,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def options(args) -> FlashOptions:
     return FlashOptions(secrets=args.secrets, broker_url=args.broker, source=args.source, wait_online=args.wait,
                         timeout_s=args.timeout, baud=args.baud, ca=args.ca, user=args.user,
-                        password=args.password)
+                        password=args.password, firmware=args.firmware)
 
 
 def run(args) -> int:

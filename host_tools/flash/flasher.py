@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
+from host_tools import fw
 from host_tools.config import ConfigError, Problem, Secrets, SecretsError, load
 from host_tools.fleet import connect as broker
 from host_tools.flash import image as img
@@ -48,6 +49,7 @@ class FlashOptions:
     ca: str | None = None
     user: str | None = None
     password: str | None = None
+    firmware: str | None = None  # firmware tree (main.py + lib/); default: this checkout's firmware/
 
 
 def _ca_der(secrets: Secrets) -> Path | None:
@@ -74,7 +76,10 @@ def flash(board_file: str, port: str, opts: FlashOptions, console: Console | Non
 
 def _flash(res: FlashResult, board_file: str, port: str, opts: FlashOptions, console: Console) -> None:
     secrets = Secrets.load(opts.secrets)
-    cfg, warnings = load(board_file, secrets, opts.broker_url)
+    root = Path(opts.firmware) if opts.firmware else fw.FIRMWARE
+    if not (root / "main.py").exists() or not (root / "lib" / "roadedge").is_dir():
+        raise FileNotFoundError(f"--firmware {root}: not a firmware tree (needs main.py and lib/roadedge/)")
+    cfg, warnings = load(board_file, secrets, opts.broker_url, firmware_lib=root / "lib")
     res.problems = warnings
     res.device, res.board, res.role = cfg["id"], cfg["board"], cfg["role"]
     kind, _where = targets.parse_port(port)
@@ -90,7 +95,7 @@ def _flash(res: FlashResult, board_file: str, port: str, opts: FlashOptions, con
 
     lap("build")
     with console.status(f"building firmware for {cfg['board']}"):
-        image = img.build_image(cfg, source=opts.source, ca_der=_ca_der(secrets))
+        image = img.build_image(cfg, source=opts.source, ca_der=_ca_der(secrets), root=root)
     res.fw_version = image.fw_version
 
     lap("connect")

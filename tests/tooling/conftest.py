@@ -59,3 +59,15 @@ def hw_server():
 
     with HardwareServerThread() as h:
         yield h
+
+
+@pytest.fixture(scope="session")
+def firmware_snapshot(tmp_path_factory) -> Path:
+    """A copy of the firmware tree: other work in this checkout cannot change it between two flashes."""
+    import shutil
+
+    from host_tools import fw
+
+    dest = tmp_path_factory.mktemp("fw") / "firmware"
+    shutil.copytree(fw.FIRMWARE, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dest

@@ -37,11 +37,12 @@ def broker_args(broker, provisioned) -> list[str]:
 
 
 def test_flash_dir_boots_online_reflash_copies_nothing_and_fleet_tools(
-        secure_broker, provisioned, hw_server, collector_factory, tmp_path):
+        secure_broker, provisioned, hw_server, collector_factory, firmware_snapshot, tmp_path):
     dev = "tool-dev-a"
     cfgf = base_config(tmp_path / "a.json", dev, secure_broker.url, hw_server.addr)
     folder = tmp_path / "flash" / dev
-    r = roadedge("flash", "--board", str(cfgf), "--port", f"dir:{folder}", "--secrets", str(provisioned.secrets_dir))
+    r = roadedge("flash", "--board", str(cfgf), "--port", f"dir:{folder}", "--secrets", str(provisioned.secrets_dir),
+                 "--firmware", str(firmware_snapshot))
     assert r.returncode == 0, r.stdout + r.stderr
     n = copied(r.stdout)
     assert n > 10 and (folder / "main.py").exists() and (folder / "config.json").exists()
@@ -99,7 +100,8 @@ def test_flash_dir_boots_online_reflash_copies_nothing_and_fleet_tools(
         proc.wait(10)
         log.close()
 
-    r = roadedge("flash", "--board", str(cfgf), "--port", f"dir:{folder}", "--secrets", str(provisioned.secrets_dir))
+    r = roadedge("flash", "--board", str(cfgf), "--port", f"dir:{folder}", "--secrets", str(provisioned.secrets_dir),
+                 "--firmware", str(firmware_snapshot))
     assert r.returncode == 0, r.stdout + r.stderr
     assert copied(r.stdout) == 0
     assert re.search(rf"{n} unchanged", r.stdout)
@@ -127,11 +129,13 @@ def pty_repl(tmp_path):
     p.wait(10)
 
 
-def test_flash_over_serial_to_unix_repl_on_a_pty(secure_broker, provisioned, hw_server, pty_repl, tmp_path):
+def test_flash_over_serial_to_unix_repl_on_a_pty(secure_broker, provisioned, hw_server, pty_repl,
+                                                 firmware_snapshot, tmp_path):
     folder, port = pty_repl
     dev = "tool-dev-b"
     cfgf = base_config(tmp_path / "b.json", dev, secure_broker.url, hw_server.addr)
-    args = ["flash", "--board", str(cfgf), "--port", port, "--secrets", str(provisioned.secrets_dir)]
+    args = ["flash", "--board", str(cfgf), "--port", port, "--secrets", str(provisioned.secrets_dir),
+            "--firmware", str(firmware_snapshot)]
     r = roadedge(*args, "--no-wait")
     assert r.returncode == 0, r.stdout + r.stderr
     n = copied(r.stdout)

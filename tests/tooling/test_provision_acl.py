@@ -11,8 +11,6 @@ import threading
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from host_tools.config.secrets import Secrets
 from host_tools.provision import passwd
