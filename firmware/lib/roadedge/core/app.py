@@ -25,7 +25,8 @@ DEFAULTS = {
     "tele_s": 60,  # telemetry period
     "log_capacity": 32,  # records kept on the device
     "log_queue": 8,  # records waiting to go out over MQTT (beyond: dropped, counted)
-    "mqtt_queue": 32,  # MQTT outbound queue slots
+    "mqtt_queue": 16,  # MQTT outbound queue slots
+    "mqtt_max_packet": 2560,  # largest MQTT packet either way (a signed command is <= 2 KiB)
     "mqtt_window": 4,  # QoS 1 in flight
     "cmd_queue": 4,  # commands waiting to run (beyond: dropped, counted)
     "offline_reset_s": 0,  # reboot (via the watchdog) after this long without MQTT; 0 = never
@@ -509,7 +510,8 @@ def make_mqtt(cfg, dev_id, params):
     return MQTTClient(dev_id, host, port, user=b.get("user") or dev_id, password=b.get("password"),
                       keepalive=b.get("keepalive", 30), tls=tls, ca=ca, clean=b.get("clean", True),
                       will=(status, b"offline", 1, True), birth=(status, b"online", 1, True),
-                      queue_size=params["mqtt_queue"], window=params["mqtt_window"])
+                      queue_size=params["mqtt_queue"], window=params["mqtt_window"],
+                      max_packet=params["mqtt_max_packet"])
 
 
 async def _net_and_mqtt(dev):
