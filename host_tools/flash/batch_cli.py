@@ -4,6 +4,7 @@ MANIFEST (JSON):
     {"secrets": "secrets",                       # optional, like --secrets
      "broker": "mqtts://broker.example:8883",    # optional, overrides every broker.url
      "out": "deploy/generated/mosquitto",        # optional: where provisioning writes passwd/acl
+     "firmware": "release/firmware",             # optional: firmware tree (default: this checkout's)
      "boards": [{"board": "board_configs/pico_w-sign.json", "port": "/dev/ttyACM0"},
                 {"board": "board_configs/esp32-beacon.json", "port": "/dev/ttyUSB0", "wait_online": false}]}
 Relative paths are taken from the manifest's folder.
@@ -52,6 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--secrets", help="secrets folder (overrides the manifest)")
     p.add_argument("--broker", metavar="URL", help="override every board's broker.url")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each board online")
+    p.add_argument("--firmware", metavar="DIR", help="firmware tree to flash (default: the manifest's "
+                                                     "\"firmware\", else this checkout's firmware/)")
     p.add_argument("--prompt", action="store_true", help="wait for Enter before each board (one USB port)")
     p.add_argument("--keep-going", action="store_true", default=True, help=argparse.SUPPRESS)
 
@@ -90,7 +93,8 @@ def run(args) -> int:
         err.rule(f"[{i}/{len(m['boards'])}] {board} → {port}")
         opts = FlashOptions(secrets=secrets_path, broker_url=args.broker or m.get("broker"),
                             wait_online=b.get("wait_online"), timeout_s=float(b.get("timeout", args.timeout)),
-                            source=bool(b.get("source", False)))
+                            source=bool(b.get("source", False)),
+                            firmware=args.firmware or (_rel(base, m["firmware"]) if m.get("firmware") else None))
         r = flash(board, port, opts, err)
         print_problems(r, err)
         results.append(r)

@@ -58,7 +58,7 @@ def _ca_der(secrets: Secrets) -> Path | None:
 
 def flash(board_file: str, port: str, opts: FlashOptions, console: Console | None = None) -> FlashResult:
     console = console or Console(stderr=True)
-    res = FlashResult(board_file, port)
+    res = FlashResult(board_file, port, device=Path(board_file).stem)  # the id once the config is read
     t0 = time.monotonic()
     try:
         _flash(res, board_file, port, opts, console)

@@ -116,6 +116,10 @@ except OSError:
 """
 
 
+WATCHDOG_PLATFORMS = ("rp2", "esp32")
+WDT_MS = 8000  # within the RP2040's 8388 ms maximum
+
+
 class SerialTarget:
     """A MicroPython REPL over serial, driven with mpremote's SerialTransport (raw REPL)."""
 
@@ -143,6 +147,12 @@ class SerialTarget:
             raise TargetError(f"{device}: no MicroPython REPL answered ({e})") from None
         self._dirs: set[str] = set()
         self.platform = self.eval_json("import sys,json;print(json.dumps(sys.platform))")
+        self._feed = ""
+        if self.platform in WATCHDOG_PLATFORMS:
+            # The interrupted firmware had started the hardware watchdog, which no one can stop:
+            # keep feeding it while we copy, or the board resets mid-flash.
+            self.exec(f"import machine\n_wdt=machine.WDT(timeout={WDT_MS})\n_wdt.feed()")
+            self._feed = "\n_wdt.feed()"
 
     def exec(self, code: str) -> bytes:
         from mpremote.transport import TransportError
@@ -184,7 +194,7 @@ class SerialTarget:
         self.exec(f"f=open({tmp!r},'wb')\nw=f.write")
         for i in range(0, len(data), self.CHUNK):
             chunk = data[i: i + self.CHUNK]
-            self.exec(f"w({chunk!r})")
+            self.exec(f"w({chunk!r}){self._feed}")
             if progress:
                 progress(len(chunk))
         self.exec("f.close()")
