@@ -87,7 +87,9 @@
     const st = u.state || {};
     return "<b>" + esc(u.id) + "</b><br>status: " + esc(u.status || "?") + (st.duty != null ? " · duty: " + esc(st.duty) : "") +
       "<br>speed " + (u.vel != null ? Math.round(u.vel) : "—") + " km/h · heading " + (u.cog != null ? Math.round(u.cog) + "°" : "—") +
-      "<br>fix " + age(u.tst) + " old" + (u.live === 0 ? " (catch-up)" : "") + (u.sat != null ? " · " + u.sat + " sats" : "") + (u.hdop != null ? " · HDOP " + u.hdop : "");
+      "<br>fix " + age(u.tst) + " old" + (u.live === 0 ? " (catch-up)" : "") + (u.sat != null ? " · " + u.sat + " sats" : "") + (u.hdop != null ? " · HDOP " + u.hdop : "") +
+      (st.batt != null ? "<br>battery " + esc(st.batt) + " %" : "") + (st.backlog ? " · " + esc(st.backlog) + " reports waiting" : "") +
+      (st.incident ? "<br>incident " + esc(st.incident) : "");
   }
   function upsertUnit(u) {
     RE.devices[u.id] = u;
@@ -115,7 +117,7 @@
   }
   const beaconColor = (st) => {
     const mode = (st && st.mode) || "";
-    if (/red|alarm|tail/.test(mode)) return "#c0392b";
+    if (/red|alarm|tail|rear/.test(mode)) return "#c0392b";
     if (/guid/.test(mode)) return "#f39c12";
     if (/contour/.test(mode)) return "#f1c40f";
     return "#95a5a6";
@@ -123,11 +125,11 @@
   function upsertBeacon(b) {
     if (!map || b.lat == null) { RE.beacons[b.id] = b; return; }
     const old = RE.beacons[b.id]; const st = b.state || {};
-    const vis = st.vis != null ? st.vis : st.visibility;
+    const vis = st.vis_m != null ? st.vis_m : st.vis != null ? st.vis : st.visibility;
     const opts = { radius: 3, weight: 1, color: "#333", fillColor: beaconColor(st), fillOpacity: b.status === "offline" ? 0.2 : 0.95 };
     if (old && old._m) { old._m.setStyle(opts); b._m = old._m; }
     else b._m = L.circleMarker([b.lat, b.lon], opts).addTo(layers.beacons);
-    b._m.bindTooltip(esc(b.id) + "<br>mode: " + esc(st.mode || "?") + "<br>visibility: " + (vis != null ? esc(vis) + " m" : "?"));
+    b._m.bindTooltip(esc(b.id) + "<br>mode: " + esc(st.mode || "?") + (st.reason ? " (" + esc(st.reason) + ")" : "") + "<br>visibility: " + (vis != null ? esc(Math.round(vis)) + " m" : "?") + (b.status === "offline" ? "<br><b>offline</b>" : ""));
     RE.beacons[b.id] = b;
   }
   function drawFog(segs) {
