@@ -9,7 +9,7 @@ from roadedge.beacon import flash as F
 from roadedge.beacon import energy as E
 from roadedge.beacon.logic import BeaconLogic, defaults
 from roadedge.beacon.lamps import Lamps, LampMonitor
-from roadedge.beacon.meter import MeterPoller, OK
+from roadedge.beacon.meter import MeterPoller, OK, flag_names
 from roadedge.beacon.detector import Detector
 
 STATE_FILE = "/beacon.json"
@@ -162,7 +162,7 @@ class BeaconApp:
         o = m.override
         return {"mode": mode, "reason": reason, "level": m.level.level, "vis_m": self.logic.vis_m,
                 "meter": self.meter.health.status, "meter_reason": self.meter.health.reason,
-                "override": o[0] if o is not None else None, "alarm": m.alarm is not None,
+                "meter_flags": flag_names(self.meter.health.flags), "override": o[0] if o is not None else None, "alarm": m.alarm is not None,
                 "levels_m": m.level.levels, "battery": self.logic.energy.state,
                 "lamps": self.monitor.health(), "pos_m": self.p["position_m"]}
 
