@@ -20,7 +20,15 @@ SERVICE_ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+# Second-level names the host uses under re/: a device with such an id would share their topics.
+RESERVED_IDS = {"sys", "ctl"}
+
+
 def device_rules(dev_id: str) -> list[str]:
+    if dev_id in RESERVED_IDS or dev_id in SERVICE_ROLES:
+        raise ValueError(f"device id {dev_id!r} is reserved (re/{dev_id}/ and the service users); pick another")
+    if not dev_id or any(c in dev_id for c in "+#/ :"):
+        raise ValueError(f"device id {dev_id!r} may not contain MQTT wildcards, '/', ':' or spaces")
     rules = [f"topic write re/{dev_id}/{k}" for k in DEVICE_PUBLISH]
     rules.append(f"topic write owntracks/roadedge/{dev_id}")
     rules.append(f"topic read re/{dev_id}/cmd/#")
@@ -41,8 +49,6 @@ def acl_file(devices: list[str], services: list[str]) -> str:
         out += service_rules(svc)
         out.append("")
     for dev in sorted(devices):
-        if any(c in dev for c in "+#/ "):
-            raise ValueError(f"device id {dev!r} may not contain MQTT wildcards, '/' or spaces")
         out.append(f"user {dev}")
         out += device_rules(dev)
         out.append("")

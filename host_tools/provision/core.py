@@ -43,9 +43,7 @@ def provision(secrets: Secrets, devices: list[str] = (), rotate: bool = False, r
     """Create/rotate/remove device secrets, then write passwd, acl (and TLS + mosquitto.conf) into out."""
     res = Result()
     for dev in devices:
-        acl.device_rules(dev)  # raises on ids that would break topics
-        if dev in acl.SERVICE_ROLES:
-            raise ValueError(f"{dev!r} is a service user name; pick another device id")
+        acl.device_rules(dev)  # raises on ids that would break topics or are reserved
         entry = secrets.devices.get(dev)
         if entry and not rotate:
             res.unchanged.append(dev)

@@ -114,9 +114,18 @@ def test_service_roles(clients):
     assert tech.subscribe("re/#") == 1 and ctl.subscribe("re/#") == 1 and disp.subscribe("owntracks/#") == 1
     assert ctl.publish("re/sys/time") in ACCEPTED and ctl.publish("re/tool-dev-a/cmd/set_limit") in ACCEPTED
     assert disp.publish("re/sys/time") == NOT_AUTHORIZED
+    assert ctl.publish("re/ctl/z1/state") in ACCEPTED and disp.publish("re/ctl/z1/op") in ACCEPTED
+    assert disp.publish("re/ctl/z1/state") == NOT_AUTHORIZED
     # no service may speak as a device
     for c in (tech, ctl, disp):
         assert c.publish("re/tool-dev-a/status") == NOT_AUTHORIZED
+
+
+def test_reserved_and_malformed_device_ids_are_refused(tmp_path):
+    s = Secrets.load(tmp_path / "s")
+    for bad in ("sys", "ctl", "controller", "a/b", "a+b", "x#"):
+        with pytest.raises(ValueError):
+            provision(s, [bad], out=tmp_path / "o", tls_hosts=None)
 
 
 def test_wrong_password_and_unknown_user_are_refused(clients):
