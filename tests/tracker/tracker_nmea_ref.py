@@ -69,10 +69,10 @@ def reading(msg) -> dict:
 
 
 def decoder_reading(dec, keys) -> dict:
-    from roadedge.tracker.nmea import _signed
+    from roadedge.tracker.nmea import to_e7
 
     out = {}
     for k in keys:
         v = getattr(dec, k)
-        out[k] = _signed(v) if isinstance(v, tuple) else v
+        out[k] = to_e7(v) if k.endswith(("_lat", "_lon")) else v
     return out

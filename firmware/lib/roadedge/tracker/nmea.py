@@ -105,7 +105,7 @@ class Decoder:
         # last RMC
         self.rmc_time = _EMPTY  # ms of day
         self.rmc_ok = False
-        self.rmc_lat = 0
+        self.rmc_lat = 0  # signed minutes * 1e5
         self.rmc_lon = 0
         self.rmc_speed = 0
         self.rmc_course = _EMPTY
@@ -118,8 +118,10 @@ class Decoder:
         self.gga_sats = _EMPTY
         self.gga_hdop = _EMPTY
         self.gga_alt = _EMPTY
-        self.gga_lat = 0
+        self.gga_lat = 0  # signed minutes * 1e5 (to_e7() converts)
         self.gga_lon = 0
+        self.gga_pos = False
+        self._cst = 0
         # last GSA (fix type 1/2/3, dops in 0.01)
         self.gsa_fix = _EMPTY
         self.gsa_seen = False
@@ -133,6 +135,7 @@ class Decoder:
         self.vtg_mode = 0
         self._epoch = _EMPTY  # time of the epoch already emitted
         self._fix = None
+        self._fixobj = Fix()
 
     # -- public -------------------------------------------------------------
     def feed(self, line):
@@ -147,6 +150,8 @@ class Decoder:
             return NONE
 
     def take_fix(self):
+        """The Fix of the epoch just completed, else None. The object is
+        reused: copy what must outlive the next epoch."""
         f = self._fix
         self._fix = None
         return f
@@ -339,42 +344,41 @@ class Decoder:
         return ((hh * 60 + mm) * 60 + ss) * 1000 + ms
 
     def _coord(self, k, deg_digits):
-        # (d)ddmm.mmmmm + hemisphere -> (degrees, 1e-7 degree fraction); the
-        # two are combined once per fix so per-sentence ints stay small.
+        # (d)ddmm.mmmmm + hemisphere -> signed minutes in 1e-5 (an int that
+        # stays small on 32-bit boards); status in self._cst: 0 ok, 1 empty, 2 bad
+        self._cst = 2
         a = self._span(k)
         if a < 0 or a == self._b:
-            return _EMPTY
+            self._cst = 1
+            return 0
         b = self._b
         ln = self._line
-        # find the dot
-        dot = -1
+        dot = b
         for i in range(a, b):
             if ln[i] == _DOT:
                 dot = i
                 break
-        if dot < 0:
-            dot = b
         if dot - a < 3 or dot - a > deg_digits + 2:
-            return _BAD
+            return 0
         dend = dot - 2
         deg = 0
         for i in range(a, dend):
             d = ln[i] - 48
             if d < 0 or d > 9:
-                return _BAD
+                return 0
             deg = deg * 10 + d
-        mins = 0  # minutes in 1e-5
+        mins = 0
         for i in range(dend, dot):
             d = ln[i] - 48
             if d < 0 or d > 9:
-                return _BAD
+                return 0
             mins = mins * 10 + d
         nf = 0
         rnd = 0
         for i in range(dot + 1, b):
             d = ln[i] - 48
             if d < 0 or d > 9:
-                return _BAD
+                return 0
             if nf < 5:
                 mins = mins * 10 + d
                 nf += 1
@@ -385,37 +389,33 @@ class Decoder:
             mins *= 10
             nf += 1
         mins += rnd
-        if mins >= 6000000 or deg > (90 if deg_digits == 2 else 180):
-            return _BAD
-        # micro-minutes to 1e-7 degrees: m * 1e-5 / 60 * 1e7 = m * 5 / 3
-        v = (mins * 5 + 1) // 3
-        if deg * 10000000 + v > (900000000 if deg_digits == 2 else 1800000000):
-            return _BAD
+        lim = 90 if deg_digits == 2 else 180
+        if mins >= 6000000 or deg > lim or (deg == lim and mins):
+            return 0
+        v = deg * 6000000 + mins
         hemi = self._char(k + 1)
-        if deg_digits == 2:
-            if hemi == 78:  # N
-                return (deg, v)
-            if hemi == 83:  # S
-                return (-deg - 1, v)  # marker for negative, see _signed()
-        else:
-            if hemi == 69:  # E
-                return (deg, v)
-            if hemi == 87:  # W
-                return (-deg - 1, v)
-        return _BAD
+        if hemi == (78 if deg_digits == 2 else 69):  # N / E
+            self._cst = 0
+            return v
+        if hemi == (83 if deg_digits == 2 else 87):  # S / W
+            self._cst = 0
+            return -v
+        return 0
 
     # -- sentences ----------------------------------------------------------
     def _rmc(self):
         t = self._time(0)
         status = self._char(1)
         lat = self._coord(2, 2)
+        lat_st = self._cst
         lon = self._coord(4, 3)
+        lon_st = self._cst
         spd = self._dec(6, 3)
         cog = self._dec(7, 2)
         dt = self._int(8)
         dlen = self._b - self._c[8] - 1 if self._nc > 8 else 0
         mode = self._char(11)
-        if t == _BAD or status == _BAD or lat == _BAD or lon == _BAD or spd == _BAD or cog == _BAD \
+        if t == _BAD or status == _BAD or lat_st == 2 or lon_st == 2 or spd == _BAD or cog == _BAD \
                 or dt == _BAD or mode == _BAD or not 11 <= self._nc <= 13:
             return NONE
         days = _EMPTY
@@ -433,7 +433,7 @@ class Decoder:
         self.rmc_course = cog
         self.rmc_days = days
         ok = status == 65 and mode != 78 and t != _EMPTY and days != _EMPTY \
-            and lat != _EMPTY and lon != _EMPTY
+            and lat_st == 0 and lon_st == 0
         if ok:
             self.rmc_lat = lat
             self.rmc_lon = lon
@@ -446,12 +446,14 @@ class Decoder:
     def _gga(self):
         t = self._time(0)
         lat = self._coord(1, 2)
+        lat_st = self._cst
         lon = self._coord(3, 3)
+        lon_st = self._cst
         q = self._int(5)
         sats = self._int(6)
         hdop = self._dec(7, 2)
         alt = self._dec(8, 2, True)
-        if t == _BAD or lat == _BAD or lon == _BAD or q == _BAD or sats == _BAD or hdop == _BAD \
+        if t == _BAD or lat_st == 2 or lon_st == 2 or q == _BAD or sats == _BAD or hdop == _BAD \
                 or alt == _BAD or self._nc != 14:
             return NONE
         self.gga_time = t
@@ -461,6 +463,7 @@ class Decoder:
         self.gga_alt = alt
         self.gga_lat = lat
         self.gga_lon = lon
+        self.gga_pos = lat_st == 0 and lon_st == 0
         if self.gga_quality == 0:
             self.rejected += 1
         self._try_epoch()
@@ -501,17 +504,17 @@ class Decoder:
         self._epoch = t
         if not self.rmc_ok:
             return
-        if self.gga_quality == 0 or self.gga_lat == _EMPTY:
+        if self.gga_quality == 0 or not self.gga_pos:
             return
         hdop = self.gga_hdop
         if hdop == _EMPTY or hdop > self.max_hdop or (self.gsa_seen and self.gsa_fix < 2):
             self.rejected += 1
             return
-        f = Fix()
+        f = self._fixobj  # one Fix reused: valid until the next epoch (no allocation per fix)
         f.unix = self.rmc_days * 86400 + t // 1000
         f.ms = t % 1000
-        f.lat = _signed(self.rmc_lat)
-        f.lon = _signed(self.rmc_lon)
+        f.lat = to_e7(self.rmc_lat)
+        f.lon = to_e7(self.rmc_lon)
         f.speed_kn = self.rmc_speed
         f.course = self.rmc_course
         f.alt_cm = self.gga_alt if self.gga_alt != _EMPTY else 0
@@ -524,8 +527,8 @@ class Decoder:
         self._fix = f
 
 
-def _signed(dv):
-    d, v = dv
-    if d < 0:
-        return -((-d - 1) * 10000000 + v)
-    return d * 10000000 + v
+def to_e7(m):
+    """Signed minutes * 1e5 -> 1e-7 degrees (m * 1e-5 / 60 * 1e7 = m * 5 / 3)."""
+    a = -m if m < 0 else m
+    v = a // 6000000 * 10000000 + ((a % 6000000) * 5 + 1) // 3
+    return -v if m < 0 else v
