@@ -63,6 +63,17 @@ class SimBeacon:
         self.publish(mono_ms)
         return old, new
 
+    def command(self, mono_ms: int, cmd: str, args: dict) -> None:
+        """A verified beacon command, as BeaconApp applies it."""
+        ttl = args.get("ttl_s")
+        until = None if ttl is None else mono_ms + int(ttl * 1000)
+        if cmd == "section_alarm":
+            self.logic.modes.set_alarm(bool(args.get("on")), until)
+        elif cmd == "mode":
+            mode = args.get("mode")
+            self.logic.modes.set_override(None if mode == "auto" else mode, until)
+        self.publish(mono_ms)
+
     def detect(self, mono_ms: int, kmh: float) -> None:
         self.detections += 1
         self.logic.detect(mono_ms, kmh)

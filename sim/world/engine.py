@@ -277,8 +277,10 @@ class World:
                     continue
                 ahead = (km - b.spec.km) if b.spec.side == "R" else (b.spec.km - km)
                 if 0 <= ahead * 1000 <= ALARM_UPSTREAM_M:
-                    b.logic.modes.set_alarm(True, mono + ALARM_S * 1000)
-                    b.publish(mono)
+                    args = {"on": True, "ttl_s": ALARM_S}
+                    self._out(f"re/{b.id}/cmd/section_alarm",
+                              command_payload(self.key, b.id, "section_alarm", mono + 1, int(unix_s) + 30, args), 1, False)
+                    b.command(mono, "section_alarm", args)
 
     def _safety(self, t: float, mono: int) -> None:
         dt = self.dt
