@@ -200,7 +200,6 @@ class Device:
         setattr(log, "sink", self._log_sink)  # (setattr: Log declares sink = None)
         log.info("%s %s fw %s booting (%s)" % (self.role, self.id, _fw_version(self.cfg), self.boot_reason))
         self._install_builtins()
-        _install_sigterm(self)
         self.spawn(self._heartbeat(), "heartbeat")
         wms = self.params["watchdog_ms"]
         if wms:
@@ -573,8 +572,10 @@ def _install_sigterm(dev):
         pass
 
 
-async def run_device(cfg, cfg_hash="", hal=None, link=None):
-    """Run one device from a loaded config until dev.stop(); returns its exit code."""
+async def open_device(cfg, cfg_hash="", hal=None, link=None, data_dir=DATA_DIR):
+    """A Device for a loaded config with its HAL open and started (call
+    `await dev.run()`). The in-process simulator passes link (a DirectLink to
+    a DeviceHW) and a data_dir per device; on a board data_dir is /data."""
     from roadedge.core.clock import Clock
     from roadedge.core.log import Log
 
@@ -582,13 +583,20 @@ async def run_device(cfg, cfg_hash="", hal=None, link=None):
     params = platform_params(cfg)
     clock = Clock()
     log = Log(params["log_capacity"], level=params["log_level"], clock=clock)
-    state.ensure_dir(DATA_DIR)
+    state.ensure_dir(data_dir)
     if hal is None:
         from roadedge import hal as hal_mod
 
         hal = hal_mod.open(cfg, link)
     await hal.start()
-    dev = Device(cfg, hal, clock, log, DATA_DIR, cfg_hash)
+    return Device(cfg, hal, clock, log, data_dir, cfg_hash)
+
+
+async def run_device(cfg, cfg_hash="", hal=None, link=None, data_dir=DATA_DIR, sigterm=False):
+    """Run one device from a loaded config until dev.stop(); returns its exit code."""
+    dev = await open_device(cfg, cfg_hash, hal, link, data_dir)
+    if sigterm:
+        _install_sigterm(dev)
     return await dev.run()
 
 
@@ -615,7 +623,7 @@ async def _main(cfg_path):
             print("roadedge: cannot start: %s" % e)
             return 2
         cfg = await _safe_idle(cfg_path, e)
-    return await run_device(cfg, _file_hash(cfg_path))
+    return await run_device(cfg, _file_hash(cfg_path), sigterm=True)
 
 
 def main(cfg_path="config.json"):
