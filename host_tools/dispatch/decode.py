@@ -6,7 +6,6 @@ shows (malformed input is counted, never fatal). Topic tree: docs/topics.md.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 
@@ -57,15 +56,16 @@ def classify(topic: str) -> tuple[str, str]:
     return kind, dev
 
 
-def _num(d: dict, key: str, lo: float = -math.inf, hi: float = math.inf, required: bool = False) -> float | None:
+def _num(d: dict, key: str, lo: float, hi: float, required: bool = False) -> float | None:
     v = d.get(key)
     if v is None:
         if required:
             raise Reject("missing_field", key)
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+    t = type(v)  # exact types: bool is not a number here
+    if t is not float and t is not int:
         raise Reject("bad_type", f"{key} must be a number")
-    if not lo <= v <= hi:
+    if not lo <= v <= hi:  # also false for NaN (json.loads accepts NaN/Infinity)
         raise Reject("out_of_range", f"{key}={v}")
     return float(v)
 

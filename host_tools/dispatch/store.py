@@ -65,6 +65,7 @@ class Store:
         self.db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.lock = threading.RLock()
+        self._known: set[str] = set()  # device rows known to exist (rows are never deleted)
         with self.lock:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -78,7 +79,7 @@ class Store:
     def apply(self, batch: list[tuple[Record, float, str]], rejects: list[tuple[str, str, float]]) -> dict:
         """Store one batch in one transaction. Returns what changed (for live updates)."""
         ch: dict = {"devices": set(), "sos": [], "dispatches": set(), "ctl": set(), "rejects": bool(rejects),
-                    "stored": 0, "dupes": 0, "acks": []}
+                    "stored": 0, "dupes": 0, "acks": [], "_seen": {}, "_active": None}
         with self.lock:
             c = self.db
             c.execute("BEGIN IMMEDIATE")
@@ -89,15 +90,24 @@ class Store:
                               "last_at=excluded.last_at", (reason, topic[:200], rx))
                 for rec, rx, _topic in batch:
                     self._apply_one(c, rec, rx, ch)
+                # last_seen once per device and batch
+                c.executemany("UPDATE devices SET last_seen=max(coalesce(last_seen,0),?) WHERE id=?",
+                              [(rx, dev) for dev, rx in ch["_seen"].items()])
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
+                self._known.clear()  # rows inserted in the rolled-back transaction are gone
                 raise
+        del ch["_seen"], ch["_active"]
         return ch
 
-    def _ensure_device(self, c, dev: str, rx: float) -> None:
-        c.execute("INSERT INTO devices(id,last_seen) VALUES(?,?) ON CONFLICT(id) DO UPDATE SET last_seen="
-                  "max(coalesce(last_seen,0),excluded.last_seen)", (dev, rx))
+    def _ensure_device(self, c, dev: str, rx: float, ch: dict) -> None:
+        if dev not in self._known:
+            c.execute("INSERT OR IGNORE INTO devices(id,last_seen) VALUES(?,?)", (dev, rx))
+            self._known.add(dev)
+        seen = ch["_seen"]
+        if rx > seen.get(dev, 0):
+            seen[dev] = rx
 
     def _apply_one(self, c, rec: Record, rx: float, ch: dict) -> None:
         k, dev, b = rec.kind, rec.device, rec.body
@@ -122,7 +132,7 @@ class Store:
                 ch["dupes"] += 1
                 return
             ch["stored"] += 1
-            self._ensure_device(c, dev, rx)
+            self._ensure_device(c, dev, rx, ch)
             # catch-up (older) fixes go to history only; the live marker shows the newest fix
             c.execute("UPDATE devices SET role=coalesce(role,'tracker'), lat=?, lon=?, tst=?, vel=?, cog=?, acc=?, "
                       "sat=?, hdop=?, fix=?, live=?, pos_seq=? WHERE id=? AND coalesce(tst,0) <= ?",
@@ -130,7 +140,11 @@ class Store:
                        b.get("hdop"), b.get("fix") if isinstance(b.get("fix"), int) else None,
                        0 if b.get("live") is False else 1, rec.seq, dev, b["tst"]))
             ch["devices"].add(dev)
-            self._check_on_scene(c, dev, b["lat"], b["lon"], rx, ch)
+            if ch["_active"] is None:  # units with a dispatch under way, once per batch
+                ch["_active"] = {r[0] for r in c.execute(
+                    "SELECT unit FROM dispatches WHERE status IN ('sent','delivered','accepted')")}
+            if dev in ch["_active"]:
+                self._check_on_scene(c, dev, b["lat"], b["lon"], rx, ch)
             return
         if k in ("tele", "event", "ack") or (rec.seq is not None and k in ("log",)):
             cur = c.execute("INSERT OR IGNORE INTO history(device,kind,seq,ts,rx,body) VALUES(?,?,?,?,?,?)",
@@ -139,7 +153,7 @@ class Store:
                 ch["dupes"] += 1
                 return
             ch["stored"] += 1
-            self._ensure_device(c, dev, rx)
+            self._ensure_device(c, dev, rx, ch)
             if k == "tele":
                 c.execute("UPDATE devices SET tele=? WHERE id=?", (json.dumps(b), dev))
                 ch["devices"].add(dev)
@@ -151,7 +165,7 @@ class Store:
         if k == "log":
             return  # unsequenced logs are for `roadedge logs`, not history
         # status / info / state: live state + change log
-        self._ensure_device(c, dev, rx)
+        self._ensure_device(c, dev, rx, ch)
         col = {"status": "status", "info": "info", "state": "state"}[k]
         val = b["status"] if k == "status" else json.dumps(b, sort_keys=True)
         row = c.execute(f"SELECT {col} FROM devices WHERE id=?", (dev,)).fetchone()
