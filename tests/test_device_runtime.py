@@ -225,3 +225,38 @@ def test_fleet_reboots_after_reset_command_and_watchdog(mosquitto, collector_fac
             await fleet.hw.close()
 
     asyncio.run(scenario())
+
+
+def test_in_process_device_over_direct_link(mosquitto, collector_factory, tmp_path):
+    """The CPython simulator's path: the same device app in this process, its
+    sim HAL bound straight to a DeviceHW (no socket), its own data folder."""
+    import asyncio
+
+    from roadedge.core import app
+    from sim.hw import DirectLink, HardwareServer
+
+    col = collector_factory(mosquitto.port, ["re/#"])
+    col.c.publish("re/sys/time", json.dumps({"t": int(time.time() * 1000)}), 0, retain=True)
+    cfg = {"id": "base-ip", "board": "sim", "role": "base", "command_key": KEY.hex(), "pins": {"lamp": 2},
+           "broker": {"url": mosquitto.url, "user": "base-ip", "keepalive": KEEPALIVE}}
+
+    async def scenario():
+        srv = HardwareServer()  # not listening: only its DeviceHW registry is used
+        hw = srv.device("base-ip")
+        dev = await app.open_device(cfg, link=DirectLink(hw), data_dir=str(tmp_path / "base-ip" / "data"))
+        dev.log.echo = False
+        dev.on_command("lamp", lambda args: ("ok", dev.hal.output("lamp").value(args.get("on", 0))))
+        task = asyncio.create_task(dev.run())
+        try:
+            await asyncio.to_thread(col.wait_for, lambda t, pl, r, q: t == "re/base-ip/status" and pl == b"online", 20)
+            col.c.publish("re/base-ip/cmd/lamp", _sign("lamp", 1, time.time() + 60, dev="base-ip", args={"on": 1}), 1)
+            a = await asyncio.to_thread(col.wait_for, lambda t, pl, r, q: t == "re/base-ip/ack", 20)
+            assert json.loads(a[1])["ok"]
+            assert hw.output("lamp") == 1
+        finally:
+            dev.stop()
+            await asyncio.wait_for(task, 10)
+        assert not hw.connected.is_set()
+        assert (tmp_path / "base-ip" / "data" / "cmd_ctr.json").exists()
+
+    asyncio.run(scenario())
