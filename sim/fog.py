@@ -74,6 +74,27 @@ class FogField:
         return [self.visibility(x, t_s) for x in xs]
 
     @classmethod
+    def from_scenario(cls, fog: list[dict], road: str) -> FogField:
+        """The banks of a scenario's `fog[]` (docs/scenarios.md) on one road, chainage in metres
+        (km x 1000). A bank forms from `start_s`, is densest (`min_vis_m`) at `peak_s` and is gone
+        at `end_s`; `extent_m` is its whole length, half of it dense core, a soft edge either side."""
+        banks, clear = [], MOR_MAX
+        for f in fog:
+            if f["road"] != road:
+                continue
+            start = float(f.get("start_s", 0.0))
+            end = float(f.get("end_s", 10 ** 9))
+            peak = float(f.get("peak_s", start))
+            ext = float(f["extent_m"])
+            banks.append(FogBank(x0_m=float(f["center_km"]) * 1000, t0_s=start, t1_s=end,
+                                 core_vis_m=float(f["min_vis_m"]), width_m=ext / 2, edge_m=ext / 4,
+                                 drift_mps=float(f.get("drift_mps", 0.0)),
+                                 form_s=max(0.0, peak - start), thin_s=max(0.0, end - peak)))
+            if "clear_vis_m" in f:
+                clear = min(clear, float(f["clear_vis_m"]))
+        return cls(banks, clear)
+
+    @classmethod
     def random(cls, seed: int, length_m: float, duration_s: float, n_banks: int = 3) -> FogField:
         """Patchy fog for a scenario: n banks at random places and times."""
         rnd = random.Random(seed)
