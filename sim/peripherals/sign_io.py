@@ -9,7 +9,7 @@ Sensors: temperature (LM35 on the "temp" ADC), ambient light, the maintenance sw
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from collections.abc import Callable
 
 from host_tools import fw
 
@@ -64,7 +64,7 @@ class SignIO:
         for cb in self._cbs:
             cb(self)
 
-    def on_change(self, cb: Callable[["SignIO"], None]) -> None:
+    def on_change(self, cb: Callable[[SignIO], None]) -> None:
         self._cbs.append(cb)
 
     def lit(self) -> bool:

@@ -124,7 +124,7 @@ class Watch:
 class SignProc:
     """One sign's firmware process (its device folder persists across restarts, like flash)."""
 
-    def __init__(self, rig: "Rig", dev_id: str, sign_cfg: dict | None = None, meter: bool = False,
+    def __init__(self, rig: Rig, dev_id: str, sign_cfg: dict | None = None, meter: bool = False,
                  runtime: str = "micropython") -> None:
         self.rig = rig
         self.id = dev_id
@@ -178,7 +178,7 @@ class SignProc:
                 if self.face_ver == seen:
                     self.face_cond.wait(min(left, 0.5))
 
-    def start(self) -> "SignProc":
+    def start(self) -> SignProc:
         log = open(self.dir / "console.log", "ab")
         self.p = fw.spawn(self.runtime, fw.MAIN, cwd=self.dir, stdout=log, stderr=subprocess.STDOUT,
                           heap="256K")
