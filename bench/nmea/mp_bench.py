@@ -88,8 +88,7 @@ def pipeline(path, data_dir):
             fwd.add(record.from_fix(x, seq, 80, False, True, why), False)
             reports += 1
             if reports % 50 == 0:  # a catch-up batch now and then, as after a reconnect
-                for _rid, payload in fwd.batch(x.unix):
-                    pass
+                fwd.batch(x.unix)  # builds the OwnTracks JSON of up to 8 records
         if d.fixes % 60 == 0:  # live set: what survives a collection
             gc.collect()
             a = _alloc()

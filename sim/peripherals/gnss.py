@@ -23,7 +23,7 @@ import datetime as _dt
 import math
 import random
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 import pynmea2
 
@@ -143,7 +143,7 @@ class GnssModule:
         """The sentences of the epoch at sim time t (strings without CRLF)."""
         st = self.style
         talker = st["talker"]
-        when = _dt.datetime.fromtimestamp(self.start_unix + t, _dt.timezone.utc)
+        when = _dt.datetime.fromtimestamp(self.start_unix + t, _dt.UTC)
         # a cold receiver does not know the time for its first seconds
         time_known = not (self.cold and t < 8)
         tdec = st["time_dec"]

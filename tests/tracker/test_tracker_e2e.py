@@ -138,6 +138,7 @@ def test_tracker_end_to_end(lib, tmp_path):
             # after reconnect: SOS re-sent, stored reports delivered as catch-up (the SOS report among them)
             _t, ev = col.wait_for(is_kind("event", lambda e: e["type"] == "sos"), 40)
             assert ev["id"] == 1 and "lat" in ev
+            assert abs(ev["ts"] - time.time()) < 30  # the device clock was set from GNSS time (no broker beacon here)
             _t, cu = col.wait_for(is_loc(lambda m: not m["live"] and m["why"] == "sos"), 30)
             assert cu["sos"] == 1 and cu["t"] == "u" and "created_at" in cu
             col.wait_for(is_loc(lambda m: m["live"] and m["sos"] == 1), 30)  # emergency interval, live again

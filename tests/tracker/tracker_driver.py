@@ -4,7 +4,7 @@
 # nmea.Decoder -> reporting.Reporter -> record -> forward.Forwarder/RecordLog
 # exactly as the app shell does, without waiting for real seconds.
 #
-#   route  <nmea> 
+#   route  <nmea>
 #       print "R <tst> <reason>" for every report the rules select
 #   outage <nmea> <data_dir> <from_unix> <to_unix> <connect_unix> <records> <seg_bytes>
 #       play fixes with tst in [from, to); the link is down before connect_unix,
