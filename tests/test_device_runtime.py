@@ -113,6 +113,13 @@ def test_device_credentials_birth_will_and_signed_commands(secure_broker, collec
             assert tele["ctr"]["cmd_ok"] >= 2 and tele["ctr"]["mqtt_connects"] >= 1 and tele["up_s"] >= 0
             assert tele["seq"] > 0 and tele["ts"] > 0
 
+            # simulated link loss: counted, logged over MQTT, re-joined
+            hws.call(hws.server.device(DEV).set_net, False)
+            col.wait_for(lambda t, pl, r, q: t == f"re/{DEV}/log" and json.loads(pl)["msg"] == "network lost", 15)
+            hws.call(hws.server.device(DEV).set_net, True)
+            col.wait_for(lambda t, pl, r, q: t == f"re/{DEV}/log" and json.loads(pl)["msg"] == "network back", 15)
+            col.wait_for(lambda t, pl, r, q: t == f"re/{DEV}/tele" and json.loads(pl)["ctr"].get("net_lost") == 1, 15)
+
             # kill -9: the broker publishes the will within 1.5 x keepalive
             p.kill()
             col.wait_for(lambda t, pl, r, q: t == f"re/{DEV}/status" and pl == b"offline", 1.5 * KEEPALIVE + 2)

@@ -34,6 +34,7 @@ DEFAULTS = {
     "ntp": "",  # NTP host on boards ("" = none; the broker time beacon is always used)
 }
 HEARTBEAT_MS = 500
+NET_CHECK_MS = 2000
 LOG_LEVELS = "DIWE"
 ON_BOARD = sys.platform in ("rp2", "esp32")
 
@@ -209,7 +210,7 @@ class Device:
         m.subscribe(self.topic("cmd", "#"), 1)
         m.subscribe("re/sys/time", 0)
         self.publish("info", self.info(), 1, True)
-        self._mqtt_task = self.spawn(_net_and_mqtt(self), "mqtt")
+        self.spawn(self._network(), "network")
         self.spawn(self._commands_task(), "commands")
         self.spawn(self._log_out(), "log")
         self.spawn(self._telemetry(), "telemetry")
@@ -226,6 +227,34 @@ class Device:
         finally:
             await self.shutdown()
         return self.exit_code
+
+    async def _join(self):
+        """Bring the link up, retrying with exponential backoff (1 s .. 60 s)."""
+        delay = 1000
+        while not await self.hal.net_up(self.cfg):
+            self.count("net_fail")
+            self.log.warn("network not up; retry in %d s" % (delay // 1000))
+            await sleep_ms(delay)
+            delay = min(delay * 2, 60000)
+
+    async def _network(self):
+        """Join the network, run the MQTT client (it reconnects by itself), and
+        watch the link: a lost link is counted and re-joined."""
+        await self._join()
+        self.log.info("network up")
+        if ON_BOARD and self.params["ntp"]:
+            self.spawn(_ntp(self), "ntp")
+        self._mqtt_task = t = asyncio.create_task(self.mqtt.run())
+        try:
+            while True:
+                await sleep_ms(NET_CHECK_MS)
+                if not self.hal.net_ok():
+                    self.count("net_lost")
+                    self.log.warn("network lost")
+                    await self._join()
+                    self.log.info("network back")
+        finally:
+            t.cancel()
 
     def stop(self, code=0):
         self.exit_code = code
@@ -511,22 +540,6 @@ def make_mqtt(cfg, dev_id, params):
                       will=(status, b"offline", 1, True), birth=(status, b"online", 1, True),
                       queue_size=params["mqtt_queue"], window=params["mqtt_window"],
                       max_packet=params["mqtt_max_packet"])
-
-
-async def _net_and_mqtt(dev):
-    """Bring the link up (retrying with backoff), then run the MQTT client.
-    The client reconnects by itself; a lost link is counted and waited out."""
-    hal = dev.hal
-    delay = 1000
-    while not await hal.net_up(dev.cfg):
-        dev.count("net_fail")
-        dev.log.warn("network not up; retry in %d s" % (delay // 1000))
-        await sleep_ms(delay)
-        delay = min(delay * 2, 60000)
-    dev.log.info("network up")
-    if ON_BOARD and dev.params["ntp"]:
-        dev.spawn(_ntp(dev), "ntp")
-    await dev.mqtt.run()
 
 
 async def _ntp(dev):
