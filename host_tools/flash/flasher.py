@@ -153,7 +153,7 @@ def _wait_online(dev: str, target, sub: broker.Subscription, timeout_s: float, r
                 text = line.decode(errors="replace").rstrip("\r")
                 if text:
                     res.device_output = (res.device_output + [text])[-40:]
-                    console.print(f"[dim]{dev} | {text}[/]", highlight=False, markup=False)
+                    console.print(f"{dev} | {text}", style="dim", highlight=False, markup=False)
         m = sub.get(0.05)
         if m is None:
             continue
@@ -164,7 +164,8 @@ def _wait_online(dev: str, target, sub: broker.Subscription, timeout_s: float, r
             if last_status == "online" and not retained:
                 return True, "online"
         elif topic.endswith("/log"):
-            console.print(f"[cyan]{dev} log[/] {payload.decode(errors='replace')}", highlight=False)
+            console.print(f"{dev} log {payload.decode(errors='replace')}", style="cyan", highlight=False,
+                          markup=False)
     tail = [x for x in res.device_output if "Error" in x or "error" in x or "Traceback" in x]
     why = f"no live 'online' on re/{dev}/status within {timeout_s:.0f}s"
     if tail:
@@ -173,4 +174,6 @@ def _wait_online(dev: str, target, sub: broker.Subscription, timeout_s: float, r
         why += f"; last status seen: {last_status}"
     elif isinstance(target, targets.SerialTarget) and not res.device_output:
         why += "; the device printed nothing (is main.py running? is Wi-Fi in range?)"
+    if res.device_output and not tail:
+        why += f"; last device output: {res.device_output[-1]!r}"
     return False, why

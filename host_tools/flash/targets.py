@@ -217,27 +217,59 @@ class SerialTarget:
         return "run main.py"
 
     def read_output(self, timeout_s: float) -> bytes:
-        """Whatever the device printed within timeout_s (b'' if nothing)."""
-        s = self.t.serial
+        """Whatever the device printed within timeout_s (b'' if nothing). A board that re-enumerates
+        after its reset (USB CDC on the Pico W) drops the port: it is reopened when it comes back."""
         deadline = time.monotonic() + timeout_s
         buf = b""
         while time.monotonic() < deadline:
-            n = s.in_waiting
-            if n:
-                buf += s.read(n)
-                if b"\n" in buf:
-                    break
-            else:
-                time.sleep(0.02)
+            s = self._serial_for_reading()
+            if s is None:
+                time.sleep(0.1)
+                continue
+            try:
+                n = s.in_waiting
+                if n:
+                    buf += s.read(n)
+                    if b"\n" in buf:
+                        break
+                else:
+                    time.sleep(0.02)
+            except (OSError, ValueError) as e:  # pyserial's SerialException is an OSError
+                self._lost = True
+                self._last_error = str(e)
+                try:
+                    s.close()
+                except Exception:
+                    pass
         return buf
 
-    def close(self, leave_running: bool = True) -> None:
+    _lost = False
+    _last_error = ""
+    _reopened = None
+
+    def _serial_for_reading(self):
+        if not self._lost:
+            return self.t.serial
+        if self._reopened is not None:
+            return self._reopened
         try:
-            if not leave_running:
-                self.t.exit_raw_repl()
-            self.t.close()
-        except Exception:
-            pass
+            import serial
+
+            self._reopened = serial.serial_for_url(self.device, baudrate=self.t.serial.baudrate, timeout=0)
+        except (OSError, ValueError):
+            return None
+        return self._reopened
+
+    def close(self, leave_running: bool = True) -> None:
+        for closer in ((lambda: self._reopened.close()) if self._reopened is not None else None,
+                       (lambda: self.t.exit_raw_repl()) if not leave_running and not self._lost else None,
+                       self.t.close):
+            if closer is None:
+                continue
+            try:
+                closer()
+            except Exception:
+                pass
 
 
 def open_target(port: str, baud: int = 115200):

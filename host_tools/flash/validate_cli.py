@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import glob
 
 from rich.console import Console
 
+from host_tools import fw
 from host_tools.config import ConfigError, Secrets, SecretsError, load
 
 
@@ -17,8 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     out, err = Console(), Console(stderr=True)
-    files = args.files or sorted(f for f in glob.glob("board_configs/*.json") if not f.endswith("schema.json")
-                                 and not f.endswith("secrets.json"))
+    files = args.files or sorted(str(p) for p in (fw.REPO / "board_configs").glob("*.json")
+                                 if p.name not in ("schema.json", "secrets.json"))
     if not files:
         err.print("[red]no board configs given[/]")
         return 2

@@ -152,3 +152,24 @@ def test_flash_over_serial_to_unix_repl_on_a_pty(secure_broker, provisioned, hw_
     r = roadedge(*args, "--timeout", "60")
     assert r.returncode == 0, r.stdout + r.stderr
     assert copied(r.stdout) == 0 and re.search(r"online\s+yes", r.stdout)
+
+
+def test_flash_says_why_a_device_does_not_come_online(secure_broker, provisioned, hw_server, pty_repl,
+                                                      firmware_snapshot, tmp_path):
+    """Credentials the broker does not know yet (rotated, Mosquitto not reloaded): flash fails, non-zero."""
+    from host_tools.config.secrets import Secrets
+    from host_tools.provision.core import provision
+
+    folder, port = pty_repl
+    dev = "tool-dev-b"
+    s = Secrets.load(provisioned.secrets_dir)
+    provision(s, [dev], rotate=True, out=tmp_path / "not-loaded", tls_hosts=None)
+    cfgf = base_config(tmp_path / "b.json", dev, secure_broker.url, hw_server.addr)
+    r = roadedge("flash", "--board", str(cfgf), "--port", port, "--secrets", str(provisioned.secrets_dir),
+                 "--firmware", str(firmware_snapshot), "--timeout", "8")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert re.search(r"online\s+NO", r.stdout) and "FAILED at online" in r.stdout
+    out = " ".join(r.stdout.split())
+    assert f"no live 'online' on re/{dev}/status within 8s" in out
+    assert "last device output:" in out  # what the board said last, to start the diagnosis
+    assert copied(r.stdout) > 10  # the files did go over; only the broker said no
