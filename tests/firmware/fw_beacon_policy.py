@@ -133,3 +133,17 @@ def test_logic_render():
     assert y == 0 and r > 0 and nxt >= 1
     b.meter_usable(False)
     assert b.render(30000, unix)[0:2] == (M.GUIDANCE, "safe")
+
+
+def test_config_refused_naming_the_field():
+    from roadedge.beacon.app import params
+    from roadedge.core.config import ConfigError
+
+    p = params({"beacon": {"tail_m": 60, "meter": {"poll_s": 2}}})
+    assert p["tail_m"] == 60.0 and p["meter"]["poll_s"] == 2.0 and p["meter"]["addr"] == 1
+    for bad, field in (({"tail_m": "long"}, "beacon.tail_m"), ({"levels_m": [100, 200]}, "beacon.levels_m"),
+                       ({"meter": {"poll_s": 0}}, "beacon.meter.poll_s"), ({"colour": 1}, "beacon.colour"),
+                       ({"level_boost": [0, "x"]}, "beacon.level_boost"), ({"safe_mode": "party"}, "beacon.safe_mode"),
+                       ({"flash_per_min": [0]}, "beacon.flash_per_min"), ({"cutoff_v": 13.0}, "beacon.cutoff_v"), ({"dark_u16": 40000}, "beacon.bright_u16")):
+        e = raises(ConfigError, params, {"beacon": bad})
+        assert e.field == field, (bad, e.field)

@@ -24,8 +24,20 @@ def params(cfg):
         BeaconLogic(p)  # every policy validates its own parameters
         F.check_rates(p["flash_per_min"])
     except ValueError as e:
-        raise config.ConfigError("beacon", str(e))
+        # policy messages start with the parameter's name ("levels_m: ...")
+        msg = str(e)
+        key = msg.split(":", 1)[0]
+        raise config.ConfigError("beacon." + key if key in p else "beacon", msg)
     config.in_range(p, "beacon", "tail_m", 1, 1000)
+    config.in_range(p, "beacon", "tail_max_m", 1, 2000)
+    config.in_range(p, "beacon", "default_speed_kmh", 5, 250)
+    config.in_range(p, "beacon", "safe_level", 0, len(p["levels_m"]))
+    config.in_range(p, "beacon", "day_duty", 0, 1)
+    config.in_range(p, "beacon", "night_duty", 0, 1)
+    config.in_range(p, "beacon", "min_factor", 0, 1)
+    config.require(p["dark_u16"] < p["bright_u16"], "beacon.bright_u16", "must be above dark_u16")
+    for b in p["level_boost"]:
+        config.require(type(b) in (int, float) and 0 <= b <= 1, "beacon.level_boost", "numbers 0..1 expected")
     config.in_range(p, "beacon", "sense_s", 0.1, 3600)
     config.in_range(p, "beacon", "flash_on_pct", 5, 95)
     config.in_range(p, "beacon", "alarm_per_min", 1, 300)
@@ -65,6 +77,9 @@ class BeaconApp:
         self.adc_amb = hal.adc("ambient")
         self.adc_cur = hal.adc("lamp_current")
         self.adc_batt = hal.adc("battery")
+        # optional solar panel voltage, reported only
+        self.adc_solar = hal.adc("solar") if "solar" in (dev.cfg.get("pins") or {}) else None
+        self.solar_v = None
         self._t = ticks_ms()
         self._mono = 0
         self._last_state = None
@@ -180,6 +195,7 @@ class BeaconApp:
                 "lamps": self.monitor.health(), "duty": [self.lamps.yd, self.lamps.rd],
                 "batt_v": None if lg.energy.volts is None else round(lg.energy.volts, 2),
                 "batt": lg.energy.state, "dim": round(lg.energy.factor, 2),
+                "solar_v": None if self.solar_v is None else round(self.solar_v, 2),
                 "clock": c.offset_report() if hasattr(c, "offset_report") else None}
 
     # ---- tasks
@@ -196,6 +212,8 @@ class BeaconApp:
         while True:
             lg.ambient(self.adc_amb.read_u16())
             old = lg.energy.state
+            if self.adc_solar is not None:
+                self.solar_v = self.adc_solar.read_u16() * self.p["solar_full_scale_v"] / 65535
             volts = E.adc_to_volts(self.p, self.adc_batt.read_u16())
             st, _f = lg.battery(volts)
             if st != old:

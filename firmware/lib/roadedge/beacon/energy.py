@@ -14,6 +14,7 @@ DEFAULTS = {
     "min_factor": 0.25,
     # ADC scale: volts at the battery for a full-scale reading (divider)
     "batt_full_scale_v": 16.5,
+    "solar_full_scale_v": 25.0,  # optional "solar" ADC, reported in telemetry
 }
 
 OK = "ok"
@@ -30,7 +31,7 @@ class Energy:
         c = dict(DEFAULTS)
         c.update(cfg or {})
         if not c["cutoff_v"] < c["dim_v"]:
-            raise ValueError("energy: cutoff_v must be below dim_v")
+            raise ValueError("cutoff_v: must be below dim_v")
         self.cfg = c
         self.state = OK
         self.volts = None
