@@ -31,7 +31,7 @@ def run(args) -> int:
         return 2
     try:
         secrets = Secrets.load(args.secrets)
-        keyring = Keyring.load(args.secrets)
+        keyring = Keyring(secrets.devices, secrets.sources[0])  # same folder or file as the rest
         c = broker.connect(broker.broker_url(args), args.user, args.password, args.ca, secrets, name="command")
     except (broker.BrokerError, ValueError) as e:
         err.print(f"[red]{e}[/]")
