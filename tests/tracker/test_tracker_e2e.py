@@ -108,7 +108,7 @@ def test_tracker_end_to_end(lib, tmp_path):
     with HardwareServerThread() as hws:
         hw = hws.device(DEV)
         io = hws.call(lambda: TrackerIO(hw, battery_v=4.0))
-        hws.call(lambda: hws.loop.create_task(rx.run(hw, "gnss", stop=stop)))
+        feeder = hws.call(lambda: hws.loop.create_task(rx.run(hw, "gnss", stop=stop)))
         cfg = device_config({
             "id": DEV, "board": "sim", "role": "tracker", "broker": {"url": "", "keepalive": 5},
             "command_key": KEY.hex(), "pins": PINS, "uarts": UARTS, "device": {"tele_s": 5},
@@ -180,10 +180,11 @@ def test_tracker_end_to_end(lib, tmp_path):
             assert any(not m["live"] for m in locs) and any(m["live"] for m in locs)
         finally:
             hws.call(stop.set)
+            hws.call(feeder.cancel)
             if p is not None:
                 p.kill()
                 out = p.console()
-                print("CONSOLE", out[-3000:], "SEEN", [t for t, _ in col.seen][-30:])
+                print("device console:", out[-3000:], "\nlast topics:", [t for t, _ in col.seen][-30:])
             col.close()
             broker.stop()
     assert "Traceback" not in out, out[-3000:]
