@@ -40,9 +40,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--user", help="MQTT user for the status view (default: the provisioned technician)")
     b.add_argument("--password", help="MQTT password for the status view")
     b.add_argument("--for", dest="duration", type=float, help="stop after this many seconds")
+    # the world engine, replay and hardware in the loop (sim.world.cli, sim.replay, sim.hil)
+    for name, mod, help_ in _MORE:
+        m = __import__(mod, fromlist=["add_arguments"])
+        m.add_arguments(sub.add_parser(name, help=help_, description=m.__doc__,
+                                       formatter_class=argparse.RawDescriptionHelpFormatter))
+
+
+_MORE = (("run", "sim.world.cli", "run a scenario on the CPython runtime (record, report)"),
+         ("replay", "sim.replay", "replay a recording through the firmware logic and list differences"),
+         ("attach", "sim.hil", "a real board on a serial port in place of one simulated device"))
 
 
 def run(args) -> int:
+    for name, mod, _help in _MORE:
+        if args.sim_command == name:
+            return int(__import__(mod, fromlist=["run"]).run(args) or 0)
     if args.sim_command != "boot":
         print("usage: roadedge sim boot [--broker URL] CONFIG...  (see roadedge sim boot --help)")
         return 2

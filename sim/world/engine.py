@@ -77,8 +77,9 @@ class Zone:
 
 class World:
     def __init__(self, sc, seed: int | None = None, dt: float = 0.5, sample_s: float = 1.0,
-                 zone_params: dict | None = None, traffic: bool = True) -> None:
+                 zone_params: dict | None = None, traffic: bool = True, epoch_unix: float = EPOCH_UNIX) -> None:
         self.sc = sc
+        self.epoch = epoch_unix
         self.seed = sc.seed if seed is None else seed
         self.dt = dt
         self.t = 0.0
@@ -116,7 +117,7 @@ class World:
             for src in z.feeds:
                 self.feeds.setdefault(src, []).append(z)
         self.patrols = {t.id: Patrol(t, sc) for t in sc.trackers}
-        self.trackers = [SimTracker(t, self.patrols[t.id], sc.roads, EPOCH_UNIX, self.seed * 1000 + i, self._out)
+        self.trackers = [SimTracker(t, self.patrols[t.id], sc.roads, epoch_unix, self.seed * 1000 + i, self._out)
                          for i, t in enumerate(sc.trackers)]
         self.tracker_by_id = {t.id: t for t in self.trackers}
         self.traffic = Traffic(sc, self.seed, self.weather.visibility, self._sign_limit) if traffic else None
@@ -134,7 +135,7 @@ class World:
 
     # --- output ---------------------------------------------------------------
     def unix(self, t: float | None = None) -> float:
-        return EPOCH_UNIX + (self.t if t is None else t)
+        return self.epoch + (self.t if t is None else t)
 
     def _out(self, topic: str, obj, qos: int = 0, retain: bool = False) -> None:
         if isinstance(obj, dict) and obj.get("seq") == 0:
@@ -256,6 +257,8 @@ class World:
                         self._command(z, sg, "set_limit", {"limit": d.limit, "legend": d.legend,
                                                            "priority": z.cfg.priority,
                                                            "duration_s": z.cfg.duration_s}, mono, unix_s)
+            for s in z.signs:  # what the signs show now, after the commands
+                z.policy.sign_state(s.id, {"limit": s.shown()[0], "legend": s.shown()[1], "source": s.policy.source})
             self._out(f"re/ctl/{z.id}/state", z.policy.snapshot(unix_s), 1, True)
         if t >= z.next_hb:
             z.next_hb += z.cfg.heartbeat_s

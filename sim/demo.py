@@ -1,0 +1,174 @@
+"""`roadedge demo` (what `make demo` runs): the demo deployment, live, with the dispatcher console.
+
+On a fresh clone, with nothing else set up, it starts:
+- a broker (the embedded amqtt broker when available, else a local Mosquitto process) on a free port;
+- credentials for every demo device, provisioned into the work dir (`var/demo/secrets`), so the console
+  signs its commands with the devices' own keys;
+- the demo scenario (sim/scenarios/demo.json: a 2 km fog section with beacons both sides, 3 signs and
+  their zone controller, 10 patrol motorcycles, an incident with a section alarm, an SOS) on the world
+  engine's CPython runtime, paced at --speed times real time, every device publishing what it would;
+- the dispatcher console, with a supervisor account whose generated password is printed once.
+A live status line follows fog, lamps, signs, traffic and patrols. Ctrl-C stops everything cleanly.
+"""
+from __future__ import annotations
+
+import argparse
+import secrets as pysecrets
+import shutil
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SCENARIO = REPO / "sim" / "scenarios" / "demo.json"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenario", default=str(SCENARIO), help="scenario file (default: the 2 km demo)")
+    p.add_argument("--duration", type=float, help="stop after this many wall-clock seconds (default: the scenario's)")
+    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (default 1)")
+    p.add_argument("--http", default="127.0.0.1:8080", help="console HOST:PORT (port 0 = any free port)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a web browser")
+    p.add_argument("--workdir", default=str(REPO / "var" / "demo"), help="work dir (broker, credentials, databases)")
+    p.add_argument("--quick", action="store_true",
+                   help="shortened run for tests: fog and events compressed (10x speed), 60 s unless --duration")
+    p.add_argument("--seed", type=int, help="override the scenario's seed")
+
+
+class _Broker:
+    """The embedded amqtt broker if the project has it, else a Mosquitto process."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.handle = None
+        self.url = ""
+
+    def start(self) -> str:
+        try:
+            from host_tools.broker import start_embedded_broker  # type: ignore[attr-defined]
+        except ImportError:
+            start_embedded_broker = None
+        if start_embedded_broker is not None:
+            self.handle = start_embedded_broker(port=0)
+            self.url = getattr(self.handle, "url", None) or f"mqtt://127.0.0.1:{self.handle.port}"
+            return self.url
+        from host_tools.broker.mosquitto import Mosquitto
+
+        d = self.workdir / "mosquitto"
+        shutil.rmtree(d, ignore_errors=True)
+        self.handle = Mosquitto(d).start()
+        self.url = self.handle.url
+        return self.url
+
+    def stop(self) -> None:
+        h = self.handle
+        if h is not None:
+            (getattr(h, "stop", None) or getattr(h, "close"))()
+
+
+def _provision(workdir: Path, ids: list[str]) -> Path:
+    from host_tools.config.secrets import Secrets
+    from host_tools.provision.core import provision
+
+    sdir = workdir / "secrets"
+    sdir.mkdir(parents=True, exist_ok=True)
+    sec = Secrets.load(sdir)
+    provision(sec, devices=[i for i in ids if i not in sec.devices], out=workdir / "broker")
+    return sdir
+
+
+def run(args) -> int:
+    from host_tools.dispatch.service import DispatchService
+    from host_tools.dispatch.users import Users
+    from sim.scenario import ScenarioError, load
+    from sim.world import World
+    from sim.world.cli import status_line
+    from sim.world.sinks import MqttSink
+
+    speed = 10.0 if args.quick and args.speed == 1.0 else args.speed
+    duration = args.duration or (60.0 if args.quick else None)
+    try:
+        sc = load(args.scenario)
+    except ScenarioError as e:
+        print(e, file=sys.stderr)
+        return 2
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    out = sys.stdout
+    w = World(sc, seed=args.seed, epoch_unix=int(time.time()))  # the console judges fix ages by the wall clock
+    ids = [d.id for d in (*w.beacons, *w.signs, *w.trackers)]
+    print(f"roadedge demo: {sc.name} ({len(w.beacons)} beacons, {len(w.signs)} signs + zone controller, "
+          f"{len(w.trackers)} patrols) at {speed:g}x real time", file=out, flush=True)
+    broker = _Broker(work)
+    svc = None
+    client = None
+    stop = threading.Event()
+    try:
+        url = broker.start()
+        print(f"broker: {url}", file=out, flush=True)
+        sdir = _provision(work, ids)
+        print(f"credentials: {len(ids)} devices provisioned in {sdir}", file=out, flush=True)
+        users = work / "users.json"
+        users.unlink(missing_ok=True)
+        password = pysecrets.token_urlsafe(12)
+        Users(users).add("supervisor", "supervisor", password)
+        db = work / "dispatch.db"
+        for p in work.glob("dispatch.db*"):
+            p.unlink()
+        host, _, port = args.http.rpartition(":")
+        svc = DispatchService(url, db, users, (host or "127.0.0.1", int(port)), args.scenario, str(sdir))
+        svc.start()
+        print(f"console: {svc.url}  login: supervisor  password: {password}", file=out, flush=True)
+        if not args.no_browser:
+            import webbrowser
+
+            threading.Thread(target=webbrowser.open, args=(svc.url,), daemon=True).start()
+
+        import paho.mqtt.client as mqtt
+
+        from host_tools.broker.mosquitto import wait_port
+
+        hp = url.split("://", 1)[1].rsplit("@", 1)[-1]
+        bhost, _, bport = hp.partition(":")
+        wait_port(bhost, int(bport or 1883))
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="roadedge-demo-world")
+        client.max_queued_messages_set(0)
+        client.connect(bhost, int(bport or 1883), 30)
+        client.loop_start()
+        w.sinks.append(MqttSink(client))
+        try:
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        except ValueError:
+            pass
+        t0 = time.monotonic()
+        until = sc.duration_s
+        tty = out.isatty()
+        last = 0.0
+        while w.t < until and not stop.is_set():
+            w.step()
+            if w.t % 1.0 < w.dt:  # the broker time beacon, as the controller publishes it
+                client.publish("re/sys/time", f'{{"t":{int(w.unix() * 1000)}}}')
+            now = time.monotonic()
+            if duration is not None and now - t0 >= duration:
+                break
+            ahead = w.t / speed - (now - t0)
+            if ahead > 0:
+                stop.wait(ahead)
+            if now - last >= (0.5 if tty else 5.0):
+                last = now
+                line = status_line(w, now - t0, until)
+                print(("\r" + line) if tty else line, end="" if tty else "\n", file=out, flush=True)
+        print(("\n" if tty else "") + "demo finished" + (" (time up)" if w.t < until else ""), file=out, flush=True)
+    except KeyboardInterrupt:
+        print("\nstopping", file=out, flush=True)
+    finally:
+        if client is not None:
+            client.loop_stop()
+            client.disconnect()
+        if svc is not None:
+            svc.stop()
+        broker.stop()
+    print("demo stopped: broker, console and devices are down", file=out, flush=True)
+    return 0

@@ -1,0 +1,88 @@
+"""`roadedge sim run SCENARIO`: the world engine on the CPython runtime, as fast as it goes (or paced).
+
+    roadedge sim run sim/scenarios/demo.json --record run.jsonl --report report/
+    roadedge sim run sim/scenarios/seed-city.json --until 3600 --report city/
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scenario", help="scenario file (docs/scenarios.md)")
+    p.add_argument("--seed", type=int, help="override the scenario's seed")
+    p.add_argument("--until", type=float, help="simulated seconds (default: the scenario's duration_s)")
+    p.add_argument("--record", help="write every device message to this file (`roadedge record` format)")
+    p.add_argument("--report", help="write the report (PNG + index.html) into this folder")
+    p.add_argument("--speed", type=float, help="pace at this multiple of real time (default: as fast as it goes)")
+    p.add_argument("--no-traffic", action="store_true", help="no vehicles (fog, devices and patrols only)")
+
+
+def run(args) -> int:
+    from sim.scenario import ScenarioError, load
+    from sim.world import World
+    from sim.world.sinks import RecordingSink
+
+    try:
+        sc = load(args.scenario)
+    except ScenarioError as e:
+        print(e, file=sys.stderr)
+        return 2
+    w = World(sc, seed=args.seed, traffic=not args.no_traffic)
+    rec = RecordingSink(args.record) if args.record else None
+    if rec:
+        w.sinks.append(rec)
+    until = args.until or sc.duration_s
+    print(f"{sc.name}: {len(w.beacons)} beacons, {len(w.signs)} signs, {len(w.trackers)} trackers, "
+          f"{len(w.zones)} zone controllers; {until:.0f} s simulated (seed {w.seed})", file=sys.stderr)
+    t0 = time.monotonic()
+    last = [0.0]
+    tty = sys.stderr.isatty()
+
+    def tick(world) -> None:
+        if args.speed:
+            ahead = world.t / args.speed - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+        now = time.monotonic()
+        if tty and now - last[0] >= 0.5:
+            last[0] = now
+            print("\r" + status_line(world, now - t0, until), end="", file=sys.stderr, flush=True)
+
+    try:
+        w.run(until, tick)
+    except KeyboardInterrupt:
+        print("\nstopped", file=sys.stderr)
+    finally:
+        if rec:
+            rec.close()
+    wall = time.monotonic() - t0
+    print(("\r" if tty else "") + status_line(w, wall, until), file=sys.stderr)
+    if args.record:
+        print(f"recording: {args.record}", file=sys.stderr)
+    if args.report:
+        from sim import report
+
+        print(f"report: {report.write(w, args.report)}", file=sys.stderr)
+    return 0
+
+
+def status_line(w, wall_s: float, until: float) -> str:
+    """One line a person can follow: time, pace, fog, lamps, signs, traffic, patrols."""
+    mono = int(w.t * 1000)
+    modes = {}
+    red = 0
+    for b in w.beacons:
+        m = b.logic.modes.mode(mono)[0]
+        modes[m] = modes.get(m, 0) + 1
+        red += b.logic.tail.until is not None and b.logic.tail.until > mono and m == "anti_rear_end"
+    fogged = sum(1 for b in w.beacons if b.logic.vis_m is not None and b.logic.vis_m < 200)
+    signs = " ".join(f"{s.id}:{s.shown()[0] or '-'}" for s in w.signs[:6])
+    cars = sum(1 for _ in w.traffic.all()) if w.traffic else 0
+    pace = w.t / wall_s if wall_s > 0 else 0
+    return (f"t={w.t:6.0f}/{until:.0f}s x{pace:5.1f} | fog<200m at {fogged} posts | "
+            f"anti-rear-end {modes.get('anti_rear_end', 0)} (red {red}) guidance {modes.get('guidance', 0)} "
+            f"alarm {modes.get('section_alarm', 0)} | signs {signs} | {cars} vehicles | "
+            f"{sum(len(t.reports) for t in w.trackers)} patrol reports   ")
