@@ -5,6 +5,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 import paho.mqtt.client as mqtt
 import pytest
 
@@ -80,3 +81,23 @@ def test_record_then_replay_matches_message_for_message(mosquitto, collector_fac
         late = collector_factory(fresh.port, "#")
         retained = {late.get()[0] for _ in range(sum(r for *_x, r in SESSION))}
         assert retained == {t for t, _p, _q, r in SESSION if r}
+
+
+def test_record_cli_records_until_stopped(mosquitto, tmp_path):
+    import signal
+
+    out = tmp_path / "cli.jsonl"
+    p = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "record", "--broker", mosquitto.url, "--out",
+                          str(out)], stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stderr is not None and "recording" in p.stderr.readline()  # printed once subscribed
+        _publish_session(mosquitto.port)
+        deadline = time.monotonic() + 20
+        while len(out.read_text().splitlines()) < len(SESSION):  # the CLI flushes every second
+            assert time.monotonic() < deadline, out.read_text()
+            time.sleep(0.1)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        _o, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert [(m.topic, m.payload, m.qos, m.retain) for m in fileformat.read(out)] == SESSION
