@@ -24,6 +24,15 @@ CREATE TABLE IF NOT EXISTS audit (
     inputs  TEXT                    -- JSON: visibility, levels, targets, ack codes...
 );
 CREATE INDEX IF NOT EXISTS audit_sign_ts ON audit(sign, ts);
+-- what stands for each sign across controller restarts (a veto hold must survive one)
+CREATE TABLE IF NOT EXISTS standing (
+    zone      TEXT NOT NULL,
+    sign      TEXT NOT NULL,
+    commanded INTEGER,
+    hold      INTEGER,
+    ts        REAL NOT NULL,
+    PRIMARY KEY (zone, sign)
+);
 """
 
 
@@ -46,6 +55,16 @@ class Audit:
                 "INSERT INTO audit (ts, zone, who, role, action, sign, lim, mode, why, inputs) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (time.time() if ts is None else ts, self.zone, who, role, action, sign, limit, mode, why,
                  json.dumps(inputs, sort_keys=True, default=str) if inputs else None))
+
+    def save_standing(self, sign: str, commanded: int | None, hold: int | None) -> None:
+        with self.lock:
+            self.db.execute("INSERT OR REPLACE INTO standing (zone, sign, commanded, hold, ts) VALUES (?,?,?,?,?)",
+                            (self.zone, sign, commanded, hold, time.time()))
+
+    def standing(self) -> dict[str, tuple[int | None, int | None]]:
+        with self.lock:
+            cur = self.db.execute("SELECT sign, commanded, hold FROM standing WHERE zone = ?", (self.zone,))
+            return {r[0]: (r[1], r[2]) for r in cur.fetchall()}
 
     def rows(self, where: str = "1=1", params: tuple = ()) -> list[dict]:
         with self.lock:

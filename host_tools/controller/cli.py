@@ -63,6 +63,12 @@ class Controller:
         self.sent: dict[str, dict] = {}  # sign -> {ctr-less record of the last command}
         self.stats = {"commands": 0, "heartbeats": 0, "resends": 0, "acks_bad": 0, "vis": 0, "ops": 0}
         self.stop_ev = threading.Event()
+        self.saved: dict[str, tuple] = {}
+        for sid, (commanded, hold) in audit.standing().items():
+            s = self.policy.by_id.get(sid)
+            if s is not None:
+                s.commanded, s.hold = commanded, hold
+                self.saved[sid] = (commanded, hold)
         self.state_topic = f"re/ctl/{cfg.zone}/state"
         self.op_topic = f"re/ctl/{cfg.zone}/op"
 
@@ -145,8 +151,11 @@ class Controller:
             return
         if s.source == "local":
             return  # a technician has it: the sign refuses us anyway
-        if now - self.last_resend.get(sign, 0.0) < RESEND_MIN_S:
-            return
+        if s.source is None:
+            return  # not heard from yet
+        last = max(self.last_resend.get(sign, 0.0), self.sent.get(sign, {}).get("at", 0.0))
+        if now - last < RESEND_MIN_S:
+            return  # just sent: its state may not reflect it yet
         self.last_resend[sign] = now
         self.stats["resends"] += 1
         self._send(sign, s.commanded, self.policy.legend_for(s.commanded),
@@ -193,7 +202,15 @@ class Controller:
                 self.client.publish(f"re/{sid}/cmd/heartbeat", payload, qos=0)
                 self.stats["heartbeats"] += 1
 
+    def _persist(self) -> None:
+        for s in self.policy.signs:
+            cur = (s.commanded, s.hold)
+            if self.saved.get(s.id) != cur:
+                self.audit.save_standing(s.id, *cur)
+                self.saved[s.id] = cur
+
     def publish_state(self) -> None:
+        self._persist()
         snap = self.policy.snapshot(self.now())
         snap["closure"] = [s["id"] for s in snap["signs"] if s["closure"]]
         self.client.publish(self.state_topic, json.dumps(snap), qos=1, retain=True)
@@ -208,7 +225,8 @@ class Controller:
     def run(self) -> None:
         cfg = self.cfg
         self.audit.write("start", f"controller started in {self.policy.mode} mode", mode=self.policy.mode,
-                         inputs={"zone": cfg.zone, "signs": [s.id for s in cfg.signs], "params": cfg.params})
+                         inputs={"zone": cfg.zone, "signs": [s.id for s in cfg.signs], "params": cfg.params,
+                                 "standing": {k: list(v) for k, v in self.saved.items()}})
         self.time_tick()
         next_upd = time.monotonic() + min(cfg.interval_s, 2.0)  # first decision once retained state is in
         next_hb = time.monotonic()
