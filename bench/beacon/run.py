@@ -4,7 +4,13 @@
    the MicroPython unix port, sim hardware server over TCP, real Mosquitto) in
    anti-rear-end mode; the host raises the detector input and times the red PWM
    change coming back. Includes the sim link both ways (TCP, JSON lines).
-2. Decision cost on the device: BeaconLogic.detect + render per call, under
+2. Flash synchronisation between two beacon processes that share only the broker time beacon (`re/sys/time`
+every 2 s), guidance mode (60 flashes/min), host-side onset times: {len(sync)} flashes, difference median
+**{statistics.median(sync) if sync else float("nan"):.1f} ms**, max **{max(sync) if sync else float("nan"):.1f} ms**
+(includes each device's sim-link and scheduling jitter; the 50 ppm drift case is
+`tests/beacon/test_flash_sync.py`).
+
+Decision cost on the device: BeaconLogic.detect + render per call, under
    MicroPython.
 3. Heap: high-water of the whole device (platform + beacon role) over the run
    under `micropython -X heapsize`, from the telemetry's heap_free; and what the
@@ -126,6 +132,59 @@ def firmware_run(vehicles: int, heap: str, work: Path):
     return lat_ms, heap_free
 
 
+def flash_sync_run(work: Path, heap: str, seconds: float = 12.0):
+    """Two beacon processes that share only the broker time beacon: host-side times of their yellow
+    flash onsets (each includes that device's sim-link delay)."""
+    lib = work / "lib"
+    onsets: dict[str, list[float]] = {"fb-sync-a": [], "fb-sync-b": []}
+    with Mosquitto(work / "mq2") as broker, HardwareServerThread() as hws:
+        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-time")
+        pub.connect("127.0.0.1", broker.port)
+        pub.loop_start()
+        stop = threading.Event()
+
+        def time_beacon():  # as the controller does: re/sys/time every few seconds
+            while not stop.is_set():
+                pub.publish("re/sys/time", json.dumps({"t": int(time.time() * 1000)}), 0, retain=True)
+                stop.wait(2)
+        threading.Thread(target=time_beacon, daemon=True).start()
+        procs = []
+        try:
+            for dev_id, lst in onsets.items():
+                hw = hws.device(dev_id)
+                hws.call(lambda hw=hw: VisibilityMeter(hw, 150.0))
+                hws.call(lambda hw=hw: BeaconIO(hw))
+                last = {"d": 0.0}
+
+                def on_change(k, n, v, lst=lst, last=last):
+                    if k == "pwm" and n == "lamp_yellow":
+                        if v > 0 and last["d"] == 0:
+                            lst.append(time.perf_counter())
+                        last["d"] = v
+                hws.call(hw.on_change, on_change)
+                cfg = device_config({
+                    "id": dev_id, "board": "sim", "role": "beacon", "broker": {"url": "", "keepalive": 10},
+                    "pins": PINS, "uarts": UARTS, "device": {"tele_s": 60},
+                    "beacon": {"meter": {"poll_s": 1.0, "reply_ms": 300}, "enter_s": 0.0},
+                }, broker.url, hws.addr)
+                procs.append(DeviceProcess(make_device_dir(work / "dev2", cfg, fresh=True), "micropython",
+                                           heap=heap, lib=lib).start())
+            # wait until both flash, then record
+            t_end = time.monotonic() + 30
+            while time.monotonic() < t_end and not all(len(v) > 3 for v in onsets.values()):
+                time.sleep(0.2)
+            for v in onsets.values():
+                v.clear()
+            time.sleep(seconds)
+        finally:
+            stop.set()
+            for p in procs:
+                p.kill()
+            pub.loop_stop()
+    a, b = onsets["fb-sync-a"], onsets["fb-sync-b"]
+    return [min(abs(x - y) for y in b) * 1000 for x in a] if a and b else []
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--vehicles", type=int, default=60)
@@ -136,6 +195,8 @@ def main() -> int:
         work = Path(td)
         print(f"beacon firmware: {a.vehicles} vehicles, micropython -X heapsize={a.heap}")
         lat, heap_free = firmware_run(a.vehicles, a.heap, work)
+        print("flash sync: two beacon processes, guidance mode, 12 s")
+        sync = flash_sync_run(work, a.heap)
         probe = work / "probe.py"
         probe.write_text(ON_DEVICE)
         r = fw.run("micropython", probe, heap=a.heap, lib=work / "lib", timeout=120)
@@ -156,6 +217,12 @@ MicroPython unix port, anti-rear-end mode:
 | median | {statistics.median(lat):.1f} |
 | p95 | {percentile(lat, 0.95):.1f} |
 | max | {max(lat):.1f} |
+
+Flash synchronisation between two beacon processes that share only the broker time beacon (`re/sys/time`
+every 2 s), guidance mode (60 flashes/min), host-side onset times: {len(sync)} flashes, difference median
+**{statistics.median(sync) if sync else float("nan"):.1f} ms**, max **{max(sync) if sync else float("nan"):.1f} ms**
+(includes each device's sim-link and scheduling jitter; the 50 ppm drift case is
+`tests/beacon/test_flash_sync.py`).
 
 Decision cost on the device (BeaconLogic.detect + render, MicroPython): **{us:.0f} µs** per detection.
 
