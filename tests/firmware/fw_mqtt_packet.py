@@ -1,6 +1,7 @@
 # MQTT 3.1.1 codec (roadedge.mqtt.packet): round trips and malformed input.
 from fwtest import raises
 from roadedge.mqtt import packet as pk
+from roadedge.mqtt import packet_server as ps
 
 
 def _frame(data, max_packet=4096, chunk=None):
@@ -70,26 +71,26 @@ def test_connect_round_trip():
     data = pk.encode_connect("dev-1", 30, False, "dev-1", "s3cret", ("re/dev-1/status", b"offline", 1, True))
     (kind, flags, body), = _frame(data)[0]
     assert kind == pk.CONNECT
-    c = pk.parse_connect(body)
+    c = ps.parse_connect(body)
     assert c["client_id"] == "dev-1" and c["keepalive"] == 30 and c["clean"] is False
     assert c["user"] == "dev-1" and c["password"] == b"s3cret"
     assert c["will"] == ("re/dev-1/status", b"offline", 1, True)
-    c = pk.parse_connect(_frame(pk.encode_connect("x", 5))[0][0][2])
+    c = ps.parse_connect(_frame(pk.encode_connect("x", 5))[0][0][2])
     assert c["user"] is None and c["will"] is None and c["clean"] is True
     raises(ValueError, pk.encode_connect, "x", 5, True, None, "pw")
 
 
 def test_connack_suback_puback_subscribe_round_trip():
-    (k, f, b), = _frame(pk.encode_connack(True, 0))[0]
+    (k, f, b), = _frame(ps.encode_connack(True, 0))[0]
     assert k == pk.CONNACK and pk.parse_connack(b) == (True, 0)
-    (k, f, b), = _frame(pk.encode_suback(9, [1, 0x80]))[0]
+    (k, f, b), = _frame(ps.encode_suback(9, [1, 0x80]))[0]
     assert k == pk.SUBACK and pk.parse_suback(b) == (9, [1, 0x80])
     (k, f, b), = _frame(bytes(pk.encode_pid(pk.PUBACK, 65535)))[0]
     assert k == pk.PUBACK and pk.parse_pid(b) == 65535
     (k, f, b), = _frame(pk.encode_subscribe(3, [("re/d/cmd/#", 1), ("re/sys/#", 0)]))[0]
     assert k == pk.SUBSCRIBE and f == 2
-    assert pk.parse_subscribe(b) == (3, [("re/d/cmd/#", 1), ("re/sys/#", 0)])
-    (k, f, b), = _frame(pk.encode_unsubscribe(4, ["a/b"]))[0]
+    assert ps.parse_subscribe(b) == (3, [("re/d/cmd/#", 1), ("re/sys/#", 0)])
+    (k, f, b), = _frame(ps.encode_unsubscribe(4, ["a/b"]))[0]
     assert k == pk.UNSUBSCRIBE and f == 2
     pkts = _frame(pk.PINGREQ_BYTES + pk.PINGRESP_BYTES + pk.DISCONNECT_BYTES)[0]
     assert [p[0] for p in pkts] == [pk.PINGREQ, pk.PINGRESP, pk.DISCONNECT]
@@ -130,10 +131,10 @@ def test_malformed_bodies_raise():
     raises(pk.MalformedPacket, pk.parse_pid, b"\x00")
     raises(pk.MalformedPacket, pk.parse_suback, b"\x00\x01")
     raises(pk.MalformedPacket, pk.parse_suback, b"\x00\x01\x05")
-    raises(pk.MalformedPacket, pk.parse_connect, b"\x00\x04MQTX\x04\x02\x00\x05\x00\x01x")
-    raises(pk.MalformedPacket, pk.parse_connect, b"\x00\x04MQTT\x03\x02\x00\x05\x00\x01x")
-    raises(pk.MalformedPacket, pk.parse_connect, b"\x00\x04MQTT\x04\x02\x00\x05\x00\x05x")
-    raises(pk.MalformedPacket, pk.parse_subscribe, b"\x00\x01")
+    raises(pk.MalformedPacket, ps.parse_connect, b"\x00\x04MQTX\x04\x02\x00\x05\x00\x01x")
+    raises(pk.MalformedPacket, ps.parse_connect, b"\x00\x04MQTT\x03\x02\x00\x05\x00\x01x")
+    raises(pk.MalformedPacket, ps.parse_connect, b"\x00\x04MQTT\x04\x02\x00\x05\x00\x05x")
+    raises(pk.MalformedPacket, ps.parse_subscribe, b"\x00\x01")
 
 
 def test_garbage_never_escapes_as_other_errors():

@@ -376,12 +376,7 @@ class MQTTClient:
                                      p.encode() if isinstance(p, str) else p, q, r, False,
                                      self._next_pid() if q else 0)
         # Resend everything unacknowledged, oldest first, with DUP.
-        win = self._win
-        cap = len(win)
-        for i in range(self._wlen):
-            s = win[(self._whead + i) % cap]
-            if s[0]:
-                await self._resend(s)
+        await self._resend_due(True)
         while True:
             if self._fail:
                 raise self._fail
@@ -394,10 +389,8 @@ class MQTTClient:
             await self._flush_acks()
             await self._flush_subs()
             # Retransmit the in-flight ones that waited too long for PUBACK.
-            for i in range(self._wlen):
-                s = win[(self._whead + i) % cap]
-                if s[0] and ticks_diff(now, s[4]) >= self.ack_timeout_ms:
-                    await self._resend(s)
+            if self._wlen and ticks_diff(now, self._oldest_sent()) >= self.ack_timeout_ms:
+                await self._resend_due(False)
             busy = await self._send_queued()
             if ticks_diff(ticks_ms(), self._last_ping) >= self._ping_ms:
                 self._last_ping = ticks_ms()
@@ -452,6 +445,33 @@ class MQTTClient:
     async def _send_publish(self, tb, payload, qos, retain, dup, pid):
         n = pk.encode_publish(self._out, tb, payload, qos, retain, dup, pid)
         await self._send(self._outmv[:n])
+
+    def _oldest_sent(self):
+        win = self._win
+        cap = len(win)
+        t = ticks_ms()
+        for i in range(self._wlen):
+            s = win[(self._whead + i) % cap]
+            if s[0] and ticks_diff(s[4], t) < 0:
+                t = s[4]
+        return t
+
+    async def _resend_due(self, every):
+        """Resend (DUP) unacked messages in order: all, or those past ack_timeout_ms.
+
+        Works from a snapshot of packet ids: PUBACKs arriving during the awaits
+        move the window, so slot positions are not stable across them."""
+        win = self._win
+        cap = len(win)
+        pids = [win[(self._whead + i) % cap][0] for i in range(self._wlen)]
+        for pid in pids:
+            if not pid:
+                continue
+            for s in win:
+                if s[0] == pid:
+                    if every or ticks_diff(ticks_ms(), s[4]) >= self.ack_timeout_ms:
+                        await self._resend(s)
+                    break
 
     async def _resend(self, s):
         s[4] = ticks_ms()

@@ -1,8 +1,9 @@
 # MQTT 3.1.1 wire format: pure encoders and an incremental decoder, no I/O.
 #
-# Client side: connect, publish (into a caller's preallocated buffer), puback,
-# subscribe, pingreq, disconnect. Server side (connack, suback, parse_connect,
-# parse_subscribe) exists for the fake brokers in tests and round-trip checks.
+# Client side only: connect, publish (into a caller's preallocated buffer), puback,
+# subscribe, pingreq, disconnect, and parsers for what a broker sends. The
+# broker side (connack, suback, parse_connect...) is in packet_server.py so
+# the device does not pay RAM for it.
 #
 # Every decode error raises MalformedPacket (PacketTooLarge for a packet over
 # the decoder's limit): the session drops the connection and counts it.
@@ -184,35 +185,6 @@ def encode_subscribe(pid, topics):
     return bytes(buf)
 
 
-def encode_unsubscribe(pid, topics):
-    parts = [_b(t) for t in topics]
-    rem = 2 + sum(2 + len(t) for t in parts)
-    buf = bytearray(1 + varlen_size(rem) + rem)
-    buf[0] = 0xA2
-    pos = put_varlen(buf, 1, rem)
-    buf[pos] = pid >> 8
-    buf[pos + 1] = pid & 0xFF
-    pos += 2
-    for t in parts:
-        pos = _put_str(buf, pos, t)
-    return bytes(buf)
-
-
-def encode_connack(session_present, rc):
-    return bytes((0x20, 2, 1 if session_present else 0, rc))
-
-
-def encode_suback(pid, codes):
-    rem = 2 + len(codes)
-    buf = bytearray(1 + varlen_size(rem) + rem)
-    buf[0] = 0x90
-    pos = put_varlen(buf, 1, rem)
-    buf[pos] = pid >> 8
-    buf[pos + 1] = pid & 0xFF
-    buf[pos + 2:pos + 2 + len(codes)] = bytes(codes)
-    return bytes(buf)
-
-
 # --- decoding ---------------------------------------------------------------
 
 class Decoder:
@@ -360,52 +332,3 @@ def parse_suback(body):
         if c > 2 and c != 0x80:
             raise MalformedPacket("SUBACK return code 0x%x" % c)
     return (body[0] << 8) | body[1], codes
-
-
-def parse_connect(body):
-    """Server side: -> dict(client_id, keepalive, clean, user, password, will)."""
-    name, pos = _str_at(body, 0, "CONNECT protocol name")
-    if bytes(name) != b"MQTT":
-        raise MalformedPacket("protocol name %r" % bytes(name))
-    _need(body, pos + 4, "CONNECT header")
-    level, flags = body[pos], body[pos + 1]
-    if level != 4:
-        raise MalformedPacket("protocol level %d" % level)
-    if flags & 1:
-        raise MalformedPacket("CONNECT reserved flag set")
-    ka = (body[pos + 2] << 8) | body[pos + 3]
-    cid, pos = _str_at(body, pos + 4, "client id")
-    out = {"client_id": _text(cid, "client id"), "keepalive": ka, "clean": bool(flags & 2),
-           "user": None, "password": None, "will": None}
-    if flags & 4:
-        wt, pos = _str_at(body, pos, "will topic")
-        wp, pos = _str_at(body, pos, "will payload")
-        out["will"] = (_text(wt, "will topic"), bytes(wp), (flags >> 3) & 3, bool(flags & 0x20))
-    if flags & 0x80:
-        u, pos = _str_at(body, pos, "user name")
-        out["user"] = _text(u, "user name")
-    if flags & 0x40:
-        p, pos = _str_at(body, pos, "password")
-        out["password"] = bytes(p)
-    if pos != len(body):
-        raise MalformedPacket("CONNECT has trailing bytes")
-    return out
-
-
-def parse_subscribe(body):
-    """Server side: -> (pid, [(topic, qos), ...])."""
-    _need(body, 2, "SUBSCRIBE")
-    pid = (body[0] << 8) | body[1]
-    pos = 2
-    subs = []
-    while pos < len(body):
-        t, pos = _str_at(body, pos, "SUBSCRIBE topic")
-        _need(body, pos + 1, "SUBSCRIBE qos")
-        q = body[pos]
-        if q > 2:
-            raise MalformedPacket("SUBSCRIBE qos %d" % q)
-        subs.append((_text(t, "SUBSCRIBE topic"), q))
-        pos += 1
-    if not subs:
-        raise MalformedPacket("SUBSCRIBE without topics")
-    return pid, subs

@@ -1,0 +1,83 @@
+# MQTT 3.1.1 broker-side codec: what a server sends and parses. Never imported
+# by the device (it would only cost RAM there); used by the fake brokers in
+# tests and the codec round-trip tests, on top of roadedge.mqtt.packet.
+# (UNSUBSCRIBE is here too: the device client never unsubscribes.)
+from roadedge.mqtt.packet import MalformedPacket, put_varlen, varlen_size, _b, _put_str, _str_at, _need, _text
+
+
+def encode_unsubscribe(pid, topics):
+    parts = [_b(t) for t in topics]
+    rem = 2 + sum(2 + len(t) for t in parts)
+    buf = bytearray(1 + varlen_size(rem) + rem)
+    buf[0] = 0xA2
+    pos = put_varlen(buf, 1, rem)
+    buf[pos] = pid >> 8
+    buf[pos + 1] = pid & 0xFF
+    pos += 2
+    for t in parts:
+        pos = _put_str(buf, pos, t)
+    return bytes(buf)
+
+
+def encode_connack(session_present, rc):
+    return bytes((0x20, 2, 1 if session_present else 0, rc))
+
+
+def encode_suback(pid, codes):
+    rem = 2 + len(codes)
+    buf = bytearray(1 + varlen_size(rem) + rem)
+    buf[0] = 0x90
+    pos = put_varlen(buf, 1, rem)
+    buf[pos] = pid >> 8
+    buf[pos + 1] = pid & 0xFF
+    buf[pos + 2:pos + 2 + len(codes)] = bytes(codes)
+    return bytes(buf)
+
+
+def parse_connect(body):
+    """Server side: -> dict(client_id, keepalive, clean, user, password, will)."""
+    name, pos = _str_at(body, 0, "CONNECT protocol name")
+    if bytes(name) != b"MQTT":
+        raise MalformedPacket("protocol name %r" % bytes(name))
+    _need(body, pos + 4, "CONNECT header")
+    level, flags = body[pos], body[pos + 1]
+    if level != 4:
+        raise MalformedPacket("protocol level %d" % level)
+    if flags & 1:
+        raise MalformedPacket("CONNECT reserved flag set")
+    ka = (body[pos + 2] << 8) | body[pos + 3]
+    cid, pos = _str_at(body, pos + 4, "client id")
+    out = {"client_id": _text(cid, "client id"), "keepalive": ka, "clean": bool(flags & 2),
+           "user": None, "password": None, "will": None}
+    if flags & 4:
+        wt, pos = _str_at(body, pos, "will topic")
+        wp, pos = _str_at(body, pos, "will payload")
+        out["will"] = (_text(wt, "will topic"), bytes(wp), (flags >> 3) & 3, bool(flags & 0x20))
+    if flags & 0x80:
+        u, pos = _str_at(body, pos, "user name")
+        out["user"] = _text(u, "user name")
+    if flags & 0x40:
+        p, pos = _str_at(body, pos, "password")
+        out["password"] = bytes(p)
+    if pos != len(body):
+        raise MalformedPacket("CONNECT has trailing bytes")
+    return out
+
+
+def parse_subscribe(body):
+    """Server side: -> (pid, [(topic, qos), ...])."""
+    _need(body, 2, "SUBSCRIBE")
+    pid = (body[0] << 8) | body[1]
+    pos = 2
+    subs = []
+    while pos < len(body):
+        t, pos = _str_at(body, pos, "SUBSCRIBE topic")
+        _need(body, pos + 1, "SUBSCRIBE qos")
+        q = body[pos]
+        if q > 2:
+            raise MalformedPacket("SUBSCRIBE qos %d" % q)
+        subs.append((_text(t, "SUBSCRIBE topic"), q))
+        pos += 1
+    if not subs:
+        raise MalformedPacket("SUBSCRIBE without topics")
+    return pid, subs

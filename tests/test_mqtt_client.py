@@ -1,0 +1,427 @@
+"""roadedge.mqtt.client under the real micropython binary (and CPython where cheap),
+against a real Mosquitto and against fake brokers that misbehave on purpose.
+
+The device side is tests/mqtt_driver/driver.py: it runs the client next to a
+heartbeat task and reports events on stdout (see its header).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from host_tools import build, fw
+from host_tools.broker.mosquitto import Mosquitto, free_port
+
+fw.ensure_firmware_importable()
+from roadedge.mqtt import packet as pk  # noqa: E402
+from roadedge.mqtt import packet_server as ps  # noqa: E402
+
+DRIVER = Path(__file__).parent / "mqtt_driver" / "driver.py"
+HEAP = "96K"  # a small board's heap
+
+
+class Device:
+    """A driver process; its stdout lines are collected by a thread."""
+
+    def __init__(self, runtime: str, cfg: dict, tmp: Path, name: str = "dev", lib: Path | None = None) -> None:
+        path = tmp / f"{name}.json"
+        path.write_text(json.dumps(cfg))
+        self.proc = fw.spawn(runtime, DRIVER, [str(path)], heap=HEAP, lib=lib if runtime == "micropython" else None,
+                             stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self.lines: list[str] = []
+        self.heartbeats = 0
+        self.cond = threading.Condition()
+        self.t = threading.Thread(target=self._pump, daemon=True)
+        self.t.start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout
+        for line in self.proc.stdout:
+            line = line.rstrip("\n")
+            with self.cond:
+                if line.startswith("hb "):
+                    self.heartbeats += 1
+                else:
+                    self.lines.append(line)
+                self.cond.notify_all()
+        with self.cond:
+            self.lines.append("<eof>")
+            self.cond.notify_all()
+
+    def wait(self, pred, timeout: float = 20.0, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                r = pred()
+                if r:
+                    return r
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{what} not seen; device said:\n" + "\n".join(self.lines[-40:]))
+                self.cond.wait(left)
+
+    def wait_line(self, prefix: str, count: int = 1, timeout: float = 20.0) -> str:
+        def pred():
+            hits = [ln for ln in self.lines if ln.startswith(prefix)]
+            return hits[count - 1] if len(hits) >= count else None
+
+        return self.wait(pred, timeout, f"{count}x {prefix!r}")
+
+    def last_stats(self) -> dict:
+        with self.cond:
+            for ln in reversed(self.lines):
+                if ln.startswith("stats "):
+                    return json.loads(ln[6:])
+        return {}
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self.t.join(5)
+
+    def assert_no_traceback(self) -> None:
+        text = "\n".join(self.lines)
+        assert "Traceback" not in text, text[-3000:]
+
+
+@pytest.fixture(scope="module")
+def mpy_lib(tmp_path_factory) -> Path:
+    """The firmware compiled with mpy-cross, as a board runs it: compiling the
+    source on the device itself would not fit the 96K heap."""
+    dest = tmp_path_factory.mktemp("fw")
+    build.build_tree("armv6m", dest)
+    return dest / "lib"
+
+
+@pytest.fixture
+def devices(mpy_lib):
+    made: list[Device] = []
+
+    def make(*a, **kw) -> Device:
+        kw.setdefault("lib", mpy_lib)
+        d = Device(*a, **kw)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.stop()
+
+
+def client_cfg(port: int, **kw) -> dict:
+    c = {"client_id": "dev1", "host": "127.0.0.1", "port": port, "keepalive": 4,
+         "backoff_ms": [50, 500]}
+    c.update(kw)
+    return c
+
+
+def paho_client(port: int, cid: str, user=None, password=None, clean=True) -> mqtt.Client:
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, clean_session=clean)
+    if user:
+        c.username_pw_set(user, password)
+    c.connect("127.0.0.1", port, 30)
+    c.loop_start()
+    return c
+
+
+# --- real Mosquitto ----------------------------------------------------------
+
+@pytest.mark.parametrize("runtime", fw.RUNTIMES)
+def test_credentials_birth_will_commands_and_resubscribe(runtime, tmp_path, collector_factory, devices):
+    pw = tmp_path / "passwd"
+    for user, secret in (("dev1", "dev1-secret"), ("ops", "ops-secret")):
+        subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if not pw.exists() else []), str(pw), user, secret],
+                       check=True, capture_output=True)
+    ka = 3
+    with Mosquitto(tmp_path / "mq", extra_conf=f"password_file {pw}\n") as broker:
+        # wrong password: refused by the broker, counted, no crash
+        bad = devices(runtime, {"client": client_cfg(broker.port, user="dev1", password="nope")}, tmp_path, "bad")
+        bad.wait(lambda: bad.last_stats().get("refused_connack", 0) >= 1 or None, what="refused CONNACK")
+        bad.stop()
+
+        ops = collector_factory(broker.port, ["re/dev1/#"], username="ops", password="ops-secret")
+        cfg = {"client": client_cfg(broker.port, user="dev1", password="dev1-secret", keepalive=ka,
+                                    birth=["re/dev1/status", "online", 1, True],
+                                    will=["re/dev1/status", "offline", 1, True]),
+               "subscribe": [["re/dev1/cmd/#", 1]]}
+        dev = devices(runtime, cfg, tmp_path)
+        ops.wait_for(lambda t, p, r, q: t == "re/dev1/status" and p == b"online")
+        dev.wait_line("up ")
+        sender = paho_client(broker.port, "ops-send", "ops", "ops-secret")
+        try:
+            # QoS 1 command reaches the device; after a broker restart the
+            # subscription is renewed without any help from the device code.
+            def command_arrives(n: int, body: str) -> None:
+                def pred():
+                    return any(ln == f"msg re/dev1/cmd/ping {body} 0" for ln in dev.lines) or None
+                deadline = time.monotonic() + 20
+                while True:
+                    sender.publish("re/dev1/cmd/ping", body, qos=1).wait_for_publish(5)
+                    try:
+                        dev.wait(pred, timeout=1.0, what=f"command {body}")
+                        return
+                    except TimeoutError:
+                        if time.monotonic() > deadline:
+                            raise
+            command_arrives(1, "hello-1")
+            broker.restart()
+            dev.wait_line("up ", count=2)
+            sender.reconnect()
+            command_arrives(2, "hello-2")
+        finally:
+            sender.loop_stop()
+            sender.disconnect()
+        ops.wait_for(lambda t, p, r, q: t == "re/dev1/status" and p == b"online")  # birth again
+
+        dev.proc.kill()  # kill -9: no DISCONNECT, the broker must publish the will
+        ops.wait_for(lambda t, p, r, q: t == "re/dev1/status" and p == b"offline", timeout=1.5 * ka)
+        late = collector_factory(broker.port, ["re/dev1/status"], username="ops", password="ops-secret")
+        t, p, retained, _q = late.get(timeout=5)
+        assert (t, p, retained) == ("re/dev1/status", b"offline", True)
+        dev.assert_no_traceback()
+
+
+def test_soak_broker_restarts_every_message_arrives_in_order(tmp_path, devices):
+    """Acceptance: 10 broker restarts while the MicroPython client publishes
+    2,000 QoS 1 messages; all arrive, in order after dedupe, and the device's
+    heartbeat task keeps running during every outage."""
+    total, restarts = 2000, 10
+    db = tmp_path / "db"
+    db.mkdir()
+    # Persistence so the subscriber's queued messages survive each restart
+    # (SIGTERM makes Mosquitto save them); the device's own backlog is the
+    # client's job.
+    broker = Mosquitto(tmp_path / "mq", extra_conf=f"persistence true\npersistence_location {db}/\n").start()
+    seqs: list[int] = []
+    sub_ok = threading.Event()
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="soak-sub", clean_session=False)
+    sub.reconnect_delay_set(0.05, 0.5)
+    sub.on_connect = lambda c, u, f, rc, p=None: c.subscribe("re/soak/seq", 1)
+    sub.on_subscribe = lambda *a: sub_ok.set()
+    sub.on_message = lambda c, u, m: seqs.append(json.loads(m.payload)["seq"])
+    sub.connect("127.0.0.1", broker.port, 10)
+    sub.loop_start()
+    try:
+        assert sub_ok.wait(10)
+        cfg = {"client": client_cfg(broker.port, client_id="soak", keepalive=5, queue_size=64,
+                                    backoff_ms=[100, 1000]),
+               "publish": {"topic": "re/soak/seq", "count": total, "qos": 1, "interval_ms": 3,
+                           "wait_space": True, "verbose": False},
+               "exit_when_done": True, "heartbeat_ms": 50}
+        dev = devices("micropython", cfg, tmp_path, "soak")
+        dev.wait_line("up ", timeout=20)
+        outage_beats = []
+        step = total * 8 // 10 // restarts
+        for i in range(1, restarts + 1):
+            deadline = time.monotonic() + 60
+            while len(set(seqs)) < i * step:
+                assert time.monotonic() < deadline, f"stalled at {len(set(seqs))} before restart {i}"
+                time.sleep(0.02)
+            broker.stop()
+            before = dev.heartbeats
+            # The device must keep ticking while its broker is gone.
+            dev.wait(lambda: dev.heartbeats >= before + 3 or None, timeout=20, what="heartbeats in outage")
+            outage_beats.append(dev.heartbeats - before)
+            broker.start()
+        dev.wait_line("done", timeout=180)
+        deadline = time.monotonic() + 60
+        while len(set(seqs)) < total and time.monotonic() < deadline:
+            time.sleep(0.05)
+        st = json.loads(dev.wait_line("stats ", count=1 + sum(1 for ln in dev.lines if ln.startswith("stats ")))[6:])
+    finally:
+        sub.loop_stop()
+        broker.stop()
+    first_seen = list(dict.fromkeys(seqs))
+    assert first_seen == list(range(1, total + 1)), (
+        f"missing {sorted(set(range(1, total + 1)) - set(seqs))[:20]}, out of order at "
+        f"{next((i for i, s in enumerate(first_seen) if s != i + 1), None)}")
+    assert len(outage_beats) == restarts and all(b > 0 for b in outage_beats)
+    assert st["connects"] >= restarts + 1 and st["dropped"] == 0 and st["acked"] >= total
+    dev.assert_no_traceback()
+
+
+# --- fake brokers --------------------------------------------------------------
+
+class FakeBroker:
+    """An asyncio MQTT server in a thread; connection n is served by scenarios[n]
+    (the last one repeats). Each scenario is `async fn(broker, reader, writer)`."""
+
+    def __init__(self, scenarios) -> None:
+        self.scenarios = scenarios
+        self.port = free_port()
+        self.conns = 0
+        self.published: list[tuple[bytes, int, bool, int]] = []  # (payload, qos, dup, pid)
+        self.events: "queue.Queue[str]" = queue.Queue()
+        self.ready = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.t = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+        self.t.start()
+        assert self.ready.wait(10)
+
+    async def _main(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.stop_ev = asyncio.Event()
+        srv = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.ready.set()
+        async with srv:
+            await self.stop_ev.wait()
+
+    async def _serve(self, reader, writer) -> None:
+        n = self.conns
+        self.conns += 1
+        fn = self.scenarios[min(n, len(self.scenarios) - 1)]
+        try:
+            kind, _f, body = await read_packet(reader)
+            assert kind == pk.CONNECT
+            ps.parse_connect(body)
+            await fn(self, reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        if self.loop:
+            self.loop.call_soon_threadsafe(self.stop_ev.set)
+        self.t.join(5)
+
+
+async def read_packet(reader):
+    dec = pk.Decoder(1 << 16)
+    while not dec.ready:
+        b = await reader.readexactly(1)
+        dec.feed(b)
+    return dec.kind, dec.flags, bytes(dec.body())
+
+
+async def serve_well(b: FakeBroker, reader, writer, ack=True) -> None:
+    """A correct broker: CONNACK, then PUBACK (optionally), SUBACK, PINGRESP."""
+    writer.write(ps.encode_connack(False, 0))
+    await writer.drain()
+    while True:
+        kind, flags, body = await read_packet(reader)
+        if kind == pk.PUBLISH:
+            _t, payload, qos, _r, dup, pid = pk.parse_publish(flags, body)
+            b.published.append((bytes(payload), qos, dup, pid))
+            b.events.put("publish")
+            if qos and ack:
+                writer.write(bytes(pk.encode_pid(pk.PUBACK, pid)))
+        elif kind == pk.SUBSCRIBE:
+            pid, subs = ps.parse_subscribe(body)
+            writer.write(ps.encode_suback(pid, [q for _t, q in subs]))
+        elif kind == pk.PINGREQ:
+            writer.write(pk.PINGRESP_BYTES)
+        elif kind == pk.DISCONNECT:
+            return
+        await writer.drain()
+
+
+def send_then_hold(data: bytes, close: bool = False):
+    async def fn(b, reader, writer):
+        writer.write(data)
+        await writer.drain()
+        if close:
+            return
+        await reader.read()  # until the client gives up and closes
+    return fn
+
+
+def connack_then(data: bytes):
+    return send_then_hold(ps.encode_connack(False, 0) + data)
+
+
+async def silent(b, reader, writer):
+    """CONNACK, then swallow everything and never answer (a dead link)."""
+    writer.write(ps.encode_connack(False, 0))
+    await writer.drain()
+    b.events.put("silent")
+    while await reader.read(1024):
+        pass
+
+
+GOOD = serve_well
+MALFORMED = [
+    send_then_hold(b"\xff\xff\xff\xff\xff"),                      # garbage: reserved type 15
+    send_then_hold(b"\x20\x03\x00\x00\x00"),                      # CONNACK with length 3
+    send_then_hold(ps.encode_suback(1, [0])),                     # not a CONNACK first
+    send_then_hold(b"\x20\x02\x00", close=True),                  # truncated CONNACK, then EOF
+    connack_then(b"\x30\xff\xff\xff\xff\x01"),                   # remaining length over 4 bytes
+    connack_then(b"\x30\xa0\x8d\x06" + b"\x00" * 64),            # oversized: 100000 > max_packet
+    connack_then(b"\x30\x05\x00\x09abc"),                         # PUBLISH topic past the end
+    connack_then(b"\x32\x05\x00\x03a/#"),                         # QoS 1 wildcard topic, no pid
+]
+
+
+@pytest.mark.parametrize("runtime", fw.RUNTIMES)
+def test_fake_broker_malformed_packets_drop_and_reconnect(runtime, tmp_path, devices):
+    fake = FakeBroker(MALFORMED + [silent, GOOD])
+    try:
+        cfg = {"client": client_cfg(fake.port, keepalive=2, backoff_ms=[20, 100], max_packet=1024),
+               "publish": {"topic": "re/dev1/seq", "count": 5, "qos": 1, "verbose": False},
+               "exit_when_done": True}
+        dev = devices(runtime, cfg, tmp_path)
+        dev.wait_line("done", timeout=60)
+        dev.wait_line("exit", timeout=20)
+        st = dev.last_stats()
+        assert st["malformed"] == len(MALFORMED)
+        # the silent broker was detected by the read deadline, not counted as malformed
+        assert any(ln.startswith("down broker silent") for ln in dev.lines)
+        seqs = [json.loads(p)["seq"] for p, q, _d, _pid in fake.published if q == 1]
+        assert list(dict.fromkeys(seqs)) == [1, 2, 3, 4, 5]
+        assert dev.proc.wait(10) == 0
+        dev.assert_no_traceback()
+    finally:
+        fake.close()
+
+
+@pytest.mark.parametrize("runtime", fw.RUNTIMES)
+def test_qos1_dup_retransmit_and_in_order_resend_after_reconnect(runtime, tmp_path, devices):
+    async def no_ack_then_drop(b, reader, writer):
+        writer.write(ps.encode_connack(False, 0))
+        await writer.drain()
+        seen = 0
+        while True:
+            kind, flags, body = await read_packet(reader)
+            if kind == pk.PUBLISH:
+                _t, payload, qos, _r, dup, pid = pk.parse_publish(flags, body)
+                b.published.append((bytes(payload), qos, dup, pid))
+                seen += 1
+                if dup:  # the timeout retransmission came: drop the link
+                    return
+            elif kind == pk.PINGREQ:
+                writer.write(pk.PINGRESP_BYTES)
+                await writer.drain()
+
+    fake = FakeBroker([no_ack_then_drop, GOOD])
+    try:
+        cfg = {"client": client_cfg(fake.port, keepalive=10, window=3, ack_timeout_ms=300,
+                                    backoff_ms=[20, 100]),
+               "publish": {"topic": "re/dev1/seq", "count": 6, "qos": 1, "verbose": False},
+               "exit_when_done": True}
+        dev = devices(runtime, cfg, tmp_path)
+        dev.wait_line("done", timeout=30)
+        pubs = [(json.loads(p)["seq"], dup, pid) for p, q, dup, pid in fake.published]
+        first = [x for x in pubs if not x[1]]
+        # window of 3: only seq 1..3 went out before any PUBACK
+        assert [s for s, _d, _p in first[:3]] == [1, 2, 3]
+        dups = [x for x in pubs if x[1]]
+        assert dups and dups[0][0] == 1 and dups[0][2] == first[0][2]  # same packet id, DUP set
+        # after reconnect: unacked ones resent first, in order, then the rest
+        after = pubs[pubs.index(dups[0]) + 1:]
+        assert [s for s, _d, _p in after][:3] == [1, 2, 3] and all(d for _s, d, _p in after[:3])
+        assert list(dict.fromkeys(s for s, _d, _p in pubs)) == [1, 2, 3, 4, 5, 6]
+        dev.wait_line("exit", timeout=20)
+        assert dev.last_stats()["retransmits"] >= 4
+        dev.assert_no_traceback()
+    finally:
+        fake.close()
