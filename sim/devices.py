@@ -84,10 +84,12 @@ class DeviceProcess:
         self._close_log()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """SIGTERM (CPython devices shut down cleanly), then SIGKILL after timeout."""
+        """A clean stop (the device says offline and disconnects), then SIGKILL
+        after timeout. The unix port has no signal module: it gets SIGINT
+        (KeyboardInterrupt), CPython SIGTERM."""
         if self.running():
             assert self.proc is not None
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signal.SIGINT if self.runtime == "micropython" else signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:

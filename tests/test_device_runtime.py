@@ -267,3 +267,23 @@ def test_in_process_device_over_direct_link(mosquitto, collector_factory, tmp_pa
         assert (tmp_path / "base-ip" / "data" / "cmd_ctr.json").exists()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("runtime", fw.RUNTIMES)
+def test_clean_stop_says_offline_itself(runtime, mosquitto, collector_factory, lib, tmp_path):
+    """Ctrl-C (unix port) / SIGTERM (CPython): the device publishes `offline`
+    and disconnects; with a 60 s keepalive the broker's will could not explain
+    an `offline` within the wait below."""
+    col = collector_factory(mosquitto.port, [f"re/{DEV}/status"])
+    with HardwareServerThread() as hws:
+        cfg = _cfg(mosquitto.url, hws.addr)
+        cfg["broker"]["keepalive"] = 60
+        d = make_device_dir(tmp_path / "devices", cfg, fresh=True)
+        p = DeviceProcess(d, runtime, heap=HEAP, lib=lib if runtime == "micropython" else None).start()
+        try:
+            col.wait_for(lambda t, pl, r, q: pl == b"online", 20)
+            p.stop(timeout=20)
+            col.wait_for(lambda t, pl, r, q: pl == b"offline", 20)
+            assert p.returncode() in (0, 130), p.console()
+        finally:
+            p.kill()

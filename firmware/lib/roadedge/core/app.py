@@ -132,6 +132,7 @@ class Device:
         self.mqtt = make_mqtt(cfg, self.id, p)
         self.exit_code = 0
         self._mqtt_task = None
+        self._shut = False
         self._crashed = None
 
     # ---- role API
@@ -499,6 +500,9 @@ class Device:
     async def shutdown(self):
         """Cancel every task, say offline (the will is not sent on a clean
         disconnect, the client publishes it itself), close the HAL."""
+        if self._shut:
+            return
+        self._shut = True
         m = self.mqtt
         me = asyncio.current_task() if hasattr(asyncio, "current_task") else None
         if m is not None:
@@ -610,6 +614,7 @@ async def run_device(cfg, cfg_hash="", hal=None, link=None, data_dir=DATA_DIR, s
     dev = await open_device(cfg, cfg_hash, hal, link, data_dir)
     if sigterm:
         _install_sigterm(dev)
+        _running[0] = dev
     return await dev.run()
 
 
@@ -639,10 +644,21 @@ async def _main(cfg_path):
     return await run_device(cfg, _file_hash(cfg_path), sigterm=True)
 
 
+_running = [None]  # the process's own device, for a clean stop after Ctrl-C
+
+
 def main(cfg_path="config.json"):
     try:
         code = asyncio.run(_main(cfg_path))
     except KeyboardInterrupt:
+        # MicroPython leaves the loop at once on Ctrl-C (SIGINT): run the
+        # shutdown (offline + DISCONNECT) in a fresh run of the loop.
+        dev = _running[0]
+        if dev is not None:
+            try:
+                asyncio.run(dev.shutdown())
+            except BaseException:
+                pass
         print("roadedge: stopped")
         code = 130
     except config.ConfigError as e:
