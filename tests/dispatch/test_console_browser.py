@@ -5,44 +5,16 @@ import json
 import time
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from host_tools.dispatch.assets import installed
 from host_tools.fw import ensure_firmware_importable
 
-from dispatch_support import location
+from dispatch_support import location, login
 
 ensure_firmware_importable()
 from roadedge.core.auth import CommandAuth  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
 pytestmark = pytest.mark.skipif(not installed(), reason="console assets missing: python -m host_tools.dispatch.assets")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
-
-
-def login(browser, url: str, user: str, password: str):
-    # bypass_csp: only so the test may evaluate its own probes; the page itself runs under the CSP
-    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
-    page = ctx.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url)
-    page.fill("#login-user", user)
-    page.fill("#login-pass", password)
-    page.click("#login-btn")
-    page.wait_for_function("window.RE && window.RE.ready === true", timeout=10000)
-    page.wait_for_function("window.RE.live === true", timeout=10000)
-    return page, errors
 
 
 def verify(keyring, dev: str, cmd: str, payload: bytes, tmp_path) -> dict:

@@ -8,7 +8,7 @@ import json
 import time
 
 import pytest
-from test_console_browser import browser, login  # noqa: F401  (module-scoped fixture)
+from dispatch_support import login
 
 from host_tools.dispatch.assets import installed
 from sim.devices import DeviceProcess, device_config, make_device_dir
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(not installed(), reason="console assets missing:
 
 
 def test_real_tracker_moves_raises_sos_gets_ack_and_dispatch(console, mosquitto, keyring, collector_factory,
-                                                              browser, tmp_path):  # noqa: F811
+                                                              browser, tmp_path):
     events = collector_factory(mosquitto.port, [f"re/{DEV}/event", f"re/{DEV}/state"])
     route = gnss.PatrolRoute(lat0=30.3025, lon0=120.0100, duration_s=900, seed=3)
     rx = gnss.GnssModule(route.truth, style="ublox", rate_hz=1, start_unix=time.time(), noise_m=1.0, seed=1)

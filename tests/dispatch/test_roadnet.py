@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from conftest import U_ROAD
+from dispatch_support import U_ROAD
 from sim.scenario import parse
 
 from host_tools.dispatch.roadnet import RoadNetwork
