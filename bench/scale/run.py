@@ -1,0 +1,159 @@
+"""bench/scale: how big a deployment the simulator runs at real time on this machine.
+
+1. The full seed deployment (sim/scenarios/seed-city.json: 20 km of fog zone over 7 sections, beacons
+   both sides every 30 m = 1,348 posts, 10 signs with their zone controllers, 123 patrol trackers, the
+   builtin traffic) on the CPython runtime: simulated seconds per wall second, fog and traffic included.
+2. Real `micropython` processes (the compiled beacon firmware, each with its sim hardware link and a
+   virtual meter reading dense fog, all on one Mosquitto): N devices are "at real time" while every one
+   still flashes its lamps at the rate one device alone does (>= 95 % of the flash edges in a 20 s
+   window) and all are online; N doubles until that fails.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from bench.common import write_section  # noqa: E402
+from host_tools import fw  # noqa: E402
+
+fw.ensure_firmware_importable()
+
+WINDOW_S = 20.0
+HEAP = "256K"
+
+
+def cpython_seed(sim_s: float = 600.0) -> dict:
+    from sim.scenario import load
+    from sim.world import World
+
+    sc = load(REPO / "sim" / "scenarios" / "seed-city.json")
+    w = World(sc)
+    t0 = time.perf_counter()
+    last = [t0]
+
+    def tick(world) -> None:
+        now = time.perf_counter()
+        if now - last[0] > 2:
+            last[0] = now
+            print(f"\r  seed-city t={world.t:5.0f}/{sim_s:.0f} s  x{world.t / (now - t0):.1f}", end="", flush=True)
+
+    w.run(sim_s, tick)
+    wall = time.perf_counter() - t0
+    print()
+    return {"sim_s": sim_s, "wall_s": wall, "factor": sim_s / wall, "beacons": len(w.beacons), "signs": len(w.signs),
+            "trackers": len(w.trackers), "zones": len(w.zones), "vehicles": w.traffic.count if w.traffic else 0,
+            "messages": w.metrics["messages"], "detections": w.metrics["detections"]}
+
+
+def micropython_fleet(n: int, lib: Path, broker_url: str, root: Path) -> dict:
+    """Boot n beacon processes in fog; count each one's yellow flash edges over WINDOW_S."""
+    from sim.devices import DeviceProcess, device_config, make_device_dir
+    from sim.hw import HardwareServerThread
+    from sim.peripherals import vis_meter as VM
+
+    board = json.loads((REPO / "board_configs" / "sim-beacon.json").read_text())
+    procs = []
+    edges: dict[str, int] = {}
+    counting = {"on": False}
+    with HardwareServerThread() as hws:
+        for i in range(n):
+            dev = f"bcn-bench-{i:03d}"
+            hw = hws.device(dev)
+            hws.call(lambda hw=hw: VM.VisibilityMeter(hw, lambda t: 45.0))
+            edges[dev] = 0
+
+            def on_change(kind, name, value, dev=dev):
+                if counting["on"] and kind == "pwm" and name == "lamp_yellow" and value and value > 0:
+                    edges[dev] += 1
+
+            hws.call(lambda hw=hw, cb=on_change: hw.on_change(cb))
+            cfg = device_config({"id": dev, "board": "sim", "role": "beacon", "broker": {"url": "", "keepalive": 30},
+                                 "command_key": "00" * 32, "pins": board["pins"],
+                                 "uarts": {"vis_meter": board["uarts"]["vis_meter"]},
+                                 "device": {"tele_s": 10}, "beacon": {"enter_s": 0.0, "exit_s": 0.0}},
+                                broker_url, hws.addr)
+            procs.append(DeviceProcess(make_device_dir(root / f"n{n}", cfg, fresh=True), "micropython", heap=HEAP,
+                                       lib=lib).start())
+        try:
+            deadline = time.monotonic() + 60 + n
+            for i in range(n):
+                hws.wait_connected(f"bcn-bench-{i:03d}", max(1.0, deadline - time.monotonic()))
+            time.sleep(15)  # meters answer, fog levels settle (enter_s 0), flashing starts
+            counting["on"] = True
+            cpu0 = os.times()
+            time.sleep(WINDOW_S)
+            counting["on"] = False
+            cpu1 = os.times()
+            alive = sum(p.running for p in procs)
+        finally:
+            for p in procs:
+                p.stop()
+    counts = sorted(edges.values())
+    return {"n": n, "alive": alive, "min_edges": counts[0], "median_edges": counts[len(counts) // 2],
+            "children_cpu_s": (cpu1.children_user + cpu1.children_system) - (cpu0.children_user + cpu0.children_system)}
+
+
+def main() -> int:
+    print("1. seed deployment on the CPython runtime")
+    seed = cpython_seed()
+    print(f"  {seed['beacons']} beacons, {seed['signs']} signs, {seed['trackers']} trackers: "
+          f"{seed['sim_s']:.0f} s simulated in {seed['wall_s']:.1f} s = x{seed['factor']:.1f} real time")
+    print("2. micropython processes at real time")
+    from host_tools.broker.mosquitto import Mosquitto
+    from sim.devices import compiled_lib
+
+    rows = []
+    held = 0
+    with tempfile.TemporaryDirectory() as td, Mosquitto(Path(td) / "mq") as mq:
+        lib = compiled_lib(Path(td) / "lib")
+        base = None
+        n = 1
+        while n <= 128:
+            r = micropython_fleet(n, lib, mq.url, Path(td))
+            if base is None:
+                base = max(1, r["min_edges"])
+            r["ratio"] = r["min_edges"] / base
+            r["ok"] = r["alive"] == n and r["ratio"] >= 0.95
+            rows.append(r)
+            print(f"  n={n:3d}: alive {r['alive']}, flash edges min {r['min_edges']} / median {r['median_edges']} "
+                  f"(alone: {base}) -> {'real time' if r['ok'] else 'falling behind'}; "
+                  f"device CPU {r['children_cpu_s']:.1f} s in {WINDOW_S:.0f} s")
+            if not r["ok"]:
+                break
+            held = n
+            n *= 2
+    table = "\n".join(f"| {r['n']} | {r['alive']} | {r['min_edges']} | {r['median_edges']} | {r['ratio']:.2f} | "
+                      f"{r['children_cpu_s'] / WINDOW_S:.2f} | {'yes' if r['ok'] else 'no'} |" for r in rows)
+    body = f"""Seed deployment (`sim/scenarios/seed-city.json`) on the CPython runtime (`sim.world`: the firmware's
+beacon, sign and tracker logic + the zone controllers' policy, builtin traffic, fog, virtual GNSS through the
+firmware's NMEA decoder), one process:
+
+| beacons | signs | zones | trackers | vehicles | simulated | wall | real-time factor |
+|---|---|---|---|---|---|---|---|
+| {seed['beacons']} | {seed['signs']} | {seed['zones']} | {seed['trackers']} | {seed['vehicles']} | {seed['sim_s']:.0f} s | {seed['wall_s']:.1f} s | **x{seed['factor']:.1f}** |
+
+{seed['messages']} device messages and {seed['detections']} vehicle detections in the run.
+
+Real `micropython` processes (compiled beacon firmware, heap {HEAP}, sim hardware server + Mosquitto, meters in
+45 m fog so the lamps flash); real time = every device still makes >= 95 % of the flash edges one device alone
+makes in {WINDOW_S:.0f} s:
+
+| devices | alive | flash edges (min) | (median) | min / alone | device CPU (cores) | real time |
+|---|---|---|---|---|---|---|
+{table}
+
+**{held} micropython-process devices hold real time on this machine** (doubling until one falls behind)."""
+    write_section("scale", body)
+    print(f"seed deployment x{seed['factor']:.1f} real time; {held} micropython devices at real time")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
