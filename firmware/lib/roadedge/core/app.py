@@ -614,7 +614,7 @@ async def run_device(cfg, cfg_hash="", hal=None, link=None, data_dir=DATA_DIR, s
     dev = await open_device(cfg, cfg_hash, hal, link, data_dir)
     if sigterm:
         _install_sigterm(dev)
-        _running[0] = dev
+        _running.append(dev)
     return await dev.run()
 
 
@@ -644,7 +644,7 @@ async def _main(cfg_path):
     return await run_device(cfg, _file_hash(cfg_path), sigterm=True)
 
 
-_running = [None]  # the process's own device, for a clean stop after Ctrl-C
+_running = []  # the process's own device, for a clean stop after Ctrl-C
 
 
 def main(cfg_path="config.json"):
@@ -653,8 +653,7 @@ def main(cfg_path="config.json"):
     except KeyboardInterrupt:
         # MicroPython leaves the loop at once on Ctrl-C (SIGINT): run the
         # shutdown (offline + DISCONNECT) in a fresh run of the loop.
-        dev = _running[0]
-        if dev is not None:
+        for dev in _running:
             try:
                 asyncio.run(dev.shutdown())
             except BaseException:
