@@ -110,14 +110,16 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         u = urlparse(self.path)
         path = u.path
+        if path == "/favicon.ico":
+            return self._static("favicon.svg")
         if path in ("/", "/index.html"):
             return self._static("index.html")
         if path.startswith("/static/"):
             return self._static(path[len("/static/"):])
         sess = self._session()
         if path == "/api/me":
-            if not sess:
-                return self._error(401, "not logged in")
+            if not sess:  # not an error: the page asks before showing the login form
+                return self._send_json({"user": None})
             return self._send_json({"user": sess["user"], "role": sess["role"], "csrf": sess["csrf"]})
         if not sess:
             return self._error(401, "log in first")

@@ -28,8 +28,9 @@
 
   // ---- login ----
   async function boot() {
-    try { const me = await api("GET", "/api/me"); start(me); }
-    catch (e) { $("#login").classList.remove("hidden"); }
+    let me = null;
+    try { me = await api("GET", "/api/me"); } catch (e) { }
+    if (me && me.user) start(me); else $("#login").classList.remove("hidden");
   }
   $("#login-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -371,10 +372,11 @@
     updateLinks();
     track = await api("GET", histQuery());
     layers.track.clearLayers(); playMarker = null;
-    $("#hist-info").textContent = track.length + " fixes";
+    $("#hist-info").textContent = track.length ? track.length + " fixes" : "no fixes in that time range";
     if (!track.length) return;
     const line = L.polyline(track.map((p) => [p.lat, p.lon]), { color: "#8e44ad", weight: 3 }).addTo(layers.track);
-    map.fitBounds(line.getBounds(), { padding: [40, 40] });
+    if (track.length > 1) map.fitBounds(line.getBounds(), { padding: [40, 40], maxZoom: 17 });
+    else map.setView([track[0].lat, track[0].lon], 16);
     const sl = $("#hist-slider"); sl.max = track.length - 1; sl.value = 0; sl.classList.remove("hidden");
     showAt(0);
   });
