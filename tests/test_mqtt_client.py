@@ -145,7 +145,8 @@ def test_credentials_birth_will_commands_and_resubscribe(runtime, tmp_path, coll
     ka = 3
     with Mosquitto(tmp_path / "mq", extra_conf=f"password_file {pw}\n") as broker:
         # wrong password: refused by the broker, counted, no crash
-        bad = devices(runtime, {"client": client_cfg(broker.port, user="dev1", password="nope")}, tmp_path, "bad")
+        bad = devices(runtime, {"client": client_cfg(broker.port, user="dev1", password="nope"),
+                                 "stats_every_ms": 200}, tmp_path, "bad")
         bad.wait(lambda: bad.last_stats().get("refused_connack", 0) >= 1 or None, what="refused CONNACK")
         bad.stop()
 
@@ -229,7 +230,8 @@ def test_soak_broker_restarts_every_message_arrives_in_order(tmp_path, devices):
                 time.sleep(0.02)
             broker.stop()
             before = dev.heartbeats
-            # The device must keep ticking while its broker is gone.
+            dev.wait_line("down ", count=i, timeout=20)  # the client noticed the outage
+            # ... and the device's other task kept ticking while the broker was gone.
             dev.wait(lambda: dev.heartbeats >= before + 3 or None, timeout=20, what="heartbeats in outage")
             outage_beats.append(dev.heartbeats - before)
             broker.start()
@@ -241,6 +243,7 @@ def test_soak_broker_restarts_every_message_arrives_in_order(tmp_path, devices):
     finally:
         sub.loop_stop()
         broker.stop()
+    print("soak:", len(seqs), "received,", len(set(seqs)), "unique; heartbeats per outage", outage_beats, "; device stats", st)
     first_seen = list(dict.fromkeys(seqs))
     assert first_seen == list(range(1, total + 1)), (
         f"missing {sorted(set(range(1, total + 1)) - set(seqs))[:20]}, out of order at "

@@ -158,4 +158,7 @@ def test_bad_commands_change_nothing_and_are_counted(tmp_path):
             assert st["levels_m"] == [1000, 400, 150, 60] and st["mode"] == "section_alarm"
             assert st["override"] == "contour"
             assert (await b2.command("mode", good))["code"] == "replay"
+            ack = await b2.command("thresholds", b2.signed("thresholds", {"reset": True}))
+            assert ack["ok"] and b2.app.logic.modes.level.levels == [500, 200, 100, 50]
+            assert json.loads(stored.read_text())["thresholds"] is None
     run(main())

@@ -76,9 +76,13 @@ async def main(cfg):
     # Read commands from stdin? Not portable on the unix port's asyncio; the
     # test ends the run with a signal or by "exit_after_ms".
     limit = cfg.get("exit_after_ms")
-    t0 = ticks_ms()
+    every = cfg.get("stats_every_ms", 0)
+    t0 = last = ticks_ms()
     while limit is None or ticks_diff(ticks_ms(), t0) < limit:
         await sleep_ms(100)
+        if every and ticks_diff(ticks_ms(), last) >= every:
+            last = ticks_ms()
+            stats(c)
         if cfg.get("exit_when_done") and len(tasks) > 1 and tasks[1].done():
             break
     c.close()

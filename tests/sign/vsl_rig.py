@@ -125,11 +125,12 @@ class SignProc:
     """One sign's firmware process (its device folder persists across restarts, like flash)."""
 
     def __init__(self, rig: Rig, dev_id: str, sign_cfg: dict | None = None, meter: bool = False,
-                 runtime: str = "micropython") -> None:
+                 runtime: str = "micropython", heap: str = "96K") -> None:
         self.rig = rig
         self.id = dev_id
         self.key = pysecrets.token_hex(32)
         self.runtime = runtime
+        self.heap = heap  # a small board's heap (ESP32 ~100 KB)
         self.dir = rig.tmp / dev_id
         self.dir.mkdir(parents=True, exist_ok=True)
         cfg = {"id": dev_id, "board": "sim", "role": "sign", "fw_version": "test",
@@ -181,7 +182,7 @@ class SignProc:
     def start(self) -> SignProc:
         log = open(self.dir / "console.log", "ab")
         self.p = fw.spawn(self.runtime, fw.MAIN, cwd=self.dir, stdout=log, stderr=subprocess.STDOUT,
-                          heap="256K")
+                          heap=self.heap)
         return self
 
     def kill(self) -> None:

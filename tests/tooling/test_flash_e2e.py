@@ -173,3 +173,48 @@ def test_flash_says_why_a_device_does_not_come_online(secure_broker, provisioned
     assert f"no live 'online' on re/{dev}/status within 8s" in out
     assert "last device output:" in out  # what the board said last, to start the diagnosis
     assert copied(r.stdout) > 10  # the files did go over; only the broker said no
+
+
+def test_shipped_sim_configs_flash_and_come_online_with_their_roles(
+        secure_broker, provisioned, hw_server, collector_factory, firmware_snapshot, tmp_path):
+    """The shipped sign, beacon and tracker sim configs, flashed as a technician would, run their roles."""
+    from host_tools.config.secrets import Secrets
+    from host_tools.flash.flasher import FlashOptions, flash
+    from host_tools.provision.core import provision
+
+    names = ["sim-sign", "sim-beacon", "sim-tracker"]
+    cfgs = {n: json.loads((fw.REPO / "board_configs" / f"{n}.json").read_text()) for n in names}
+    s = Secrets.load(provisioned.secrets_dir)
+    out = provision(s, [c["id"] for c in cfgs.values()], out=provisioned.out, tls_hosts=None)
+    secure_broker.proc.send_signal(signal.SIGHUP)  # load the new users
+    col = collector_factory(secure_broker.port, ["re/+/status", "re/+/info"], username="technician",
+                            password=provisioned.password("technician"))
+    procs = []
+    try:
+        for n, c in cfgs.items():
+            c["sim"]["hw"] = hw_server.addr
+            f = tmp_path / f"{n}.json"
+            f.write_text(json.dumps(c))
+            res = flash(str(f), f"dir:{tmp_path / n}", FlashOptions(secrets=str(provisioned.secrets_dir),
+                                                                    broker_url=secure_broker.url,
+                                                                    firmware=str(firmware_snapshot)))
+            assert res.ok, (res.reason, [str(p) for p in res.problems])
+            procs.append(fw.spawn("micropython", tmp_path / n / "main.py", heap="256K", lib=tmp_path / n / "lib",
+                                  cwd=tmp_path / n, stdout=open(tmp_path / f"{n}.log", "wb"),
+                                  stderr=subprocess.STDOUT))
+        roles = {}
+        want = {c["id"]: c["role"] for c in cfgs.values()}
+        deadline = time.monotonic() + 60
+        online = set()
+        while online != set(want) or set(roles) != set(want):
+            t, p, _r, _q = col.wait_for(lambda *_: True, max(0.1, deadline - time.monotonic()))
+            dev = t.split("/")[1]
+            if t.endswith("/status") and p == b"online":
+                online.add(dev)
+            elif t.endswith("/info"):
+                roles[dev] = json.loads(p)["role"]
+        assert roles == want and sorted(out.created) == sorted(want)
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(10)
