@@ -67,6 +67,7 @@ class BeaconApp:
         self.logic = BeaconLogic(p)
         self.logic.meter_usable(False)  # no reading yet: safe mode until the meter answers
         self.path = dev.data_dir + STATE_FILE
+        self._th_cmd = None  # thresholds set by command (stored; the config's apply otherwise)
         self._restore()
         hal = dev.hal
         self.lamps = Lamps(hal)
@@ -105,6 +106,7 @@ class BeaconApp:
             if th:
                 self.logic.modes.set_thresholds(th["levels_m"], th["hyst_pct"], th["enter_s"], th["exit_s"],
                                                 th.get("level_modes"))
+                self._th_cmd = th
             if s.get("override"):
                 self.logic.modes.set_override(s["override"])
             if s.get("alarm"):
@@ -115,10 +117,8 @@ class BeaconApp:
 
     def _save(self):
         m = self.logic.modes
-        lv = m.level
         o = m.override
-        s = {"thresholds": {"levels_m": lv.levels, "hyst_pct": lv.hyst_pct, "enter_s": lv.enter_ms / 1000,
-                            "exit_s": lv.exit_ms / 1000, "level_modes": m.level_modes},
+        s = {"thresholds": self._th_cmd,
              "override": o[0] if o is not None and o[1] is None else None,
              "alarm": m.alarm == -1}
         try:
@@ -288,8 +288,15 @@ class BeaconApp:
 
     def cmd_thresholds(self, args):
         """Any of {"levels_m": [4 descending m], "hyst_pct": 0..100, "enter_s": 0..3600,
-        "exit_s": 0..3600, "level_modes": [...]}; all checked before any applies."""
+        "exit_s": 0..3600, "level_modes": [...]}; all checked before any applies.
+        {"reset": true} alone returns to the config's values."""
         lv = self.logic.modes.level
+        if args.get("reset") is True and len(args) == 1:
+            p = self.p
+            self.logic.modes.set_thresholds(p["levels_m"], p["hyst_pct"], p["enter_s"], p["exit_s"],
+                                            p["level_modes"])
+            self._th_cmd = None
+            return self._done()
         try:
             self._only(args, ("levels_m", "hyst_pct", "enter_s", "exit_s", "level_modes"))
             if not args:
@@ -304,6 +311,9 @@ class BeaconApp:
                                             args.get("level_modes"))
         except (ValueError, TypeError) as e:
             return "bad_args", str(e)
+        m = self.logic.modes
+        self._th_cmd = {"levels_m": m.level.levels, "hyst_pct": m.level.hyst_pct, "enter_s": m.level.enter_ms / 1000,
+                        "exit_s": m.level.exit_ms / 1000, "level_modes": m.level_modes}
         return self._done()
 
 
