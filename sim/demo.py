@@ -65,7 +65,7 @@ class _Broker:
     def stop(self) -> None:
         h = self.handle
         if h is not None:
-            (getattr(h, "stop", None) or getattr(h, "close"))()
+            (getattr(h, "stop", None) or h.close)()
 
 
 def _provision(workdir: Path, ids: list[str]) -> Path:

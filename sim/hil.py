@@ -74,17 +74,22 @@ class DetectorPin:
             import board  # type: ignore[import-not-found]
             import digitalio  # type: ignore[import-not-found]
         except (ImportError, NotImplementedError, RuntimeError) as e:
-            raise SystemExit(f"attach: --detector-pin needs adafruit-blinka on a Linux SBC or an FT232H ({e})")
+            raise SystemExit(f"attach: --detector-pin needs adafruit-blinka on a Linux SBC or an FT232H ({e})") from e
         self.io = digitalio.DigitalInOut(getattr(board, pin_name))
         self.io.direction = digitalio.Direction.OUTPUT
         self.io.value = False
         self.pulse_s = pulse_s
         self.pulses = 0
+        self.level = False  # what we drive (a mock pin reads back its own pattern)
+
+    def _set(self, v: bool) -> None:
+        self.level = v
+        self.io.value = v
 
     def pulse(self) -> None:
         self.pulses += 1
-        self.io.value = True
-        threading.Timer(self.pulse_s, lambda: setattr(self.io, "value", False)).start()
+        self._set(True)
+        threading.Timer(self.pulse_s, self._set, (False,)).start()
 
 
 def run(args) -> int:
