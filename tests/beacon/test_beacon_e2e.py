@@ -105,6 +105,10 @@ def test_beacon_end_to_end(mosquitto, collector_factory, lib, tmp_path):
             assert send("section_alarm", {"on": True}, key=b"\x01" * 32)["code"] == "bad_mac"
             assert send("mode", {"mode": "contour", "ttl_s": 0})["code"] == "bad_args"
             assert send("thresholds", {"levels_m": [50, 100, 200, 500]})["code"] == "bad_args"
+            # ... and changed nothing
+            tele = json.loads(col.wait_for(lambda t, pl, r, q: t == f"re/{DEV}/tele"
+                                           and json.loads(pl)["ctr"].get("cmd_bad_args") == 2, 15)[1])
+            assert tele["mode"] == "anti_rear_end" and tele["level"] == 4 and tele["ctr"].get("cmd_ok", 0) == 0
             a = send("section_alarm", {"on": True})
             assert a["ok"] and a["detail"]["mode"] == "section_alarm", a
             assert send("section_alarm", {"on": False}, ctr_value=ctr[0])["code"] == "replay"
