@@ -74,9 +74,9 @@ class FogField:
         return [self.visibility(x, t_s) for x in xs]
 
     @classmethod
-    def from_scenario(cls, fog: list[dict], road: str) -> FogField:
+    def from_scenario(cls, fog: list[dict], road: str, km0: float = 0.0) -> FogField:
         """The banks of a scenario's `fog[]` (docs/scenarios.md) on one road, chainage in metres
-        (km x 1000). A bank forms from `start_s`, is densest (`min_vis_m`) at `peak_s` and is gone
+        from the road's `km0` ((km - km0) x 1000). A bank forms from `start_s`, is densest (`min_vis_m`) at `peak_s` and is gone
         at `end_s`; `extent_m` is its whole length, half of it dense core, a soft edge either side."""
         banks, clear = [], MOR_MAX
         for f in fog:
@@ -86,7 +86,7 @@ class FogField:
             end = float(f.get("end_s", 10 ** 9))
             peak = float(f.get("peak_s", start))
             ext = float(f["extent_m"])
-            banks.append(FogBank(x0_m=float(f["center_km"]) * 1000, t0_s=start, t1_s=end,
+            banks.append(FogBank(x0_m=(float(f["center_km"]) - km0) * 1000, t0_s=start, t1_s=end,
                                  core_vis_m=float(f["min_vis_m"]), width_m=ext / 2, edge_m=ext / 4,
                                  drift_mps=float(f.get("drift_mps", 0.0)),
                                  form_s=max(0.0, peak - start), thin_s=max(0.0, end - peak)))
