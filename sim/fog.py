@@ -76,8 +76,9 @@ class FogField:
     @classmethod
     def from_scenario(cls, fog: list[dict], road: str, km0: float = 0.0) -> FogField:
         """The banks of a scenario's `fog[]` (docs/scenarios.md) on one road, chainage in metres
-        from the road's `km0` ((km - km0) x 1000). A bank forms from `start_s`, is densest (`min_vis_m`) at `peak_s` and is gone
-        at `end_s`; `extent_m` is its whole length, half of it dense core, a soft edge either side."""
+        from the road's `km0` ((km - km0) x 1000). A bank forms from `start_s`, is densest
+        (`min_vis_m`) at `peak_s` and is gone at `end_s`; `extent_m` is its whole length, half of it
+        dense core, a soft edge either side."""
         banks, clear = [], MOR_MAX
         for f in fog:
             if f["road"] != road:
