@@ -138,6 +138,7 @@ class Console:
             raise Refused(404, "no such incident")
         units = [d for d in self.store.devices() if self._is_unit(d) and d["lat"] is not None]
         busy = {d["unit"] for d in self.store.dispatches() if d["status"] in ("sent", "delivered", "accepted")}
+        busy |= {s["device"] for s in self.store.sos(open_only=True)}  # a rider in distress is not sent anywhere
         avail = [(d["id"], d["lat"], d["lon"]) for d in units if self._available(d) and d["id"] not in busy]
         if self.net is None:
             from sim.geo import haversine_m
@@ -153,6 +154,9 @@ class Console:
     def _available(d: dict) -> bool:
         st = d.get("state") or {}
         if d.get("status") == "offline":
+            return False
+        sos = st.get("sos")
+        if isinstance(sos, dict) and sos.get("latched"):
             return False
         # tracker duty status (firmware/lib/roadedge/tracker/duty.py): only a unit on patrol is free
         duty = st.get("duty", st.get("status"))

@@ -57,6 +57,15 @@
       signs: L.layerGroup().addTo(map), incidents: L.layerGroup().addTo(map), units: L.layerGroup().addTo(map), track: L.layerGroup().addTo(map) };
     L.control.layers(null, { "Beacons": layers.beacons, "Fog": layers.fog, "Signs": layers.signs, "Units": layers.units }, { collapsed: true }).addTo(map);
     L.control.scale({ imperial: false }).addTo(map);
+    const legend = L.control({ position: "bottomright" });
+    legend.onAdd = () => {
+      const d = L.DomUtil.create("div", "legend");
+      d.innerHTML = '<b>Units</b><br><span style="color:#1565c0">▲</span> available · <span style="color:#d9822b">▲</span> dispatched · <span style="color:#8895a3">▲</span> offline<br>' +
+        '<span style="color:#c0392b">red label</span> = fix older than 2 min<br><b>Beacons</b> <span class="dot" style="background:#f1c40f"></span> contour <span class="dot" style="background:#f39c12"></span> guidance <span class="dot" style="background:#c0392b"></span> red tail / alarm<br>' +
+        '<b>Fog</b> <span class="bar" style="background:#f1c40f"></span>&lt;500 m <span class="bar" style="background:#e67e22"></span>&lt;200 <span class="bar" style="background:#c0392b"></span>&lt;100 <span class="bar" style="background:#7b241c"></span>&lt;50';
+      return d;
+    };
+    legend.addTo(map);
     map.setView([30.3, 120.04], 13);
     map.on("click", (ev) => { if (placing) createIncidentAt(ev.latlng); });
   }
