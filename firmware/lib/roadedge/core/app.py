@@ -113,6 +113,7 @@ class Device:
         self._selftests = []
         self._tele_fields = []
         self._health = []
+        self._connect_cbs = []
         self._tasks = []
         self._cmdq = []
         self._cmd_ev = asyncio.Event()
@@ -169,6 +170,11 @@ class Device:
         """fn() -> dict of role fields added to each re/<id>/tele."""
         self._tele_fields.append(fn)
 
+    def on_connect(self, fn):
+        """fn() after every MQTT (re)connect: republish retained state a broker
+        restart may have lost. (The platform republishes info itself.)"""
+        self._connect_cbs.append(fn)
+
     def on_health(self, fn):
         """fn() -> bool; while any returns False the watchdog is not fed."""
         self._health.append(fn)
@@ -208,9 +214,9 @@ class Device:
             self.spawn(self._watchdog(hal.watchdog(wms), wms), "watchdog")
         m = self.mqtt
         setattr(m, "on_message", self._on_message)
+        setattr(m, "on_connect", self._on_connect)
         m.subscribe(self.topic("cmd", "#"), 1)
         m.subscribe("re/sys/time", 0)
-        self.publish("info", self.info(), 1, True)
         self.spawn(self._network(), "network")
         self.spawn(self._commands_task(), "commands")
         self.spawn(self._log_out(), "log")
@@ -355,15 +361,26 @@ class Device:
         return t
 
     async def _telemetry(self):
+        period = self.params["tele_s"] * 1000
+        await sleep_ms(min(period, 5000))  # a first report soon after boot
         while True:
-            await sleep_ms(self.params["tele_s"] * 1000)
             self.publish("tele", self.telemetry())
+            await sleep_ms(period)
 
     def info(self):
         return {"role": self.role, "board": self.cfg.get("board"), "fw": _fw_version(self.cfg),
                 "boot": self.boot_reason, "cfg": self.cfg_hash, "ts": self.now_s()}
 
     # -- MQTT input
+    def _on_connect(self, session_present):
+        self.publish("info", self.info(), 1, True)
+        for fn in self._connect_cbs:
+            try:
+                fn()
+            except Exception as e:
+                self.count("cb_errors")
+                self.log.exc(e, "on_connect")
+
     def _on_message(self, topic, payload, retained):
         pre = "re/" + self.id + "/cmd/"
         if topic.startswith(pre):
