@@ -192,6 +192,61 @@ def test_credentials_birth_will_commands_and_resubscribe(runtime, tmp_path, coll
         dev.assert_no_traceback()
 
 
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory) -> Path:
+    """A throw-away CA and a server certificate for localhost (openssl CLI)."""
+    d = tmp_path_factory.mktemp("tls")
+
+    def ossl(*a: str) -> None:
+        subprocess.run(["openssl", *a], cwd=d, check=True, capture_output=True)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    ossl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=roadedge test CA")
+    ossl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+    (d / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    ossl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+         "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    ossl("x509", "-in", "ca.pem", "-outform", "DER", "-out", "ca.der")
+    ossl("req", "-x509", *ec, "-keyout", "other.key", "-out", "other.der", "-outform", "DER", "-days", "2",
+         "-subj", "/CN=some other CA")
+    return d
+
+
+@pytest.mark.parametrize("runtime", fw.RUNTIMES)
+def test_tls_with_der_ca_publish_and_receive_large(runtime, tmp_path, tls_files, devices, collector_factory):
+    tls_port = free_port()
+    conf = (f"listener {tls_port} 127.0.0.1\ncafile {tls_files}/ca.pem\n"
+            f"certfile {tls_files}/server.pem\nkeyfile {tls_files}/server.key\n")
+    with Mosquitto(tmp_path / "mq", extra_conf=conf) as broker:
+        col = collector_factory(broker.port, ["re/dev1/seq"])
+        cfg = {"client": client_cfg(tls_port, tls=True, ca=str(tls_files / "ca.der"), server_hostname="localhost"),
+               "subscribe": [["re/dev1/cmd/#", 1]],
+               "publish": {"topic": "re/dev1/seq", "count": 20, "qos": 1, "size": 600, "verbose": False}}
+        dev = devices(runtime, cfg, tmp_path)
+        dev.wait_line("done", timeout=30)
+        got = set()
+        while len(got) < 20:
+            got.add(json.loads(col.get(timeout=10)[1])["seq"])
+        # A message bigger than the client's read chunk, in several TLS records' worth.
+        sender = paho_client(broker.port, "ops-send")
+        try:
+            big = "b" * 3000
+            sender.publish("re/dev1/cmd/big", big, qos=1).wait_for_publish(5)
+            dev.wait(lambda: any(ln == f"msg re/dev1/cmd/big {big} 0" for ln in dev.lines) or None,
+                     timeout=20, what="big message over TLS")
+        finally:
+            sender.loop_stop()
+            sender.disconnect()
+        # A CA that did not sign the server: the handshake fails, counted, retried, no crash.
+        bad = devices(runtime, {"client": client_cfg(tls_port, client_id="dev2", tls=True,
+                                                     ca=str(tls_files / "other.der"),
+                                                     server_hostname="localhost"),
+                                "stats_every_ms": 200}, tmp_path, "bad")
+        bad.wait(lambda: bad.last_stats().get("conn_fail", 0) >= 2 or None, what="TLS failures counted")
+        assert bad.last_stats()["connects"] == 0 and bad.proc.poll() is None
+        dev.assert_no_traceback()
+
+
 def test_soak_broker_restarts_every_message_arrives_in_order(tmp_path, devices):
     """Acceptance: 10 broker restarts while the MicroPython client publishes
     2,000 QoS 1 messages; all arrive, in order after dedupe, and the device's

@@ -541,6 +541,8 @@ class MQTTClient:
             while True:
                 if IS_MICROPYTHON:
                     n = await reader.readinto(chunk)
+                    if n is None:
+                        continue  # TLS: readable, but no whole record yet (handshake)
                 else:
                     data = await reader.read(len(chunk))
                     n = len(data)
