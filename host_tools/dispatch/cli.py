@@ -3,7 +3,8 @@
   roadedge dispatch --broker mqtt://127.0.0.1:1883 --http 127.0.0.1:8080 --db dispatch.db \\
       --deployment sim/scenarios/demo.json
   roadedge dispatch --db dispatch.db --add-user alice --role supervisor   (asks for the password)
-  roadedge dispatch --broker ... --db dispatch.db --shared-group ingest --no-web   (extra ingest worker)
+  roadedge dispatch --broker ... --db dispatch.db --shared-group ingest --no-web --client-id ingest-2
+      (an extra ingest worker; --client-id gives it a persistent session so nothing is lost while it restarts)
 """
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ def add_arguments(p) -> None:
     p.add_argument("--deployment", help="scenario/deployment JSON (roads for the map and routing)")
     p.add_argument("--keys", help="secrets folder with devices.json (default: $ROADEDGE_SECRETS or secrets/)")
     p.add_argument("--shared-group", help="MQTT shared subscription group: run several ingest workers")
+    p.add_argument("--client-id", help="fixed MQTT client id: a persistent session, so the broker keeps QoS 1 "
+                   "messages while this worker is down (give each worker its own)")
+    p.add_argument("--ca", help="CA certificate (PEM) for an mqtts:// broker")
     p.add_argument("--tiles", help="optional tile server URL template, e.g. http://tiles.local/{z}/{x}/{y}.png")
     p.add_argument("--no-web", action="store_true", help="ingest only (an extra worker)")
     p.add_argument("--add-user", metavar="NAME", help="create or update an account and exit")
@@ -63,7 +67,8 @@ def run(args) -> int:
 
     if http and not installed():
         print("warning: map library not installed: run `python -m host_tools.dispatch.assets`", file=sys.stderr)
-    svc = DispatchService(args.broker, args.db, up, http, args.deployment, args.keys, args.shared_group, args.tiles)
+    svc = DispatchService(args.broker, args.db, up, http, args.deployment, args.keys, args.shared_group, args.tiles,
+                          client_id=args.client_id, ca=args.ca)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     svc.start()

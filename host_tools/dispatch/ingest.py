@@ -27,12 +27,16 @@ DATA_TOPICS = ("owntracks/#", "re/#")
 RETAINED_TOPICS = ("re/+/status", "re/+/info", "re/+/state", "re/ctl/+/state")
 SUB_DATA, SUB_RETAINED = 1, 2
 BATCH = 1000
+SESSION_EXPIRY_S = 7 * 24 * 3600
 
 
 class Ingest:
     def __init__(self, store: Store, url: str, shared_group: str | None = None,
-                 on_change: Callable[[dict], None] | None = None, queue_size: int = 50000) -> None:
+                 on_change: Callable[[dict], None] | None = None, queue_size: int = 50000,
+                 client_id: str | None = None, ca: str | None = None) -> None:
         self.store, self.url, self.group = store, url, shared_group
+        # a fixed client id = a persistent session: the broker keeps QoS 1 messages while ingest is down
+        self.client_id, self.ca = client_id, ca
         self.on_change = on_change
         self.q: queue.Queue = queue.Queue(maxsize=queue_size)
         self.stats = {"received": 0, "stored": 0, "dupes": 0, "rejected": 0, "batches": 0, "errors": 0}
@@ -75,12 +79,18 @@ class Ingest:
         self._writer.start()
         for v5 in (True, False):
             self.v5 = v5
-            c, b = make_client(self.url, "roadedge-dispatch", protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311)
+            c, b = make_client(self.url, "roadedge-dispatch", protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+                               ca=self.ca, client_id=self.client_id)
             c.on_message = self._on_message
             c.on_subscribe = lambda *a: self.subscribed.set()
             c.max_inflight_messages_set(1000)
+            kw: dict = {}
+            if v5:
+                props = Properties(PacketTypes.CONNECT)
+                props.SessionExpiryInterval = SESSION_EXPIRY_S if self.client_id else 0
+                kw = {"clean_start": self.client_id is None, "properties": props}
             try:
-                connect_wait(c, b, timeout)
+                connect_wait(c, b, timeout, **kw)
             except (ConnectionError, TimeoutError, OSError) as e:
                 self.last_error = str(e)
                 c.loop_stop()

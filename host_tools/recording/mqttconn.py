@@ -28,10 +28,16 @@ def parse_url(url: str) -> BrokerURL:
                      unquote(u.username) if u.username else None, unquote(u.password) if u.password else None)
 
 
-def make_client(url: str, prefix: str, protocol=mqtt.MQTTv311, ca: str | None = None) -> tuple[mqtt.Client, BrokerURL]:
+def make_client(url: str, prefix: str, protocol=mqtt.MQTTv311, ca: str | None = None,
+                client_id: str | None = None) -> tuple[mqtt.Client, BrokerURL]:
+    """A paho client for url. With client_id the session is persistent (the broker keeps QoS 1 messages
+    for it while it is away); without, a random id and a clean session."""
     b = parse_url(url)
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{prefix}-{uuid.uuid4().hex[:8]}",
-                    protocol=protocol)
+    kw = {}
+    if protocol != mqtt.MQTTv5:
+        kw["clean_session"] = client_id is None
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"{prefix}-{uuid.uuid4().hex[:8]}",
+                    protocol=protocol, **kw)
     if b.user:
         c.username_pw_set(b.user, b.password)
     if b.tls:

@@ -124,3 +124,20 @@ def test_a_message_the_store_chokes_on_is_counted_and_the_rest_of_its_batch_kept
     assert store.counts()["positions"] == 2
     assert store.rejects()["store_error"]["count"] == 1
     assert ing.stats["received"] == 3
+
+
+def test_with_a_client_id_nothing_published_while_ingest_is_down_is_lost(mosquitto, tmp_path):
+    store = Store(tmp_path / "d.db")
+    ing = Ingest(store, mosquitto.url, client_id="dispatch-test-1").start()
+    ing.stop()
+    pub = Publisher(mosquitto.port)
+    try:
+        now = time.time()
+        for seq in range(1, 6):  # the console is down (restart, upgrade)
+            pub.send("owntracks/roadedge/trk-a", location(seq, 30.3, 120.0 + seq / 1e4, now + seq))
+        ing = Ingest(store, mosquitto.url, client_id="dispatch-test-1").start()
+        assert ing.wait_idle(5)
+        assert store.counts()["positions"] == 5
+        ing.stop()
+    finally:
+        pub.close()
