@@ -92,7 +92,7 @@ def check_config(cfg):
 class Device:
     """What a role gets from the platform (docs/architecture.md, "The device app")."""
 
-    def __init__(self, cfg, hal, clock, log, data_dir=DATA_DIR, cfg_hash=""):
+    def __init__(self, cfg, hal, clock, log, data_dir=DATA_DIR, cfg_hash="", mqtt=None):
         from roadedge.core import seq
 
         self.cfg = cfg
@@ -130,7 +130,8 @@ class Device:
             from roadedge.core.auth import CommandAuth
 
             self.auth = CommandAuth(key, self.id, data_dir + "/cmd_ctr.json")
-        self.mqtt = make_mqtt(cfg, self.id, p)
+        # mqtt: a test double may stand in for the client (same interface)
+        self.mqtt = mqtt if mqtt is not None else make_mqtt(cfg, self.id, p)
         self.exit_code = 0
         self._mqtt_task = None
         self._shut = False
