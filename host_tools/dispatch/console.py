@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from collections.abc import Callable
 
@@ -44,6 +45,30 @@ class Console:
         self.beacon_pos = {b.id: b for b in scenario.beacons} if scenario else {}
         self.sign_pos = {s.id: s for s in scenario.signs} if scenario else {}
         self.tracker_ids = {t.id for t in scenario.trackers} if scenario else set()
+        # stats and fog are summaries: sent at most twice a second, not once per ingest batch
+        self._dirty: set[str] = set()
+        self._dirty_lock = threading.Lock()
+        self._closed = threading.Event()
+        threading.Thread(target=self._flush_loop, name="dispatch-summaries", daemon=True).start()
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def _flush_loop(self) -> None:
+        while not self._closed.wait(0.5):
+            with self._dirty_lock:
+                dirty, self._dirty = self._dirty, set()
+            try:
+                if "fog" in dirty:
+                    self.bus.publish("fog", self.fog())
+                if "stats" in dirty:
+                    self.bus.publish("stats", self.stats())
+            except Exception:  # a closed store at shutdown; the next round retries
+                pass
+
+    def _mark(self, *what: str) -> None:
+        with self._dirty_lock:
+            self._dirty.update(what)
 
     # -- permissions + audit --------------------------------------------------------
     def _check(self, sess: dict, action: str, target: str, detail: dict) -> None:
@@ -267,7 +292,7 @@ class Console:
             devs = self.store.devices(ch["devices"])
             self.bus.publish("devices", [self._classify(d) for d in devs])
             if self.sc and any(d["id"] in self.beacon_pos for d in devs):
-                self.bus.publish("fog", self.fog())
+                self._mark("fog")
         if ch["sos"]:
             self.bus.publish("sos", self.store.sos())
         if ch["dispatches"]:
@@ -277,7 +302,7 @@ class Console:
             self.bus.publish("ctl", self.store.ctl())
         if ch["rejects"]:
             self.bus.publish("rejects", self.store.rejects())
-        self.bus.publish("stats", self.stats())
+        self._mark("stats")
 
     def _classify(self, d: dict) -> dict:
         if d["id"] in self.sign_pos or d["role"] == "sign":

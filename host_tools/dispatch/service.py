@@ -65,6 +65,7 @@ class DispatchService:
             self.server.shutdown()
             self.server.server_close()
         self.ingest.stop()
+        self.console.close()
         self.store.close()
 
     def __enter__(self) -> DispatchService:
