@@ -125,12 +125,15 @@ class SignProc:
     """One sign's firmware process (its device folder persists across restarts, like flash)."""
 
     def __init__(self, rig: Rig, dev_id: str, sign_cfg: dict | None = None, meter: bool = False,
-                 runtime: str = "micropython", heap: str = "96K") -> None:
+                 runtime: str = "micropython", heap: str | None = None, lib: Path | None = None) -> None:
         self.rig = rig
         self.id = dev_id
         self.key = pysecrets.token_hex(32)
         self.runtime = runtime
-        self.heap = heap  # a small board's heap (ESP32 ~100 KB)
+        # from source the unix port compiles every module at import (RAM a board never spends:
+        # it runs .mpy); with lib = a compiled tree, a small board's heap can be set
+        self.heap = heap or ("256K" if lib is None else "96K")
+        self.lib = lib
         self.dir = rig.tmp / dev_id
         self.dir.mkdir(parents=True, exist_ok=True)
         cfg = {"id": dev_id, "board": "sim", "role": "sign", "fw_version": "test",
@@ -144,7 +147,11 @@ class SignProc:
             cfg["sign"]["meter"] = {"poll_s": 1}
         (self.dir / "config.json").write_text(json.dumps(cfg))
         self.hw = rig.hw.call(rig.hw.server.device, dev_id)
-        self.io = SignIO(self.hw)
+        seven = cfg["sign"].get("display") == "7seg"
+        if seven:
+            cfg["pins"]["legend"] = 15  # the FOG lamp beside the digits
+            (self.dir / "config.json").write_text(json.dumps(cfg))
+        self.io = SignIO(self.hw, display="7seg", lamp="legend") if seven else SignIO(self.hw)
         rig.hw.call(self.io.set_temperature, 25.0)
         rig.hw.call(self.io.set_ambient, 0.5)
         self.p: subprocess.Popen | None = None
@@ -181,8 +188,9 @@ class SignProc:
 
     def start(self) -> SignProc:
         log = open(self.dir / "console.log", "ab")
-        self.p = fw.spawn(self.runtime, fw.MAIN, cwd=self.dir, stdout=log, stderr=subprocess.STDOUT,
-                          heap=self.heap)
+        main = fw.MAIN if self.lib is None else self.lib.parent / "main.py"
+        self.p = fw.spawn(self.runtime, main, cwd=self.dir, stdout=log, stderr=subprocess.STDOUT,
+                          heap=self.heap, lib=self.lib)
         return self
 
     def kill(self) -> None:
