@@ -211,6 +211,9 @@ class SerialTarget:
         if has_reset and self.platform != "linux":
             self.t.exec_raw_no_follow("import machine\nmachine.reset()")
             return "reset"
+        # leave the firmware the heap a boot would: drop what the copy left in the REPL's globals
+        self.exec("for _k in [k for k in globals() if not k.startswith('__')]:\n del globals()[_k]\n"
+                  "__import__('gc').collect()")
         self.t.exec_raw_no_follow(
             "import sys\nif 'lib' not in sys.path: sys.path.insert(0,'lib')\n"
             "exec(open('main.py').read(),{'__name__':'__main__'})")

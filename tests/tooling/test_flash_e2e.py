@@ -20,6 +20,8 @@ from host_tools import fw
 from tooling_support import base_config, roadedge
 
 HEAP = "160K"  # 64-bit unix build: about twice a board's heap (see tests/test_device_runtime.py)
+# The pty REPL also holds the REPL, the raw-paste buffers and the fragments of the copy.
+PTY_HEAP = "320K"
 
 
 def copied(out: str) -> int:
@@ -117,7 +119,7 @@ def pty_repl(tmp_path):
     link = tmp_path / "ttyRE0"
     env = dict(os.environ, MICROPYPATH="lib:.frozen")
     p = subprocess.Popen(["socat", f"PTY,link={link},raw,echo=0",
-                          f"EXEC:{fw.micropython_binary()} -X heapsize={HEAP},pty,raw,echo=0"],
+                          f"EXEC:{fw.micropython_binary()} -X heapsize={PTY_HEAP},pty,raw,echo=0"],
                          cwd=folder, env=env, start_new_session=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
