@@ -149,6 +149,13 @@ class SerialTarget:
         self.platform = self.eval_json("import sys,json;print(json.dumps(sys.platform))")
         self._feed = ""
         if self.platform in WATCHDOG_PLATFORMS:
+            # A board: soft-reset into the raw REPL (as mpremote does by default) so the copy gets a
+            # clean heap; main.py does not run after a soft reset in raw REPL mode.
+            try:
+                self.t.enter_raw_repl(soft_reset=True, timeout_overall=timeout_s)
+            except Exception as e:
+                self.t.close()
+                raise TargetError(f"{device}: soft reset into the raw REPL failed ({e})") from None
             # The interrupted firmware had started the hardware watchdog, which no one can stop:
             # keep feeding it while we copy, or the board resets mid-flash.
             self.exec(f"import machine\n_wdt=machine.WDT(timeout={WDT_MS})\n_wdt.feed()")
