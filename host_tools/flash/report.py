@@ -15,7 +15,7 @@ def print_problems(res: FlashResult, console: Console) -> None:
 
 def summary_lines(r: FlashResult) -> str:
     """One device's outcome, for a person at the roadside."""
-    online = "not waited for" if r.online is None else ("yes" if r.online else "NO")
+    online = ("not waited for" if r.ok else "-") if r.online is None else ("yes" if r.online else "NO")
     verdict = "[green]OK[/]" if r.ok else f"[red]FAILED at {r.stage}[/]: {r.reason}"
     return "\n".join([
         f"[bold]{r.device}[/] ({r.role} on {r.board}) via {r.port}",
