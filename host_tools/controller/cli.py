@@ -199,7 +199,8 @@ class Controller:
                     payload = sign_payload(self.keyring, sid, "heartbeat", {"zone": self.cfg.zone}, self.cfg.command_ttl_s)
                 except LookupError:
                     continue
-                self.client.publish(f"re/{sid}/cmd/heartbeat", payload, qos=0)
+                # QoS 1 like the commands: one ordered stream per sign, so a later counter never overtakes
+                self.client.publish(f"re/{sid}/cmd/heartbeat", payload, qos=1)
                 self.stats["heartbeats"] += 1
 
     def _persist(self) -> None:

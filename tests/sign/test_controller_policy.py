@@ -255,3 +255,10 @@ def test_manual_mode_and_roles():
 def test_bad_zone_config_is_refused_with_the_field(bad):
     with pytest.raises(ZoneConfigError):
         ZoneConfig.from_dict(bad)
+
+
+def test_the_shipped_example_zone_loads():
+    from host_tools import fw
+
+    cfg = ZoneConfig.load(fw.REPO / "host_tools" / "controller" / "zones" / "example.json")
+    assert [s.id for s in cfg.signs][0] == "vsl-k10-n" and cfg.vis_max_age_s == 180
