@@ -52,7 +52,10 @@
 
   // ---- map ----
   function initMap() {
-    map = RE.map = L.map("map", { zoomControl: true, attributionControl: false, preferCanvas: true });
+    map = RE.map = L.map("map", { zoomControl: true, attributionControl: false, preferCanvas: true, zoomSnap: 0.25 });
+    // labels only when zoomed in far enough to read them (a 20 km deployment has 100+ units)
+    const labelZoom = () => $("#map").classList.toggle("zoomed-out", map.getZoom() < 13.5);
+    map.on("zoomend", labelZoom);
     layers = { roads: L.layerGroup().addTo(map), fog: L.layerGroup().addTo(map), beacons: L.layerGroup().addTo(map),
       signs: L.layerGroup().addTo(map), incidents: L.layerGroup().addTo(map), units: L.layerGroup().addTo(map), track: L.layerGroup().addTo(map) };
     L.control.layers(null, { "Beacons": layers.beacons, "Fog": layers.fog, "Signs": layers.signs, "Units": layers.units }, { collapsed: true }).addTo(map);
@@ -67,6 +70,7 @@
     };
     legend.addTo(map);
     map.setView([30.3, 120.04], 13);
+    labelZoom();
     map.on("click", (ev) => { if (placing) createIncidentAt(ev.latlng); });
   }
   function drawRoads(g, tileUrl) {
@@ -298,6 +302,8 @@
     RE.sos = list || [];
     const open = RE.sos.filter((s) => !s.acked_at);
     const b = $("#sos-banner");
+    const wasHidden = b.classList.contains("hidden");
+    setTimeout(() => { if (map && wasHidden !== b.classList.contains("hidden")) map.invalidateSize(); }, 0);
     if (!open.length) { b.classList.add("hidden"); b.innerHTML = ""; }
     else {
       b.classList.remove("hidden");
