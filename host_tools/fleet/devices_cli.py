@@ -86,7 +86,7 @@ def run(args) -> int:
         err.print(f"[red]{e}[/]")
         return 1
     try:
-        sub = broker.Subscription(c, ["re/+/status", "re/+/info", "re/+/tele"])
+        sub = broker.Subscription(c, ["re/+/status", "re/+/info", "re/+/state", "re/+/tele"])
         with err.status(f"listening {args.listen:.0f} s for devices"):
             rows = collect(sub, args.listen)
     finally:
