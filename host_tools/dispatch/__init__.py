@@ -1,0 +1,18 @@
+"""The dispatcher console: `roadedge dispatch`.
+
+One process ingests every device topic into SQLite and serves the web console:
+
+    MQTT --paho--> ingest.py --queue--> decode.py (topic + payload -> Record | Reject)
+                                    \\-> store.py  (one transaction per batch; unique (device, kind, seq))
+                                          \\-> console.py on_change -> bus.py -> web.py /api/events (SSE)
+    browser (static/, Leaflet from npm) <-> web.py JSON API -> console.py (roles, audit, signed commands)
+
+- roadnet.py: road graph from the deployment (sim/scenario.py format), units snapped to it, ETA by
+  Dijkstra with per-road speed: the nearest-unit ranking.
+- fog.py: fog extent along the road from the beacons' visibility; export.py: GPX / GeoJSON tracks.
+- users.py: accounts (scrypt hashes, `--add-user`), in-memory sessions (HttpOnly cookie + CSRF token).
+- service.py wires it all for the CLI, tests and the demo; assets.py installs the browser libraries.
+
+Set-up: `python -m host_tools.dispatch.assets` (npm install of web/package.json, copied into static/vendor).
+Topics read and written: docs/topics.md, section "Dispatch console".
+"""

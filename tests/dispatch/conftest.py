@@ -57,6 +57,10 @@ def publisher(mosquitto):
 
 @pytest.fixture(scope="module")
 def browser():
+    from host_tools.dispatch.assets import VENDOR, installed
+
+    # the console's map library comes from npm at set-up time (`make setup`), never from a CDN
+    assert installed(), f"console assets missing in {VENDOR}: run `python -m host_tools.dispatch.assets`"
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield b

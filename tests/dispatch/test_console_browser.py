@@ -6,16 +6,12 @@ import time
 
 import pytest
 
-from host_tools.dispatch.assets import installed
 from host_tools.fw import ensure_firmware_importable
 
 from dispatch_support import location, login
 
 ensure_firmware_importable()
 from roadedge.core.auth import CommandAuth  # noqa: E402
-
-pytestmark = pytest.mark.skipif(not installed(), reason="console assets missing: python -m host_tools.dispatch.assets")
-
 
 def verify(keyring, dev: str, cmd: str, payload: bytes, tmp_path) -> dict:
     auth = CommandAuth(keyring.command_key(dev), dev, str(tmp_path / f"{dev}-{cmd}-ctr.json"))

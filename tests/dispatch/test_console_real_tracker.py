@@ -7,10 +7,8 @@ import asyncio
 import json
 import time
 
-import pytest
 from dispatch_support import login
 
-from host_tools.dispatch.assets import installed
 from sim.devices import DeviceProcess, device_config, make_device_dir
 from sim.hw import HardwareServerThread
 from sim.peripherals import gnss
@@ -19,9 +17,6 @@ from sim.peripherals.tracker_io import TrackerIO
 DEV = "trk-c"
 PINS = {"sos_button": 2, "accept_button": 3, "ignition": 6, "battery": 28, "led": 25, "buzzer": 15}
 UARTS = {"gnss": {"id": 1, "baud": 38400, "tx": 4, "rx": 5}}
-
-pytestmark = pytest.mark.skipif(not installed(), reason="console assets missing: python -m host_tools.dispatch.assets")
-
 
 def test_real_tracker_moves_raises_sos_gets_ack_and_dispatch(console, mosquitto, keyring, collector_factory,
                                                               browser, tmp_path):
