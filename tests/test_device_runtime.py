@@ -287,3 +287,29 @@ def test_clean_stop_says_offline_itself(runtime, mosquitto, collector_factory, l
             assert p.returncode() in (0, 130), p.console()
         finally:
             p.kill()
+
+
+def test_roadedge_sim_boot_cli(mosquitto, collector_factory, tmp_path):
+    """`roadedge sim boot` boots a board config's device and stops it cleanly."""
+    import os
+    import sys
+
+    cfg = dict(_cfg(mosquitto.url, "127.0.0.1:7000"), id="base-cli")
+    cfg["broker"] = dict(cfg["broker"], user="base-cli")
+    path = tmp_path / "sim-base.json"
+    path.write_text(json.dumps(cfg))
+    col = collector_factory(mosquitto.port, ["re/base-cli/status"])
+    proc = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "sim", "boot", "--broker", mosquitto.url,
+                             "--workdir", str(tmp_path / "wd"), "--heap", HEAP, "--for", "60", str(path)],
+                            cwd=fw.REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, COLUMNS="200"))
+    try:
+        col.wait_for(lambda t, pl, r, q: pl == b"online", 60)
+        proc.send_signal(subprocess.signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    col.wait_for(lambda t, pl, r, q: pl == b"offline", 20)
+    assert proc.returncode == 0, out
+    assert "base-cli" in out and (tmp_path / "wd" / "base-cli" / "config.json").exists()

@@ -681,6 +681,19 @@ def main(cfg_path="config.json"):
     except config.ConfigError as e:
         print("roadedge: cannot start: %s" % e)
         code = 2
+    except Exception as e:
+        # Anything else that escapes: on a board, report and reboot after a
+        # pause (the watchdog may be quicker) rather than sit in the REPL.
+        print("roadedge: crashed: %s: %s" % (type(e).__name__, e))
+        if not ON_BOARD:
+            raise
+        import time
+
+        time.sleep(10)
+        from roadedge import hal
+
+        hal.reset_board()
+        code = 1
     if not ON_BOARD and code:
         sys.exit(code)
     return code

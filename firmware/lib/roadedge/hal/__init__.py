@@ -32,3 +32,18 @@ def open(cfg, link=None):
     from roadedge.hal import esp32
 
     return esp32.open(cfg)
+
+
+def reset_board():
+    """Hard reset of the board this runs on (rp2/esp32), for a boot that failed
+    before any HAL was open; does nothing elsewhere."""
+    import sys
+
+    if sys.platform == "rp2":
+        from roadedge.hal import rp2
+
+        rp2.reset()
+    elif sys.platform == "esp32":
+        from roadedge.hal import esp32
+
+        esp32.reset()

@@ -23,3 +23,7 @@ class Esp32HAL(McuHAL):
 
 def open(cfg):
     return Esp32HAL(cfg, machine, network, "esp32")
+
+
+def reset():
+    machine.reset()

@@ -13,3 +13,7 @@ def open(cfg):
         except (AttributeError, ValueError):
             pass
     return McuHAL(cfg, machine, network, "rp2")
+
+
+def reset():
+    machine.reset()
