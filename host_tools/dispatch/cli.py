@@ -28,6 +28,8 @@ def add_arguments(p) -> None:
     p.add_argument("--client-id", help="fixed MQTT client id: a persistent session, so the broker keeps QoS 1 "
                    "messages while this worker is down (give each worker its own)")
     p.add_argument("--ca", help="CA certificate (PEM) for an mqtts:// broker")
+    p.add_argument("--tls-cert", help="serve the console over HTTPS with this certificate (PEM)")
+    p.add_argument("--tls-key", help="private key (PEM) for --tls-cert")
     p.add_argument("--tiles", help="optional tile server URL template, e.g. http://tiles.local/{z}/{x}/{y}.png")
     p.add_argument("--no-web", action="store_true", help="ingest only (an extra worker)")
     p.add_argument("--add-user", metavar="NAME", help="create or update an account and exit")
@@ -58,6 +60,9 @@ def run(args) -> int:
     if not args.no_web:
         host, _, port = args.http.rpartition(":")
         http = (host or "127.0.0.1", int(port))
+    if http and http[0] not in ("127.0.0.1", "localhost", "::1") and not args.tls_cert:
+        print("warning: serving the console beyond this machine without --tls-cert: passwords and session "
+              "cookies cross the network in clear", file=sys.stderr)
     up = users_path(args)
     if http and not up.exists():
         print(f"no accounts yet: create one with `roadedge dispatch --db {args.db} --add-user NAME --role supervisor`",
@@ -68,7 +73,8 @@ def run(args) -> int:
     if http and not installed():
         print("warning: map library not installed: run `python -m host_tools.dispatch.assets`", file=sys.stderr)
     svc = DispatchService(args.broker, args.db, up, http, args.deployment, args.keys, args.shared_group, args.tiles,
-                          client_id=args.client_id, ca=args.ca)
+                          client_id=args.client_id, ca=args.ca,
+                          tls=(args.tls_cert, args.tls_key or args.tls_cert) if args.tls_cert else None)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     svc.start()

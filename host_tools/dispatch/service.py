@@ -16,7 +16,7 @@ class DispatchService:
     def __init__(self, broker: str, db: str | Path, users: str | Path, http: tuple[str, int] | None = ("127.0.0.1", 8080),
                  deployment: str | Path | None = None, keys: str | Path | None = None,
                  shared_group: str | None = None, tile_url: str | None = None, keyring=None,
-                 client_id: str | None = None, ca: str | None = None) -> None:
+                 client_id: str | None = None, ca: str | None = None, tls: tuple[str, str] | None = None) -> None:
         self.store = Store(db)
         self.bus = Bus()
         scenario = None
@@ -34,6 +34,7 @@ class DispatchService:
         self.ingest.on_change = self.console.on_change
         self.users = Users(users)
         self.http = http
+        self.tls = tls
         self.server: ConsoleServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -50,12 +51,12 @@ class DispatchService:
     def url(self) -> str:
         assert self.server
         h, p = self.server.server_address[:2]
-        return f"http://{h}:{p}"
+        return f"{'https' if self.tls else 'http'}://{h}:{p}"
 
     def start(self) -> DispatchService:
         self.ingest.start()
         if self.http:
-            self.server = ConsoleServer(self.http, self.console, self.users, Sessions())
+            self.server = ConsoleServer(self.http, self.console, self.users, Sessions(), self.tls)
             self._thread = threading.Thread(target=self.server.serve_forever, name="dispatch-web", daemon=True)
             self._thread.start()
         return self

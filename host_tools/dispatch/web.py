@@ -29,11 +29,26 @@ MAX_BODY = 64 * 1024
 class ConsoleServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, addr, console: Console, users: Users, sessions: Sessions | None = None):
+    def __init__(self, addr, console: Console, users: Users, sessions: Sessions | None = None,
+                 tls: tuple[str, str] | None = None):
         self.console, self.users = console, users
         self.sessions = sessions or Sessions()
         self.stopping = threading.Event()
         super().__init__(addr, Handler)
+        self.secure = tls is not None
+        if tls:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            ctx.load_cert_chain(*tls)
+            self.socket = ctx.wrap_socket(self.socket, server_side=True)
+
+    def cookie(self, value: str, max_age: int | None = None) -> str:
+        c = f"{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict"
+        if max_age is not None:
+            c += f"; Max-Age={max_age}"
+        return c + ("; Secure" if self.secure else "")
 
     def shutdown(self) -> None:
         self.stopping.set()
@@ -210,7 +225,7 @@ class Handler(BaseHTTPRequestHandler):
             if path == "/api/logout":
                 self.server.sessions.drop(sess["token"])
                 c.audit(sess, "logout", sess["user"], {}, "ok")
-                return self._send_json({"ok": True}, extra={"Set-Cookie": f"{COOKIE}=; Path=/; Max-Age=0; HttpOnly"})
+                return self._send_json({"ok": True}, extra={"Set-Cookie": self.server.cookie("", 0)})
             if path == "/api/sos/ack":
                 return self._send_json(c.ack_sos(sess, str(body.get("unit", ""))))
             if path == "/api/incidents":
@@ -243,4 +258,4 @@ class Handler(BaseHTTPRequestHandler):
         sess = s.create(user, role)
         c.store.add_audit(user, role, "login", user, {}, "ok")
         self._send_json({"user": user, "role": role, "csrf": sess["csrf"]},
-                        extra={"Set-Cookie": f"{COOKIE}={sess['token']}; Path=/; HttpOnly; SameSite=Strict"})
+                        extra={"Set-Cookie": self.server.cookie(sess["token"])})
