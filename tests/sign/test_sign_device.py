@@ -128,9 +128,10 @@ def test_fail_safe_comms_power_and_reset(rig):
     assert st["source"] == "powerRecovery" and st["limit"] is None
     s.wait_face((None, ""), st["check"])
 
-    # reset: the board's watchdog fires (the hardware server reports the cause at the next boot)
-    s.kill()
-    rig.hw.call(setattr, s.hw, "reset_cause", "watchdog")
+    # reset: a commanded reboot (the sim board restarts the process, as a board's soft reset does)
+    assert command(rig, s, "reboot", s.signed("reboot", {}))["ok"]
+    assert s.wait_exit(30) == 75  # the sim port's "reset" exit
+    assert s.hw.reset_cause == "soft"
     s.start()
     st = rig.watch.wait_for("re/vsl-b/state", lambda o: o["source"] == "reset", 30)
     assert st["limit"] == 60 and st["power_loss"] is None
