@@ -21,6 +21,7 @@ from sim.devices import DeviceProcess, compiled_lib, make_device_dir
 from sim.hw import DeviceHW, HardwareServer
 
 EXIT_RESET = 75  # roadedge.hal.sim.EXIT_RESET: the firmware asked for a reset
+EXIT_POWER_OFF = 76  # roadedge.hal.sim.EXIT_POWER_OFF: the hardware server went away
 EXIT_CONFIG = 2  # the firmware refused its config: restarting would not help
 RESTART_DELAY_S = 1.0
 CRASH_LOOP_LIMIT = 5  # crashes within CRASH_WINDOW_S before a device is left stopped
@@ -147,7 +148,8 @@ class SimFleet:
                         d.reason = "watchdog"
                         d.wdt_killed = False
                     else:
-                        d.reason = "reset" if d.last_exit == EXIT_RESET else f"exit {d.last_exit}"
+                        d.reason = {EXIT_RESET: "reset", EXIT_POWER_OFF: "hardware link lost"}.get(
+                            d.last_exit, f"exit {d.last_exit}")
                     if d.last_exit == EXIT_RESET:
                         d.hw.reset_cause = "soft"  # even if the device's last "reset" line was lost
                     if d.reason.startswith("exit"):

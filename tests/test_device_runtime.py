@@ -159,7 +159,8 @@ def test_bad_config_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize("runtime", fw.RUNTIMES)
 def test_hal_sim_round_trip(runtime, tmp_path):
     """Output, PWM readback, input edges into the edge queue, UART both ways
-    (with an overlong line cut and counted) and ADC through the HardwareServer."""
+    (with an overlong line cut and counted), ADC and link state through the
+    HardwareServer; the device process ends when the server goes away."""
     lines: queue.Queue = queue.Queue()
     with HardwareServerThread() as hws:
         hw = hws.device("probe")
@@ -185,8 +186,9 @@ def test_hal_sim_round_trip(runtime, tmp_path):
             assert ask("gnss") == b"gnss $GPRMC,1*00 " + b"y" * 32 + b" 1\n"
             hws.call(hw.set_net, False)
             assert ask("net") == b"net 0\n"
-            assert ask("quit") == b"bye\n"
-            assert proc.wait(20) == 0
+            # the simulator goes away: the board loses power, no orphan process
+            hws.stop()
+            assert proc.wait(20) == 76  # roadedge.hal.sim.EXIT_POWER_OFF
         finally:
             if proc.poll() is None:
                 proc.kill()

@@ -22,6 +22,8 @@ except ImportError:  # pragma: no cover
 
 # exit status of a sim device that asked for a reset: the supervisor restarts it
 EXIT_RESET = 75
+# exit status of a sim device whose hardware server went away
+EXIT_POWER_OFF = 76
 _OUTBOX = 64  # queued messages to the server; beyond this they are dropped and counted
 _RX_MAX = 2048  # longest JSON line accepted from the server
 
@@ -102,6 +104,10 @@ class SocketLink:
             pass
         self.closed = True
         receive({"op": "lost"})
+        # The simulated board lost its power: end the process, so a simulator
+        # that died leaves no orphan devices behind.
+        print("roadedge: hardware server closed the link: powering off")
+        sys.exit(EXIT_POWER_OFF)
 
     async def _writer(self):
         w = self._w
