@@ -36,6 +36,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     broker.add_broker_arguments(p)
 
 
+class _Nowhere:
+    """A bus and a lamp that go nowhere: drivers used only to compute check values."""
+
+    def write(self, _b) -> None:
+        pass
+
+    def value(self, v=None) -> int:
+        return 0
+
+
+def face_check(face: dict, limit: int | None, legend: str) -> int:
+    """The check value a sign with this face computes for the message (the firmware's own drivers)."""
+    from host_tools import fw
+
+    fw.ensure_firmware_importable()
+    if face["display"] == "7seg":
+        from roadedge.sign.display_7seg import SevenSegDisplay
+
+        d = SevenSegDisplay(_Nowhere(), face.get("digits", 3), _Nowhere() if face.get("lamp", True) else None)
+    else:
+        from roadedge.sign.display_max7219 import MatrixDisplay
+
+        d = MatrixDisplay(_Nowhere(), face.get("cols", 4), face.get("rows", 3))
+    return d.preview_check(limit, legend)
+
+
 def sign_payload(keyring, sign: str, cmd: str, args: dict, ttl_s: int) -> bytes:
     """The one place commands get signed (host_tools.keys, the firmware's own auth)."""
     return keyring.signer(sign).sign(cmd, args, ttl_s)
@@ -58,6 +84,7 @@ class Controller:
         self.out = out
         self.lock = threading.RLock()
         self.sign_ids = {s.id for s in cfg.signs}
+        self.faces = {s.id: s.face for s in cfg.signs if s.face}
         self.sources = {src for s in cfg.signs for src in s.sources}
         self.last_resend: dict[str, float] = {}
         self.sent: dict[str, dict] = {}  # sign -> {ctr-less record of the last command}
@@ -131,6 +158,9 @@ class Controller:
         else:
             cmd, args = "set_limit", {"limit": limit, "legend": legend, "priority": cfg.priority,
                                       "duration_s": cfg.duration_s}
+            face = self.faces.get(sign)
+            if face:
+                args["check"] = face_check(face, limit, legend)
         try:
             payload = sign_payload(self.keyring, sign, cmd, args, cfg.command_ttl_s)
         except LookupError as e:

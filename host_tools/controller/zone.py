@@ -41,6 +41,9 @@ class SignSpec:
     id: str
     km: float
     sources: list[str]
+    # the sign's face, when known: {"display": "matrix", "cols": 4, "rows": 3} or
+    # {"display": "7seg", "digits": 3, "lamp": true}; commands then carry the message's check value
+    face: dict | None = None
 
 
 @dataclass
@@ -80,7 +83,10 @@ class ZoneConfig:
             km = s.get("km", 0.0)
             if not isinstance(km, (int, float)):
                 raise ZoneConfigError(f"signs[{i}].km: number")
-            signs.append(SignSpec(s["id"], float(km), list(src)))
+            face = s.get("face")
+            if face is not None and not (isinstance(face, dict) and face.get("display") in ("matrix", "7seg")):
+                raise ZoneConfigError(f"signs[{i}].face: {{\"display\": \"matrix\"|\"7seg\", ...}}")
+            signs.append(SignSpec(s["id"], float(km), list(src), face))
         if len({s.id for s in signs}) != len(signs):
             raise ZoneConfigError("signs: duplicate id")
         p = dict(DEFAULTS)

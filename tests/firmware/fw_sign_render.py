@@ -100,3 +100,21 @@ def test_same_pixels_on_every_runtime():
         m.render(*a)
         out.append(crc16(m.buf))
     assert out == [47093, 3568, 52430, 25548], out
+
+
+def test_preview_check_matches_what_show_sends():
+    spi = FakeSPI()
+    d = MatrixDisplay(spi, 4, 3)
+    d.show(100, "")
+    n = len(spi.frames)
+    for lim, leg in [(80, "FOG"), (None, ""), (20, "\u96fe"), (60, "XYZ")]:
+        p = d.preview_check(lim, leg)
+        assert len(spi.frames) == n  # nothing sent
+        d.show(lim, leg)
+        n = len(spi.frames)
+        assert d.check() == p
+    s = SevenSegDisplay(FakeSPI(), 3, Pin())
+    for lim, leg in [(80, "FOG"), (120, "")]:
+        p = s.preview_check(lim, leg)
+        s.show(lim, leg)
+        assert s.check() == p

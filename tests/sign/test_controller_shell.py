@@ -121,3 +121,21 @@ def test_a_veto_hold_survives_a_controller_restart(tmp_path):
         msg(ctl2, "re/bcn-1/tele", {"vis_m": 1000, "ts": clock2.t})
         ctl2.update()
     assert [s.commanded for s in ctl2.policy.signs] == [80, 60, 80]
+
+
+def test_commands_carry_the_check_value_of_a_known_face(tmp_path):
+    from roadedge.sign.display_max7219 import MatrixDisplay
+
+    zone = ZoneConfig.from_dict({"zone": "z1", "persist": 1, "signs": [
+        {"id": "vsl-0", "km": 0, "sources": ["bcn-1"], "face": {"display": "matrix", "cols": 4, "rows": 3}},
+        {"id": "vsl-1", "km": 1, "sources": ["bcn-1"]}]})
+    client, clock = FakeClient(), Clock()
+    ctl = Controller(zone, client, Keyring(KEYS), Audit(tmp_path / "a.sqlite", "z1"), now=clock)
+    msg(ctl, "re/bcn-1/tele", {"vis_m": 150, "ts": clock.t})
+    ctl.update()
+    args = {d: b["args"] for d, b in client.commands()}
+    from host_tools.controller.cli import _Nowhere
+
+    d = MatrixDisplay(_Nowhere(), 4, 3)
+    d.show(80, "FOG")
+    assert args["vsl-0"]["check"] == d.check() and "check" not in args["vsl-1"]

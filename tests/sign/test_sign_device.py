@@ -58,6 +58,10 @@ def test_commands_checked_rejections_leave_the_display_and_fuzz_never_crashes(ri
         ack = command(rig, s, "set_limit", payload)
         assert not ack["ok"] and ack["code"] == code, (what, ack)
         assert s.face() == before, what
+    # an activation naming the wrong check value of its message is refused
+    ack = command(rig, s, "set_limit", s.signed("set_limit", {"limit": 60, "check": (before[1] + 1) & 0xFFFF}))
+    assert not ack["ok"] and (ack["code"], ack["detail"]) == ("refused", "check_value")
+    assert s.face() == before
     good = s.signed("set_limit", {"limit": 60})
     ack = command(rig, s, "set_limit", good)
     assert ack["ok"]
@@ -90,7 +94,10 @@ def test_commands_checked_rejections_leave_the_display_and_fuzz_never_crashes(ri
         except TimeoutError:
             continue
     assert s.p.poll() is None and s.face() == after
-    ack = command(rig, s, "set_limit", s.signed("set_limit", {"limit": 40, "legend": "\u96fe"}))
+    from host_tools.controller.cli import face_check
+
+    chk = face_check({"display": display, "digits": 3, "lamp": True}, 40, "\u96fe")
+    ack = command(rig, s, "set_limit", s.signed("set_limit", {"limit": 40, "legend": "\u96fe", "check": chk}))
     assert ack["ok"]
     st = rig.watch.wait_state("re/vsl-a/state", lambda o: o["limit"] == 40)
     if display == "matrix":

@@ -82,6 +82,14 @@ class SignApp:
         c[name] = c.get(name, 0) + 1
 
     def cmd_set_limit(self, args):
+        # NTCIP practice: an activation naming a check value is refused unless the message the
+        # sign would draw has exactly that check value (the centre and the sign agree on pixels)
+        chk = args.get("check") if isinstance(args, dict) else None
+        if chk is not None and not self.policy.local:
+            v = self.policy.check_args(args)
+            if not isinstance(v, str) and self.display.preview_check(v[0], v[3]) != chk:
+                self._count("cmd_check_value")
+                return ("refused", "check_value")
         r = self.policy.set_limit(ticks_ms(), args)
         self._count("cmd_" + r[0])
         self._refresh()

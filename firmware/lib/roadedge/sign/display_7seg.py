@@ -31,6 +31,12 @@ class SevenSegDisplay:
         self.regs[self.digits] = lamp
         return (limit, legend)
 
+    def preview_check(self, limit, legend):
+        """The check value `show(limit, legend)` would give, without touching the LEDs."""
+        segs, _lim = seven_segment(limit, self.digits)
+        lamp = 1 if legend and self.lamp else 0
+        return crc16(bytes(segs) + bytes((lamp,)))
+
     def power(self, on):
         self.lit = bool(on)
         self.chain.write_all(SHUTDOWN, 1 if on else 0)

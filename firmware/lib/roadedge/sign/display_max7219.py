@@ -59,20 +59,32 @@ class MatrixDisplay:
         self.lit = True
         self.chain.init()
 
+    def _chip_row(self, k, r):
+        cols = self.cols
+        return self.matrix.buf[((k // cols) * 8 + r) * cols + (k % cols)]
+
     def show(self, limit, legend):
         """Render and send; returns (limit, legend) actually drawn."""
         shown = self.matrix.render(limit, legend)
-        buf = self.matrix.buf
-        cols = self.cols
-        n = cols * self.rows
+        n = self.cols * self.rows
         col = self.col
         for r in range(8):
             for k in range(n):
-                v = buf[((k // cols) * 8 + r) * cols + (k % cols)]
+                v = self._chip_row(k, r)
                 col[k] = v
                 self.regs[k * 8 + r] = v
             self.chain.write(DIGIT0 + r, col)
         return shown
+
+    def preview_check(self, limit, legend):
+        """The check value `show(limit, legend)` would give, without touching the LEDs."""
+        self.matrix.render(limit, legend)
+        n = self.cols * self.rows
+        crc = 0xFFFF
+        for k in range(n):
+            for r in range(8):
+                crc = crc16((self._chip_row(k, r),), crc)
+        return crc
 
     def power(self, on):
         """LEDs on/off (shutdown keeps the registers)."""

@@ -210,6 +210,9 @@ class SignPolicy:
             leg = ""
         if not isinstance(leg, str) or leg not in self.legends:
             return "legend must be one of %s" % ",".join(repr(x) for x in self.legends)
+        chk = args.get("check")
+        if chk is not None and (not _int(chk) or not 0 <= chk <= 0xFFFF):
+            return "check must be the 16-bit check value of the message"
         return (lim, dur, prio, leg)
 
     def _active(self, now_ms):
