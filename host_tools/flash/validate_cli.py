@@ -7,11 +7,13 @@ from rich.console import Console
 
 from host_tools import fw
 from host_tools.config import ConfigError, Secrets, SecretsError, load
+from host_tools.keys import secrets_dir
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="*", metavar="FILE", help="board configs (default: board_configs/*.json)")
-    p.add_argument("--secrets", help="also resolve !secret references from this secrets folder/file")
+    p.add_argument("--secrets", help="resolve !secret references from this secrets folder/file (default: secrets/ "
+                                     "or $ROADEDGE_SECRETS when it exists)")
     p.add_argument("--broker", metavar="URL", help="check with this broker.url instead")
 
 
@@ -23,10 +25,12 @@ def run(args) -> int:
         err.print("[red]no board configs given[/]")
         return 2
     try:
-        secrets = Secrets.load(args.secrets) if args.secrets else None
+        secrets = Secrets.load(args.secrets) if args.secrets or secrets_dir().exists() else None
     except SecretsError as e:
         err.print(f"[red]{e}[/]")
         return 1
+    if secrets is None:
+        err.print("[dim]no secrets folder: !secret references are checked at flash time[/]")
     failed = 0
     for f in files:
         try:
