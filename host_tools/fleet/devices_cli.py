@@ -74,6 +74,7 @@ def ago(ts: float | None, now: float) -> str:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen", type=float, default=3.0, help="seconds to listen for live telemetry (default 3)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--watch", action="store_true", help="keep the table live until Ctrl-C")
     broker.add_broker_arguments(p)
 
 
@@ -87,6 +88,8 @@ def run(args) -> int:
         return 1
     try:
         sub = broker.Subscription(c, ["re/+/status", "re/+/info", "re/+/state", "re/+/tele"])
+        if args.watch:
+            return _watch(sub)
         with err.status(f"listening {args.listen:.0f} s for devices"):
             rows = collect(sub, args.listen)
     finally:
@@ -94,12 +97,30 @@ def run(args) -> int:
     if args.json:
         print(json.dumps([asdict(r) for r in sorted(rows.values(), key=lambda r: r.id)], indent=2))
         return 0
-    now = time.time()
+    Console().print(table(rows, time.time()))
+    return 0
+
+
+def table(rows: dict[str, DeviceRow], now: float) -> Table:
     t = Table(title=f"{len(rows)} devices, {sum(r.status == 'online' for r in rows.values())} online")
     for col in ("device", "status", "role", "board", "firmware", "boot", "last seen"):
         t.add_column(col)
     for r in sorted(rows.values(), key=lambda r: (r.status != "online", r.id)):
         st = "[green]online[/]" if r.status == "online" else f"[red]{r.status}[/]"
         t.add_row(r.id, st, r.role, r.board, r.fw, r.boot, ago(r.last_seen, now))
-    Console().print(t)
-    return 0
+    return t
+
+
+def _watch(sub: broker.Subscription) -> int:
+    from rich.live import Live
+
+    rows: dict[str, DeviceRow] = {}
+    try:
+        with Live(table(rows, time.time()), refresh_per_second=2) as live:
+            while True:
+                deadline = time.monotonic() + 0.5
+                while (m := sub.get(deadline - time.monotonic())) is not None:
+                    fold(rows, *m)
+                live.update(table(rows, time.time()))
+    except KeyboardInterrupt:
+        return 0
