@@ -31,6 +31,7 @@ class SignIO:
         self.lamp = lamp
         self.frames = 0
         self.bad_frames = 0
+        self.lamp_tests = 0  # times every LED was lit by the sign's lamp test
         self.changed = asyncio.Event()
         self._cbs: list[Callable[[SignIO], None]] = []
         self._catalogue: dict[bytes, tuple[int | None, str]] = {}
@@ -56,10 +57,13 @@ class SignIO:
             self.bad_frames += 1
             return
         self.frames += 1
+        was_test = self.lamp_test()
         for j in range(self.n):
             reg, val = data[2 * j], data[2 * j + 1]
             if reg < 16:
                 self.regs[self.n - 1 - j][reg] = val
+        if self.lamp_test() and not was_test:
+            self.lamp_tests += 1
         self.changed.set()
         for cb in self._cbs:
             cb(self)

@@ -38,8 +38,12 @@ def command(rig, s, name, payload, timeout=15):
 
 @pytest.mark.parametrize("runtime,display", [("micropython", "matrix"), ("cpython", "7seg")])
 def test_commands_checked_rejections_leave_the_display_and_fuzz_never_crashes(rig, runtime, display):
-    s = rig.sign("vsl-a", runtime=runtime, sign_cfg={"display": display}).start()
+    s = rig.sign("vsl-a", runtime=runtime, sign_cfg={"display": display, "selftest_ms": 200}).start()
     ready(rig, s)
+    # the lamp test runs at boot (then daily): every LED on for a moment, then back to the message
+    ev = rig.watch.wait_for("re/vsl-a/event", lambda o: o.get("type") == "selftest")
+    assert ev["kind"] == "lamp"
+    s.wait_io(lambda io: io.lamp_tests == 1 and not io.lamp_test(), what="lamp test over")
     ack = command(rig, s, "set_limit", s.signed("set_limit", {"limit": 80, "legend": "FOG"}))
     assert ack["ok"] and ack["code"] == "ok"
     st = rig.watch.wait_state("re/vsl-a/state", lambda o: o["limit"] == 80)

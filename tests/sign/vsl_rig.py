@@ -169,22 +169,30 @@ class SignProc:
         """(reading, check) of what the LEDs show, from the decoded SPI traffic."""
         return self.rig.hw.call(lambda: (self.io.reading(), self.io.check()))
 
-    def wait_face(self, reading, check: int | None = None, timeout: float = 15.0) -> tuple:
-        """Until the face shows `reading` (and has check value `check`): the SPI frames and the MQTT
-        state travel separately, so either may arrive first."""
+    def wait_io(self, pred, timeout: float = 15.0, what: str = "condition"):
+        """Until pred(io) holds (evaluated on the hardware loop); returns its value."""
         deadline = time.monotonic() + timeout
         while True:
             with self.face_cond:
                 seen = self.face_ver
-            f = self.face()  # never under the lock: the hardware loop takes it to signal
-            if f[0] == reading and (check is None or f[1] == check):
-                return f
+            v = self.rig.hw.call(pred, self.io)  # never under the lock: the hardware loop takes it to signal
+            if v:
+                return v
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"{self.id} face shows {f}, expected {reading} / {check}")
+                raise AssertionError(f"{self.id}: {what} not reached; face shows {self.face()}")
             with self.face_cond:
                 if self.face_ver == seen:
                     self.face_cond.wait(min(left, 0.5))
+
+    def wait_face(self, reading, check: int | None = None, timeout: float = 15.0) -> tuple:
+        """Until the face shows `reading` (and has check value `check`): the SPI frames and the MQTT
+        state travel separately, so either may arrive first."""
+        def shows(io):
+            f = (io.reading(), io.check())
+            return f if f[0] == reading and (check is None or f[1] == check) else None
+
+        return self.wait_io(shows, timeout, f"face {reading} / {check}")
 
     def start(self) -> SignProc:
         log = open(self.dir / "console.log", "ab")
