@@ -54,11 +54,15 @@ def test_console_live_map_sos_dispatch(console, publisher, collector_factory, mo
     # nearest-unit dispatch: create the incident on the map like a person does
     page.on("dialog", lambda d: d.accept("collision in fog" if "description" in d.message else "1"))
     page.click("#new-incident")
-    # look at the place first (as a person would), so no pan animation moves the map under the click
-    x, y = page.evaluate("(() => { RE.map.stop(); RE.map.setView([30.3050, 120.0020], 16, {animate: false});"
-                         " const p = RE.map.latLngToContainerPoint([30.3050, 120.0010]); return [p.x, p.y]; })()")
-    box = page.locator("#map").bounding_box()
-    page.mouse.click(box["x"] + x, box["y"] + y)
+    # look at the place first (as a person would); measure map and point in one go after layout settled
+    # (the SOS banner just closed), so nothing moves the map under the click
+    x, y = page.evaluate("""async () => {
+        await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+        RE.map.stop(); RE.map.setView([30.3050, 120.0020], 16, {animate: false});
+        const p = RE.map.latLngToContainerPoint([30.3050, 120.0010]);
+        const b = document.getElementById("map").getBoundingClientRect();
+        return [b.left + p.x, b.top + p.y]; }""")
+    page.mouse.click(x, y)
     page.wait_for_selector("#rank-list li[data-unit]", timeout=5000)
     ranked = page.eval_on_selector_all("#rank-list li[data-unit]", "els => els.map(e => e.dataset.unit)")
     assert ranked[:2] == ["trk-b", "trk-a"], ranked  # by road, although trk-a is nearer in a straight line
