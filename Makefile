@@ -12,7 +12,7 @@ APT_PKGS := mosquitto socat chromium
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml host_tools/dispatch/web/package.json
 	@command -v mosquitto >/dev/null && command -v socat >/dev/null && command -v chromium >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing $(APT_PKGS) with apt-get"; \
@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[dev]'
+	command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm; }
+	$(PY) -m host_tools.dispatch.assets
 	for port in rp2 esp32; do \
 	  test -d $(STUBS)/$$port || $(PIP) install -q --target $(STUBS)/$$port micropython-$$port-stubs==1.29.0.post1; done
 	touch $(STAMP)
