@@ -23,7 +23,9 @@ def add_arguments(p) -> None:
     p.add_argument("--db", default="dispatch.db", help="SQLite database (live state + history)")
     p.add_argument("--users", help="accounts file (default: users.json beside the database)")
     p.add_argument("--deployment", help="scenario/deployment JSON (roads for the map and routing)")
-    p.add_argument("--keys", help="secrets folder with devices.json (default: $ROADEDGE_SECRETS or secrets/)")
+    p.add_argument("--keys", "--secrets", dest="keys",
+                   help="secrets folder from `roadedge provision`: device command keys, the `dispatcher` broker "
+                        "account and tls/ca.pem (default: $ROADEDGE_SECRETS or secrets/)")
     p.add_argument("--shared-group", help="MQTT shared subscription group: run several ingest workers")
     p.add_argument("--client-id", help="fixed MQTT client id: a persistent session, so the broker keeps QoS 1 "
                    "messages while this worker is down (give each worker its own)")
@@ -39,6 +41,23 @@ def add_arguments(p) -> None:
 
 def users_path(args) -> Path:
     return Path(args.users) if args.users else Path(args.db).resolve().parent / "users.json"
+
+
+def service_account(args) -> tuple[tuple[str, str] | None, str | None]:
+    """The provisioned `dispatcher` broker account (ACL: read re/# and owntracks/#, write commands and
+    re/ctl/+/op) and the site CA, unless the URL / --ca say otherwise."""
+    from host_tools.config.secrets import Secrets
+
+    try:
+        sec = Secrets.load(args.keys)
+    except Exception:
+        return None, args.ca
+    e = sec.services.get("dispatcher")
+    creds = ("dispatcher", e["mqtt_password"]) if isinstance(e, dict) and e.get("mqtt_password") else None
+    ca = args.ca
+    if ca is None and sec.root is not None and (sec.root / "tls" / "ca.pem").exists():
+        ca = str(sec.root / "tls" / "ca.pem")
+    return creds, ca
 
 
 def run(args) -> int:
@@ -72,8 +91,9 @@ def run(args) -> int:
 
     if http and not installed():
         print("warning: map library not installed: run `python -m host_tools.dispatch.assets`", file=sys.stderr)
+    creds, ca = service_account(args)
     svc = DispatchService(args.broker, args.db, up, http, args.deployment, args.keys, args.shared_group, args.tiles,
-                          client_id=args.client_id, ca=args.ca,
+                          client_id=args.client_id, ca=ca, credentials=creds,
                           tls=(args.tls_cert, args.tls_key or args.tls_cert) if args.tls_cert else None)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

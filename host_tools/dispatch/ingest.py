@@ -33,10 +33,12 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 class Ingest:
     def __init__(self, store: Store, url: str, shared_group: str | None = None,
                  on_change: Callable[[dict], None] | None = None, queue_size: int = 50000,
-                 client_id: str | None = None, ca: str | None = None) -> None:
+                 client_id: str | None = None, ca: str | None = None,
+                 credentials: tuple[str, str] | None = None) -> None:
         self.store, self.url, self.group = store, url, shared_group
         # a fixed client id = a persistent session: the broker keeps QoS 1 messages while ingest is down
         self.client_id, self.ca = client_id, ca
+        self.credentials = credentials
         self.on_change = on_change
         self.q: queue.Queue = queue.Queue(maxsize=queue_size)
         self.stats = {"received": 0, "stored": 0, "dupes": 0, "rejected": 0, "batches": 0, "errors": 0}
@@ -80,7 +82,9 @@ class Ingest:
         for v5 in (True, False):
             self.v5 = v5
             c, b = make_client(self.url, "roadedge-dispatch", protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-                               ca=self.ca, client_id=self.client_id)
+                               ca=self.ca, client_id=self.client_id,
+                               user=self.credentials[0] if self.credentials else None,
+                               password=self.credentials[1] if self.credentials else None)
             c.on_message = self._on_message
             c.on_subscribe = lambda *a: self.subscribed.set()
             c.max_inflight_messages_set(1000)

@@ -16,7 +16,8 @@ class DispatchService:
     def __init__(self, broker: str, db: str | Path, users: str | Path, http: tuple[str, int] | None = ("127.0.0.1", 8080),
                  deployment: str | Path | None = None, keys: str | Path | None = None,
                  shared_group: str | None = None, tile_url: str | None = None, keyring=None,
-                 client_id: str | None = None, ca: str | None = None, tls: tuple[str, str] | None = None) -> None:
+                 client_id: str | None = None, ca: str | None = None, tls: tuple[str, str] | None = None,
+                 credentials: tuple[str, str] | None = None) -> None:
         self.store = Store(db)
         self.bus = Bus()
         scenario = None
@@ -28,7 +29,7 @@ class DispatchService:
             from host_tools.keys import Keyring
 
             keyring = Keyring.load(keys)
-        self.ingest = Ingest(self.store, broker, shared_group, client_id=client_id, ca=ca)
+        self.ingest = Ingest(self.store, broker, shared_group, client_id=client_id, ca=ca, credentials=credentials)
         self.console = Console(self.store, self.bus, self._publish, keyring, scenario, tile_url,
                                stats=self._stats)
         self.ingest.on_change = self.console.on_change
