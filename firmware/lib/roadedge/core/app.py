@@ -33,6 +33,9 @@ DEFAULTS = {
     "stall_ms": 5000,  # main loop heartbeat older than this = unhealthy (watchdog not fed)
     "ntp": "",  # NTP host on boards ("" = none; the broker time beacon is always used)
 }
+_RANGES = (("tele_s", 1, 86400), ("mqtt_queue", 1, 256), ("mqtt_window", 1, 16),
+           ("mqtt_max_packet", 512, 16384), ("cmd_queue", 1, 16), ("log_capacity", 1, 256),
+           ("log_queue", 1, 64), ("offline_reset_s", 0, 604800), ("stall_ms", 1, 600000))
 HEARTBEAT_MS = 500
 NET_CHECK_MS = 2000
 LOG_LEVELS = "DIWE"
@@ -64,6 +67,8 @@ def platform_params(cfg):
     """cfg["device"] over DEFAULTS, with watchdog_ms and the log settings
     (log_level; log_mqtt = the level forwarded over MQTT, "" = none)."""
     p = config.section(cfg, "device", DEFAULTS)
+    for k, lo, hi in _RANGES:
+        config.in_range(p, "device", k, lo, hi)
     lg = config.section(cfg, "log", LOG_DEFAULTS)
     lvl = lg["level"]
     config.require(type(lvl) is str and len(lvl) == 1 and lvl in LOG_LEVELS, "log.level", "must be one of D I W E")
@@ -104,9 +109,6 @@ class Device:
         self.data_dir = data_dir
         self.cfg_hash = cfg_hash
         self.params = p = platform_params(cfg)
-        config.in_range(p, "device", "tele_s", 1, 86400)
-        config.in_range(p, "device", "log_queue", 1, 64)
-        config.in_range(p, "device", "cmd_queue", 1, 16)
         self.counters = {}
         self._seq = seq.Seq(data_dir + "/seq.json")
         self._commands = {}
@@ -256,6 +258,8 @@ class Device:
         try:
             while True:
                 await sleep_ms(NET_CHECK_MS)
+                if t.done():  # run() only returns after close(): anything else is a fault
+                    raise RuntimeError("MQTT client stopped")
                 if not self.hal.net_ok():
                     self.count("net_lost")
                     self.log.warn("network lost")
@@ -645,6 +649,7 @@ async def _safe_idle(cfg_path, err):
         try:
             cfg = config.load(cfg_path)
             check_config(cfg)
+            platform_params(cfg)
             return cfg
         except config.ConfigError as e:
             err = e
@@ -654,6 +659,7 @@ async def _main(cfg_path):
     try:
         cfg = config.load(cfg_path)
         check_config(cfg)
+        platform_params(cfg)
     except config.ConfigError as e:
         if not ON_BOARD:
             print("roadedge: cannot start: %s" % e)
