@@ -17,105 +17,16 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from host_tools import build, fw
+from host_tools import fw
 from host_tools.broker.mosquitto import Mosquitto, free_port
 
 fw.ensure_firmware_importable()
 from roadedge.mqtt import packet as pk  # noqa: E402
 from roadedge.mqtt import packet_server as ps  # noqa: E402
+from mqtt_driver.harness import Device  # noqa: E402,F401
 
-DRIVER = Path(__file__).parent / "mqtt_driver" / "driver.py"
-HEAP = "96K"  # a small board's heap
+pytest_plugins = ["mqtt_driver.harness"]  # fixtures: mpy_lib, devices
 
-
-class Device:
-    """A driver process; its stdout lines are collected by a thread."""
-
-    def __init__(self, runtime: str, cfg: dict, tmp: Path, name: str = "dev", lib: Path | None = None) -> None:
-        path = tmp / f"{name}.json"
-        path.write_text(json.dumps(cfg))
-        self.proc = fw.spawn(runtime, DRIVER, [str(path)], heap=HEAP, lib=lib if runtime == "micropython" else None,
-                             stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, bufsize=1)
-        self.lines: list[str] = []
-        self.heartbeats = 0
-        self.cond = threading.Condition()
-        self.t = threading.Thread(target=self._pump, daemon=True)
-        self.t.start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout
-        for line in self.proc.stdout:
-            line = line.rstrip("\n")
-            with self.cond:
-                if line.startswith("hb "):
-                    self.heartbeats += 1
-                else:
-                    self.lines.append(line)
-                self.cond.notify_all()
-        with self.cond:
-            self.lines.append("<eof>")
-            self.cond.notify_all()
-
-    def wait(self, pred, timeout: float = 20.0, what: str = "condition"):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                r = pred()
-                if r:
-                    return r
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"{what} not seen; device said:\n" + "\n".join(self.lines[-40:]))
-                self.cond.wait(left)
-
-    def wait_line(self, prefix: str, count: int = 1, timeout: float = 20.0) -> str:
-        def pred():
-            hits = [ln for ln in self.lines if ln.startswith(prefix)]
-            return hits[count - 1] if len(hits) >= count else None
-
-        return self.wait(pred, timeout, f"{count}x {prefix!r}")
-
-    def last_stats(self) -> dict:
-        with self.cond:
-            for ln in reversed(self.lines):
-                if ln.startswith("stats "):
-                    return json.loads(ln[6:])
-        return {}
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
-        self.t.join(5)
-
-    def assert_no_traceback(self) -> None:
-        text = "\n".join(self.lines)
-        assert "Traceback" not in text, text[-3000:]
-
-
-@pytest.fixture(scope="module")
-def mpy_lib(tmp_path_factory) -> Path:
-    """The firmware compiled with mpy-cross, as a board runs it: compiling the
-    source on the device itself would not fit the 96K heap."""
-    dest = tmp_path_factory.mktemp("fw")
-    build.build_tree("armv6m", dest)
-    return dest / "lib"
-
-
-@pytest.fixture
-def devices(mpy_lib):
-    made: list[Device] = []
-
-    def make(*a, **kw) -> Device:
-        kw.setdefault("lib", mpy_lib)
-        d = Device(*a, **kw)
-        made.append(d)
-        return d
-
-    yield make
-    for d in made:
-        d.stop()
 
 
 def client_cfg(port: int, **kw) -> dict:
@@ -287,7 +198,7 @@ def test_soak_broker_restarts_every_message_arrives_in_order(tmp_path, devices):
             before = dev.heartbeats
             dev.wait_line("down ", count=i, timeout=20)  # the client noticed the outage
             # ... and the device's other task kept ticking while the broker was gone.
-            dev.wait(lambda: dev.heartbeats >= before + 3 or None, timeout=20, what="heartbeats in outage")
+            dev.wait(lambda b=before: dev.heartbeats >= b + 3 or None, timeout=20, what="heartbeats in outage")
             outage_beats.append(dev.heartbeats - before)
             broker.start()
         dev.wait_line("done", timeout=180)
@@ -319,7 +230,7 @@ class FakeBroker:
         self.port = free_port()
         self.conns = 0
         self.published: list[tuple[bytes, int, bool, int]] = []  # (payload, qos, dup, pid)
-        self.events: "queue.Queue[str]" = queue.Queue()
+        self.events: queue.Queue[str] = queue.Queue()
         self.ready = threading.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.t = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
