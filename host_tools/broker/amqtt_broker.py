@@ -155,6 +155,22 @@ def _free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
+def _ignore_cancelled_noise(loop: asyncio.AbstractEventLoop) -> None:
+    """amqtt's shutdown cancels client handler tasks whose stream callback then
+    logs 'Exception in callback ... CancelledError': expected, not an error."""
+    previous = loop.get_exception_handler()
+
+    def handler(lp, ctx):
+        if isinstance(ctx.get("exception"), asyncio.CancelledError):
+            return
+        if previous:
+            previous(lp, ctx)
+        else:
+            lp.default_exception_handler(ctx)
+
+    loop.set_exception_handler(handler)
+
+
 async def start_embedded_broker(host: str = "127.0.0.1", port: int = 1883, passwd=None, acl=None,
                                 quiet: bool = True) -> Broker:
     """Start amqtt on host:port (port 0 = a free one; see `broker.roadedge_port`).
@@ -163,6 +179,7 @@ async def start_embedded_broker(host: str = "127.0.0.1", port: int = 1883, passw
         logging.getLogger("amqtt").setLevel(logging.WARNING)
         logging.getLogger("transitions").setLevel(logging.WARNING)
     port = port or _free_port(host)
+    _ignore_cancelled_noise(asyncio.get_running_loop())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         broker = Broker(broker_config(host, port, passwd, acl))
