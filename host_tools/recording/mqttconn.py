@@ -69,3 +69,19 @@ def connect_wait(c: mqtt.Client, b: BrokerURL, timeout: float = 10.0, keepalive:
         c.loop_stop()
         raise ConnectionError(f"broker refused connection: {result['rc']}")
     c.on_connect = prev
+
+
+def broker_options(args) -> tuple[str, str | None, str | None, str | None]:
+    """(url, user, password, ca) the way every host tool finds them (host_tools.fleet.connect)."""
+    from host_tools.config.secrets import Secrets
+    from host_tools.fleet import connect
+
+    try:
+        sec = Secrets.load(args.secrets)
+    except Exception:
+        sec = None
+    user, password = connect.credentials(sec, args.user, args.password)
+    ca = args.ca
+    if ca is None and sec is not None and sec.root is not None and (sec.root / "tls" / "ca.pem").exists():
+        ca = str(sec.root / "tls" / "ca.pem")
+    return connect.broker_url(args), user, password, ca

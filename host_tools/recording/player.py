@@ -38,8 +38,9 @@ def replay(messages: Iterable[Recorded], publish: Publish, speed: float = 1.0,
 class MQTTPublisher:
     """A publish function for replay() that sends to a broker, keeping QoS and retain."""
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
-        self.c, b = make_client(url, "roadedge-replay")
+    def __init__(self, url: str, timeout: float = 10.0, user: str | None = None, password: str | None = None,
+                 ca: str | None = None) -> None:
+        self.c, b = make_client(url, "roadedge-replay", ca=ca, user=user, password=password)
         self.c.max_inflight_messages_set(100)
         self.c.max_queued_messages_set(0)
         connect_wait(self.c, b, timeout)

@@ -6,11 +6,14 @@ import sys
 import threading
 import time
 
+from .mqttconn import broker_options
 from .recorder import Recorder
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="broker URL (mqtt://user:pass@host:port)")
+    from host_tools.fleet.connect import add_broker_arguments
+
+    add_broker_arguments(p)
     p.add_argument("--out", required=True, help="recording file (JSON lines; '-' = stdout)")
     p.add_argument("--topic", action="append", help="topic filter (repeatable; default '#')")
     p.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0 = until Ctrl-C)")
@@ -21,9 +24,10 @@ def run(args) -> int:
     out = sys.stdout if args.out == "-" else open(args.out, "a" if args.append else "w", encoding="utf-8")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    rec = Recorder(args.broker, out, tuple(args.topic or ["#"])).start()
+    url, user, password, ca = broker_options(args)
+    rec = Recorder(url, out, tuple(args.topic or ["#"]), user=user, password=password, ca=ca).start()
     status = sys.stderr
-    print(f"recording {args.broker} -> {args.out} (Ctrl-C to stop)", file=status)
+    print(f"recording {url} -> {args.out} (Ctrl-C to stop)", file=status)
     deadline = time.monotonic() + args.duration if args.duration > 0 else None
     try:
         while not stop.wait(1.0):

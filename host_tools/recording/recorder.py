@@ -17,8 +17,10 @@ class Recorder:
     """Records every message on `topics` (QoS 2 subscription keeps the publisher's QoS)."""
 
     def __init__(self, url: str, out: IO[str], topics: tuple[str, ...] = ("#",),
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, user: str | None = None, password: str | None = None,
+                 ca: str | None = None) -> None:
         self.url, self.out, self.topics, self.clock = url, out, topics, clock
+        self.user, self.password, self.ca = user, password, ca
         self.count = 0
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
@@ -39,7 +41,8 @@ class Recorder:
 
     def start(self, timeout: float = 10.0) -> Recorder:
         # MQTT 5 "retain as published" records the publisher's retain flag on live messages too.
-        c, b = make_client(self.url, "roadedge-record", protocol=mqtt.MQTTv5)
+        c, b = make_client(self.url, "roadedge-record", protocol=mqtt.MQTTv5, ca=self.ca, user=self.user,
+                           password=self.password)
         self.c = c
         c.on_message = self._on_message
         c.on_subscribe = lambda *a: self.subscribed.set()

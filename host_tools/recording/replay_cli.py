@@ -4,18 +4,22 @@ from __future__ import annotations
 import sys
 
 from .fileformat import BadLine, read
+from .mqttconn import broker_options
 from .player import MQTTPublisher, replay
 
 
 def add_arguments(p) -> None:
     p.add_argument("file", help="recording made by `roadedge record`")
-    p.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="broker URL")
+    from host_tools.fleet.connect import add_broker_arguments
+
+    add_broker_arguments(p)
     p.add_argument("--speed", type=float, default=1.0, help="time factor (2 = twice as fast; 0 = no waiting)")
     p.add_argument("--no-retain", action="store_true", help="publish every message without the retain flag")
 
 
 def run(args) -> int:
-    pub = MQTTPublisher(args.broker)
+    url, user, password, ca = broker_options(args)
+    pub = MQTTPublisher(url, user=user, password=password, ca=ca)
     tty = sys.stderr.isatty()
 
     def progress(n, m):
@@ -38,5 +42,5 @@ def run(args) -> int:
         pub.close()
         return 130
     pub.close()
-    print(f"\nreplayed {n} messages from {args.file} to {args.broker}", file=sys.stderr)
+    print(f"\nreplayed {n} messages from {args.file} to {url}", file=sys.stderr)
     return 0
