@@ -184,6 +184,8 @@ def test_hal_sim_round_trip(runtime, tmp_path):
             assert ask("edges") == b"edges 1 1 0\n"
             hws.call(hw.uart_send, "gnss", b"$GPRMC,1*00\r\n" + b"y" * 100 + b"\r\n")
             assert ask("gnss") == b"gnss $GPRMC,1*00 " + b"y" * 32 + b" 1\n"
+            assert ask("pull") == b"pull 1\n"
+            assert hws.call(hw.input_level, "sos") == 1
             hws.call(hw.set_net, False)
             assert ask("net") == b"net 0\n"
             # the simulator goes away: the board loses power, no orphan process
@@ -315,3 +317,31 @@ def test_roadedge_sim_boot_cli(mosquitto, collector_factory, tmp_path):
     col.wait_for(lambda t, pl, r, q: pl == b"offline", 20)
     assert proc.returncode == 0, out
     assert "base-cli" in out and (tmp_path / "wd" / "base-cli" / "config.json").exists()
+
+
+@pytest.mark.parametrize("name", ["sim-sign", "sim-beacon", "sim-tracker"])
+def test_shipped_sim_board_configs_boot(name, mosquitto, collector_factory, lib, tmp_path):
+    """Each shipped sim board config, with its secrets merged as flash does,
+    boots its role under the unix port and comes online with its own id."""
+    from sim.boot import load_config
+
+    raw = json.loads((fw.REPO / "board_configs" / f"{name}.json").read_text())
+    dev = raw["id"]
+    sec = tmp_path / "secrets"
+    sec.mkdir()
+    (sec / "devices.json").write_text(json.dumps({dev: {"mqtt_password": "pw", "command_key": KEY.hex()}}))
+    (sec / "site.json").write_text("{}")
+    cfg = load_config(fw.REPO / "board_configs" / f"{name}.json", mosquitto.url, str(sec))
+    col = collector_factory(mosquitto.port, [f"re/{dev}/#"])
+    with HardwareServerThread() as hws:
+        cfg["sim"] = {"hw": hws.addr}
+        p = DeviceProcess(make_device_dir(tmp_path / "devices", cfg, fresh=True), "micropython",
+                          heap="256K", lib=lib).start()
+        try:
+            col.wait_for(lambda t, pl, r, q: t == f"re/{dev}/status" and pl == b"online", 30)
+            info = json.loads(col.wait_for(lambda t, pl, r, q: t == f"re/{dev}/info", 15)[1])
+            assert info["role"] == raw["role"] and info["boot"] == "power_on"
+            tele = json.loads(col.wait_for(lambda t, pl, r, q: t == f"re/{dev}/tele", 15)[1])
+            assert "role_start_failed" not in tele["ctr"] and "task_errors" not in tele["ctr"], (tele, p.console())
+        finally:
+            p.kill()

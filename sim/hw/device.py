@@ -27,6 +27,7 @@ class DeviceHW:
         self.id = dev_id
         self.connected = asyncio.Event()
         self.inputs: dict[str, int] = {}
+        self.pulls: dict[str, int] = {}  # inputs the firmware pulled up: 1 while undriven
         self.adcs: dict[str, int] = {}
         self.outputs: dict[str, int] = {}
         self.pwms: dict[str, tuple[int, float]] = {}  # name -> (freq, duty)
@@ -76,6 +77,10 @@ class DeviceHW:
         """Simulated radio link: the device sees hal.net_ok() follow this."""
         self.net_up = bool(up)
         self._to_device({"op": "net", "up": self.net_up})
+
+    def input_level(self, name: str) -> int:
+        """What the firmware reads on input `name`: the driven value, else its pull."""
+        return self.inputs.get(name, self.pulls.get(name, 0))
 
     # ---- device -> world: last values and callbacks
     def output(self, name: str) -> int | None:
@@ -171,6 +176,8 @@ class DeviceHW:
         elif op == "i2c":
             self._call(self._i2c_cbs.get(name, ()), int(m.get("addr", 0)), m.get("reg"),
                        bytes.fromhex(m.get("data", "")))
+        elif op == "pull":
+            self.pulls[name] = 1 if m.get("up") else 0
         elif op == "wdt":
             self.watchdog_ms = int(m.get("ms", 0)) or None
             self.last_feed = time.monotonic()

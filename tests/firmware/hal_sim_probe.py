@@ -9,7 +9,7 @@ from roadedge import hal
 
 async def main(addr):
     cfg = {"id": "probe", "board": "sim", "sim": {"hw": addr},
-           "pins": {"lamp": 2, "fan": 3, "btn": 4, "batt": 26},
+           "pins": {"lamp": 2, "fan": 3, "btn": 4, "batt": 26, "sos": 5},
            "uarts": {"ctl": {"id": 0, "baud": 115200}, "gnss": {"id": 1, "baud": 9600}}}
     h = hal.open(cfg)
     await h.start()
@@ -38,6 +38,9 @@ async def main(addr):
             line = await gnss.readline()
             line2 = await gnss.readline()
             ctl.write(b"gnss " + line.strip() + b" " + line2.strip() + b" %d\n" % gnss.cut)
+        elif cmd == "pull":
+            # never driven by the host: the pull-up decides
+            ctl.write(b"pull %d\n" % h.input("sos", "up").value())
         elif cmd == "net":
             ctl.write(b"net %d\n" % (1 if h.net_ok() else 0))
         elif cmd == "reset":

@@ -183,7 +183,7 @@ class _In:
         self.name = name
 
     def value(self):
-        return self._hal._inputs.get(self.name, 0)
+        return self._hal._level(self.name)
 
 
 class _PWM:
@@ -303,6 +303,7 @@ class SimHAL:
         self._pins = _names(cfg, "pins")
         self._uarts_cfg = _names(cfg, "uarts")
         self._inputs = {}
+        self._pulls = {}
         self._adc = {}
         self._i2c = {}
         self._edges = {}
@@ -350,7 +351,7 @@ class SimHAL:
         name = m.get("name")
         if op == "in":
             v = 1 if m.get("v") else 0
-            old = self._inputs.get(name, 0)
+            old = self._level(name)
             self._inputs[name] = v
             if v != old:
                 t = ticks_ms()
@@ -386,7 +387,14 @@ class SimHAL:
 
     def input(self, name, pull=None):
         self._need(self._pins, name, "pin")
+        if pull == "up":
+            # an undriven pin with a pull-up reads 1, as on the board
+            self._pulls[name] = 1
+            self._send({"op": "pull", "name": name, "up": True})
         return _In(self, name)
+
+    def _level(self, name):
+        return self._inputs.get(name, self._pulls.get(name, 0))
 
     def edges(self, name, rising=True, falling=False, debounce_ms=0, capacity=16):
         self._need(self._pins, name, "pin")
