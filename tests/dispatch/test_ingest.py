@@ -141,3 +141,29 @@ def test_with_a_client_id_nothing_published_while_ingest_is_down_is_lost(mosquit
         ing.stop()
     finally:
         pub.close()
+
+
+def test_shared_workers_get_retained_state_and_log_each_change_once(mosquitto, tmp_path):
+    pub = Publisher(mosquitto.port)
+    db = tmp_path / "shared.db"
+    pub.send("re/vsl-1/state", {"limit": 80, "source": "central"}, retain=True)  # before any worker runs
+    workers = [Ingest(Store(db), mosquitto.url, shared_group="ingest").start() for _ in range(2)]
+    try:
+        for w in workers:  # each worker receives the retained copy on its plain subscription
+            assert w.wait_idle(1)
+        assert Store(db).devices(["vsl-1"])[0]["state"]["limit"] == 80
+        pub.send("re/vsl-1/state", {"limit": 60, "source": "central"}, retain=True)
+        pub.send("owntracks/roadedge/trk-a", location(1, 30.3, 120.0, time.time()))  # a marker after it
+        deadline = time.monotonic() + 10
+        st = Store(db)
+        while (st.counts()["positions"] < 1 or st.devices(["vsl-1"])[0]["state"]["limit"] != 60) \
+                and time.monotonic() < deadline:
+            for w in workers:
+                w.wait_idle(w.stats["received"] + 1, timeout=0.2)
+        assert Store(db).devices(["vsl-1"])[0]["state"]["limit"] == 60
+        log = Store(db)._q("SELECT body FROM state_log WHERE device='vsl-1'")
+        assert [json.loads(r["body"])["limit"] for r in log] == [80, 60]
+    finally:
+        pub.close()
+        for w in workers:
+            w.stop()
