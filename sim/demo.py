@@ -6,7 +6,9 @@ On a fresh clone, with nothing else set up, it starts:
   signs its commands with the devices' own keys;
 - the demo scenario (sim/scenarios/demo.json: a 2 km fog section with beacons both sides, 3 signs and
   their zone controller, 10 patrol motorcycles, an incident with a section alarm, an SOS) on the world
-  engine's CPython runtime, paced at --speed times real time, every device publishing what it would;
+  engine, paced at --speed times real time: at real time the signs and trackers are the real firmware
+  under the micropython unix port (sim.world.faithful), the 136 beacons run in-process (the firmware's
+  beacon logic); faster than real time everything runs in-process;
 - the dispatcher console, with a supervisor account whose generated password is printed once.
 A live status line follows fog, lamps, signs, traffic and patrols. Ctrl-C stops everything cleanly.
 """
@@ -35,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help="shortened run for tests: fog and events compressed (10x speed), 60 s unless --duration")
     p.add_argument("--seed", type=int, help="override the scenario's seed")
+    p.add_argument("--faithful", default=None, metavar="WHICH",
+                   help="devices run as real firmware processes (micropython): signs, trackers, beacons or ids, "
+                        "comma-separated; default signs,trackers at --speed 1, none when faster ('' = none)")
 
 
 class _Broker:
@@ -104,6 +109,7 @@ def run(args) -> int:
     broker = _Broker(work)
     svc = None
     client = None
+    faithful = None
     stop = threading.Event()
     try:
         url = broker.start()
@@ -138,6 +144,18 @@ def run(args) -> int:
         client.connect(bhost, int(bport or 1883), 30)
         client.loop_start()
         w.sinks.append(MqttSink(client))
+        which = args.faithful if args.faithful is not None else ("signs,trackers" if speed == 1.0 else "")
+        if which:
+            from host_tools.keys import Keyring
+            from sim.world.faithful import Faithful, select
+
+            if speed != 1.0:
+                print("--faithful runs at real time only (--speed 1)", file=sys.stderr)
+                return 2
+            ids = select(w, which)
+            print(f"booting {len(ids)} devices as micropython firmware processes ...", file=out, flush=True)
+            faithful = Faithful(w, ids, url, work / "devices", keyring=Keyring.load(sdir)).start()
+            print(f"firmware up: {', '.join(ids)}", file=out, flush=True)
         try:
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
         except ValueError:
@@ -164,6 +182,8 @@ def run(args) -> int:
     except KeyboardInterrupt:
         print("\nstopping", file=out, flush=True)
     finally:
+        if faithful is not None:
+            faithful.stop()
         if client is not None:
             client.loop_stop()
             client.disconnect()

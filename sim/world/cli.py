@@ -18,6 +18,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", help="write the report (PNG + index.html) into this folder")
     p.add_argument("--speed", type=float, help="pace at this multiple of real time (default: as fast as it goes)")
     p.add_argument("--no-traffic", action="store_true", help="no vehicles (fog, devices and patrols only)")
+    p.add_argument("--faithful", metavar="WHICH",
+                   help="run these devices as real firmware processes at real time: signs, trackers, beacons "
+                        "and/or device ids, comma-separated (needs --broker)")
+    p.add_argument("--runtime", choices=("micropython", "cpython"), default="micropython",
+                   help="process runtime for --faithful devices")
+    p.add_argument("--broker", help="broker URL the --faithful devices use")
+    p.add_argument("--workdir", help="device folders for --faithful (default: a temporary folder)")
 
 
 def run(args) -> int:
@@ -30,10 +37,31 @@ def run(args) -> int:
     except ScenarioError as e:
         print(e, file=sys.stderr)
         return 2
-    w = World(sc, seed=args.seed, traffic=not args.no_traffic)
+    faithful = None
+    if args.faithful:
+        if not args.broker:
+            print("--faithful needs --broker (the firmware processes talk MQTT)", file=sys.stderr)
+            return 2
+        args.speed = 1.0  # device clocks are wall clocks
+        w = World(sc, seed=args.seed, traffic=not args.no_traffic, epoch_unix=int(time.time()))
+    else:
+        w = World(sc, seed=args.seed, traffic=not args.no_traffic)
     rec = RecordingSink(args.record) if args.record else None
     if rec:
         w.sinks.append(rec)
+    if args.faithful:
+        import tempfile
+
+        from sim.world.faithful import Faithful, select
+
+        try:
+            ids = select(w, args.faithful)
+        except ValueError as e:
+            print(e, file=sys.stderr)
+            return 2
+        work = args.workdir or tempfile.mkdtemp(prefix="roadedge-world-")
+        print(f"booting {len(ids)} devices as {args.runtime} processes in {work} ...", file=sys.stderr)
+        faithful = Faithful(w, ids, args.broker, work, args.runtime).start()
     until = args.until or sc.duration_s
     print(f"{sc.name}: {len(w.beacons)} beacons, {len(w.signs)} signs, {len(w.trackers)} trackers, "
           f"{len(w.zones)} zone controllers; {until:.0f} s simulated (seed {w.seed})", file=sys.stderr)
@@ -56,6 +84,8 @@ def run(args) -> int:
     except KeyboardInterrupt:
         print("\nstopped", file=sys.stderr)
     finally:
+        if faithful is not None:
+            faithful.stop()
         if rec:
             rec.close()
     wall = time.monotonic() - t0
@@ -71,14 +101,17 @@ def run(args) -> int:
 
 def status_line(w, wall_s: float, until: float) -> str:
     """One line a person can follow: time, pace, fog, lamps, signs, traffic, patrols."""
+    from sim.world.devices import RED
+
     mono = int(w.t * 1000)
     modes = {}
     red = 0
-    for b in w.beacons:
-        m = b.logic.modes.mode(mono)[0]
+    posts = w.all_beacons()
+    for b in posts:
+        m = b.mode(mono)
         modes[m] = modes.get(m, 0) + 1
-        red += b.logic.tail.until is not None and b.logic.tail.until > mono and m == "anti_rear_end"
-    fogged = sum(1 for b in w.beacons if b.logic.vis_m is not None and b.logic.vis_m < 200)
+        red += b.lamp(mono) == RED
+    fogged = sum(1 for b in posts if (b.vis() or 1e9) < 200)
     signs = " ".join(f"{s.id}:{s.shown()[0] or '-'}" for s in w.signs[:6])
     cars = sum(1 for _ in w.traffic.all()) if w.traffic else 0
     pace = w.t / wall_s if wall_s > 0 else 0

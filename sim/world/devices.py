@@ -103,8 +103,11 @@ class SimBeacon:
             return RED
         return MODE_CODE.get(mode, DARK)
 
-    def red(self, mono_ms: int) -> bool:
-        return self.lamp(mono_ms) == RED
+    def mode(self, mono_ms: int) -> str:
+        return self.logic.modes.mode(mono_ms)[0]
+
+    def vis(self) -> float | None:
+        return self.logic.vis_m
 
 
 class SimSign:
@@ -119,6 +122,9 @@ class SimSign:
 
     def shown(self):
         return self.policy.shown()
+
+    def source(self) -> str | None:
+        return self.policy.source
 
     def command(self, mono_ms: int, cmd: str, args: dict) -> tuple[str, str | None]:
         if cmd == "set_limit":

@@ -132,6 +132,8 @@ class World:
         self.sign_lawful: dict[str, dict] = {s.id: {"onset": None, "lawful_at": None, "unlawful_s": 0.0}
                                              for s in self.signs}
         self.started = False
+        self._seqs: dict[str, int] = {}
+        self.hooks: list[Callable[[World], None]] = []  # run before each tick (e.g. messages from processes)
 
     # --- output ---------------------------------------------------------------
     def unix(self, t: float | None = None) -> float:
@@ -146,17 +148,34 @@ class World:
         for s in self.sinks:
             s(t, topic, data, qos, retain)
 
-    _seqs: dict[str, int] = {}
-
     def _seq_for(self, topic: str) -> int:
         dev = topic.split("/")[1]
         self._seqs[dev] = self._seqs.get(dev, 0) + 1
         return self._seqs[dev]
 
     def _announced(self) -> None:
-        self._seqs = {}
         for d in [*self.beacons, *self.signs, *self.trackers]:
-            self._out(f"re/{d.id}/status", "online", 1, True)
+            if getattr(d, "inproc", True):  # firmware processes announce themselves
+                self._out(f"re/{d.id}/status", "online", 1, True)
+
+    def all_beacons(self) -> list:
+        return self.beacons
+
+    def replace(self, dev_id: str, new) -> None:
+        """Put `new` (same interface, e.g. a firmware process's proxy) in place of a simulated device."""
+        for lst in (self.beacons, self.signs, self.trackers):
+            for i, d in enumerate(lst):
+                if d.id == dev_id:
+                    lst[i] = new
+        for m in (self.by_id, self.sign_by_id, self.tracker_by_id):
+            if dev_id in m:
+                m[dev_id] = new
+        for _xs, ds in [*self.posts.values(), *self.sign_posts.values()]:
+            for i, d in enumerate(ds):
+                if d.id == dev_id:
+                    ds[i] = new
+        for z in self.zones:
+            z.signs = [new if s.id == dev_id else s for s in z.signs]
 
     # --- world queries ---------------------------------------------------------
     def _sign_limit(self, road: str, s0: float, s1: float):
@@ -189,6 +208,8 @@ class World:
         if not self.started:  # birth messages once the sinks are attached
             self.started = True
             self._announced()
+        for hook in self.hooks:
+            hook(self)
         t, dt = self.t, self.dt
         while self.events and self.events[0][0] <= t:
             _at, kind, ev = self.events.pop(0)
@@ -232,6 +253,10 @@ class World:
 
     # --- controller, events, metrics --------------------------------------------
     def _command(self, z: Zone, sign: SimSign, cmd: str, args: dict, mono: int, unix_s: float) -> None:
+        if not getattr(sign, "inproc", True):  # a firmware process: signed with its own key, over MQTT
+            sign.command(mono, cmd, args)
+            self.metrics["commands"] += 1
+            return
         z.ctr += 1
         payload = command_payload(z.key, sign.id, cmd, int(unix_s * 1000) * 10 + z.ctr % 10,
                                   int(unix_s) + z.cfg.command_ttl_s, args)
@@ -247,7 +272,7 @@ class World:
         if t >= z.next_update:
             z.next_update += z.cfg.interval_s
             for s in z.signs:
-                z.policy.sign_state(s.id, {"limit": s.shown()[0], "legend": s.shown()[1], "source": s.policy.source})
+                z.policy.sign_state(s.id, {"limit": s.shown()[0], "legend": s.shown()[1], "source": s.source()})
             for d in z.policy.update(unix_s):
                 if d.command and d.sign in self.sign_by_id:
                     sg = self.sign_by_id[d.sign]
@@ -258,7 +283,7 @@ class World:
                                                            "priority": z.cfg.priority,
                                                            "duration_s": z.cfg.duration_s}, mono, unix_s)
             for s in z.signs:  # what the signs show now, after the commands
-                z.policy.sign_state(s.id, {"limit": s.shown()[0], "legend": s.shown()[1], "source": s.policy.source})
+                z.policy.sign_state(s.id, {"limit": s.shown()[0], "legend": s.shown()[1], "source": s.source()})
             self._out(f"re/ctl/{z.id}/state", z.policy.snapshot(unix_s), 1, True)
         if t >= z.next_hb:
             z.next_hb += z.cfg.heartbeat_s
@@ -281,8 +306,10 @@ class World:
                 ahead = (km - b.spec.km) if b.spec.side == "R" else (b.spec.km - km)
                 if 0 <= ahead * 1000 <= ALARM_UPSTREAM_M:
                     args = {"on": True, "ttl_s": ALARM_S}
-                    self._out(f"re/{b.id}/cmd/section_alarm",
-                              command_payload(self.key, b.id, "section_alarm", mono + 1, int(unix_s) + 30, args), 1, False)
+                    if getattr(b, "inproc", True):
+                        self._out(f"re/{b.id}/cmd/section_alarm",
+                                  command_payload(self.key, b.id, "section_alarm", mono + 1, int(unix_s) + 30, args), 1,
+                                  False)
                     b.command(mono, "section_alarm", args)
 
     def _safety(self, t: float, mono: int) -> None:

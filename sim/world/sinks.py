@@ -33,6 +33,7 @@ class MqttSink:
     Heartbeats and acks between the simulated controller and signs stay off the bus."""
 
     SKIP = ("/cmd/heartbeat", "/ack")
+    echo = False  # firmware processes' messages are on the broker already: never republish them
 
     def __init__(self, client) -> None:
         self.client = client
