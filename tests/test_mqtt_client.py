@@ -23,7 +23,6 @@ from host_tools.broker.mosquitto import Mosquitto, free_port
 fw.ensure_firmware_importable()
 from roadedge.mqtt import packet as pk  # noqa: E402
 from roadedge.mqtt import packet_server as ps  # noqa: E402
-from mqtt_driver.harness import Device  # noqa: E402,F401
 
 pytest_plugins = ["mqtt_driver.harness"]  # fixtures: mpy_lib, devices
 
