@@ -67,6 +67,25 @@ class Traffic:
         self.vehicles: dict[tuple[str, int], list[Vehicle]] = {ln: [] for ln in self.lanes}  # front first
         self.next_arrival = {ln: self._gap() for ln in self.lanes}
         self.count = 0
+        for ln in self.lanes:
+            self._fill(ln)
+
+    def _fill(self, ln: tuple[str, int]) -> None:
+        """The road is not empty at t = 0: vehicles already spread at the flow's density."""
+        if self.flow_vph <= 0:
+            return
+        road, d = ln
+        L = self.length[road]
+        per_m = self.flow_vph / 3600 / (self.mean / 3.6)
+        x = self.rng.expovariate(per_m)
+        placed = []
+        while x < L:
+            v_free = max(40.0, min(140.0, self.rng.gauss(self.mean, self.sd))) / 3.6
+            self.count += 1
+            placed.append(Vehicle(self.count, road, d, x if d > 0 else L - x, v_free, v_free,
+                                  max(0.0, self.rng.gauss(5, 5))))
+            x += max(VEH_LEN_M + STANDSTILL_M + 20, self.rng.expovariate(per_m))
+        self.vehicles[ln] = placed[::-1]  # front (farthest along) first
 
     def _gap(self) -> float:
         return self.rng.expovariate(self.flow_vph / 3600) if self.flow_vph > 0 else math.inf
