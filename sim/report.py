@@ -70,7 +70,7 @@ def space_time(w, path: Path) -> Path | None:
                 if r == road and cd == d and xs[0] <= s <= xs[-1]:
                     px.append(km0 + s / 1000)
                     py.append(t)
-        ax.scatter(px, py, s=1.2, c="#0b1f4d", alpha=0.55, linewidths=0)
+        ax.scatter(px, py, s=2.5, c="#000000", alpha=0.8, linewidths=0, zorder=3)
         ax.set_title(f"{road} {'with' if d > 0 else 'against'} the km markers (side {'R' if d > 0 else 'L'})")
         ax.set_xlabel("road position (km)")
         if d < 0:
@@ -82,7 +82,7 @@ def space_time(w, path: Path) -> Path | None:
     fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=9, frameon=False)
     fig.suptitle(f"{w.sc.name}: beacon lamps, vehicles and fog over time (traffic rides upwards in time, left to right)")
     fig.tight_layout(rect=(0, 0.07, 1, 0.96))
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=140)
     plt.close(fig)
     return path
 

@@ -141,7 +141,7 @@ def main() -> int:
         lib = compiled_lib(Path(td) / "lib")
         base = None
         n = 1
-        while n <= 128:
+        while n <= 512:
             r = micropython_fleet(n, lib, mq.url, Path(td))
             if base is None:
                 base = max(1, r["min_edges"])
