@@ -27,6 +27,7 @@ fw.ensure_firmware_importable()
 
 WINDOW_S = 15.0
 BOOT_BATCH = 16
+BATCH_S = 30.0
 HEAP = "256K"
 
 
@@ -97,21 +98,25 @@ def micropython_fleet(n: int, lib: Path, broker_url: str, root: Path) -> dict:
             for k in range(0, n, BOOT_BATCH):
                 for p in procs[k:k + BOOT_BATCH]:
                     p.start()
-                for p in procs[k:k + BOOT_BATCH]:
-                    try:
-                        hws.wait_connected(p.id, 60)
-                    except TimeoutError:
-                        pass  # counted below: not alive / no flashes
+                deadline = time.monotonic() + BATCH_S
+                try:
+                    for p in procs[k:k + BOOT_BATCH]:
+                        hws.wait_connected(p.id, max(0.5, deadline - time.monotonic()))
+                except TimeoutError:
+                    # the machine cannot even bring this batch up in time: the fleet is past real time
+                    print(f"  n={n}: posts {k}..{k + BOOT_BATCH - 1} did not come up within {BATCH_S:.0f} s", flush=True)
+                    break
             time.sleep(10)  # meters answer, fog levels settle (enter_s 0), flashing starts
             counting["on"] = True
             cpu0 = _cpu_s(procs)
             time.sleep(WINDOW_S)
             counting["on"] = False
             cpu1 = _cpu_s(procs)
-            alive = sum(p.running() for p in procs)
+            alive = sum(p.proc is not None and p.running() for p in procs)
         finally:
             for p in procs:
-                p.stop()
+                if p.proc is not None:
+                    p.stop()
     counts = sorted(edges.values())
     gaps = sorted(b - a for ts in stamps.values() for a, b in zip(ts, ts[1:]))
     p99 = gaps[min(len(gaps) - 1, int(len(gaps) * 0.99))] if gaps else float("inf")
