@@ -52,7 +52,7 @@ def test_credentials_birth_will_commands_and_resubscribe(runtime, tmp_path, coll
     for user, secret in (("dev1", "dev1-secret"), ("ops", "ops-secret")):
         subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if not pw.exists() else []), str(pw), user, secret],
                        check=True, capture_output=True)
-    ka = 3
+    ka = 10  # the will must come within 1.5 x ka; generous so a loaded CI box does not flake
     with Mosquitto(tmp_path / "mq", extra_conf=f"password_file {pw}\n") as broker:
         # wrong password: refused by the broker, counted, no crash
         bad = devices(runtime, {"client": client_cfg(broker.port, user="dev1", password="nope"),
@@ -100,6 +100,36 @@ def test_credentials_birth_will_commands_and_resubscribe(runtime, tmp_path, coll
         t, p, retained, _q = late.get(timeout=5)
         assert (t, p, retained) == ("re/dev1/status", b"offline", True)
         dev.assert_no_traceback()
+
+
+def test_persistent_session_gets_commands_sent_while_offline(tmp_path, mosquitto, devices):
+    """clean=False: the broker keeps the subscription and queues QoS 1 commands
+    for the device while it is off; they arrive after it comes back."""
+    cfg = {"client": client_cfg(mosquitto.port, client_id="dev-p", clean=False),
+           "subscribe": [["re/dev-p/cmd/#", 1]]}
+    dev = devices("micropython", cfg, tmp_path, "p1")
+    dev.wait(lambda: dev.last_stats().get("connects") == 1 or None, what="connected")
+    dev.wait_line("up ")
+    # wait until the SUBSCRIBE is in: a probe command arrives
+    sender = paho_client(mosquitto.port, "ops-send")
+    try:
+        deadline = time.monotonic() + 20
+        while not any(ln.startswith("msg re/dev-p/cmd/probe") for ln in dev.lines):
+            assert time.monotonic() < deadline, dev.lines[-20:]
+            sender.publish("re/dev-p/cmd/probe", "p", qos=1).wait_for_publish(5)
+            try:
+                dev.wait_line("msg re/dev-p/cmd/probe", timeout=0.5)
+            except TimeoutError:
+                pass
+        dev.stop()  # power cut
+        sender.publish("re/dev-p/cmd/set", "while-offline", qos=1).wait_for_publish(5)
+        dev2 = devices("micropython", {"client": cfg["client"]}, tmp_path, "p2")  # no subscribe call
+        assert dev2.wait_line("up ") == "up True"  # session present
+        dev2.wait_line("msg re/dev-p/cmd/set while-offline 0")
+        dev2.assert_no_traceback()
+    finally:
+        sender.loop_stop()
+        sender.disconnect()
 
 
 @pytest.fixture(scope="module")

@@ -52,7 +52,7 @@ async def main(host, port, qos, count, size):
     hb.cancel()
     print(json.dumps({"qos": qos, "count": count, "size": size, "ms": ms,
                       "import": a1 - a0, "instance": a2 - a1, "leak": after - base,
-                      "stats": c.stats, "max_gap_ms": gap[0]}))
+                      "stats": c.stats, "last_error": c.last_error, "max_gap_ms": gap[0]}))
 
 
 async def detect(host, port, keepalive):

@@ -21,7 +21,9 @@ def out(*a):
 
 
 def stats(c):
-    out("stats", json.dumps(c.stats))
+    d = dict(c.stats)
+    d["last_error"] = c.last_error
+    out("stats", json.dumps(d))
 
 
 async def heartbeat(ms):

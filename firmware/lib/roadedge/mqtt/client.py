@@ -56,7 +56,7 @@ message only the caller's payload and the topic bytes are held.
 import asyncio
 import random
 
-from roadedge.core.compat import IS_MICROPYTHON, ticks_ms, ticks_diff, sleep_ms
+from roadedge.core.compat import IS_MICROPYTHON, ticks_ms, ticks_diff, sleep_ms, gc_collect
 from roadedge.mqtt import packet as pk
 
 
@@ -124,7 +124,7 @@ class MQTTClient:
         self.stats = {"connects": 0, "disconnects": 0, "conn_fail": 0, "refused_connack": 0,
                       "published": 0, "acked": 0, "dropped": 0, "evicted": 0, "refused": 0,
                       "too_large": 0, "retransmits": 0, "malformed": 0, "received": 0,
-                      "pings": 0, "cb_errors": 0, "sub_failed": 0}
+                      "pings": 0, "cb_errors": 0, "sub_failed": 0, "errors": 0}
         self.last_error = ""
 
         # Outbound queue: ring of preallocated slots [topic bytes, payload, qos, retain].
@@ -161,6 +161,7 @@ class MQTTClient:
         self._last_rx = 0
         self._last_tx = 0
         self._last_ping = 0
+        self._attempt = 0
 
     # --- public API --------------------------------------------------------
 
@@ -245,48 +246,69 @@ class MQTTClient:
 
     async def run(self):
         """Connection manager: connect, serve, reconnect with backoff, until close()."""
-        attempt = 0
-        lo, hi = self.backoff_ms
+        self._attempt = 0
         while not self._closed:
-            reached = False
-            reason = "closed"
             try:
-                await self._connect()
-                reached = True
-                attempt = 0
-                await self._serve()
-            except pk.MalformedPacket as e:
-                self.stats["malformed"] += 1
-                reason = "malformed: %s" % e
-            except _Refused as e:
-                self.stats["refused_connack"] += 1
-                reason = "refused: %s" % e
-            except _LinkDown as e:
-                reason = str(e)
-            except asyncio.TimeoutError:
-                reason = "timeout"
+                await self._session()
             except asyncio.CancelledError:
-                await self._teardown()
                 raise
-            except Exception as e:  # noqa: BLE001 - OSError and friends: never leave run()
-                reason = "%s: %s" % (type(e).__name__, e)
-            await self._teardown()
-            self.last_error = reason
-            if reached:
-                self.stats["disconnects"] += 1
-                self._callback(self.on_disconnect, reason)
-            else:
-                self.stats["conn_fail"] += 1
+            except Exception as e:  # noqa: BLE001 - e.g. MemoryError outside a session: never leave run()
+                self.stats["errors"] += 1
+                self.last_error = "%s: %s" % (type(e).__name__, e)
+                gc_collect()
             if self._closed:
                 break
-            step = min(hi, lo << min(attempt, 16))
-            attempt += 1
-            half = step // 2
-            delay = half + (random.getrandbits(16) * (step - half) >> 16)
             try:
-                await _wait_ms(self._stop.wait(), max(delay, 1))
-            except asyncio.TimeoutError:
-                pass
+                await self._backoff()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - no memory for a timed wait: a plain sleep
+                gc_collect()
+                await sleep_ms(self.backoff_ms[0])
+
+    async def _session(self):
+        reached = False
+        reason = "closed"
+        try:
+            await self._connect()
+            reached = True
+            self._attempt = 0
+            await self._serve()
+        except pk.MalformedPacket as e:
+            self.stats["malformed"] += 1
+            reason = "malformed: %s" % e
+        except _Refused as e:
+            self.stats["refused_connack"] += 1
+            reason = "refused: %s" % e
+        except _LinkDown as e:
+            reason = str(e)
+        except asyncio.TimeoutError:
+            reason = "timeout"
+        except asyncio.CancelledError:
+            await self._teardown()
+            raise
+        except Exception as e:  # noqa: BLE001 - OSError, MemoryError...: reconnect
+            reason = "%s: %s" % (type(e).__name__, e)
+            if isinstance(e, MemoryError):
+                gc_collect()
+        await self._teardown()
+        self.last_error = reason
+        if reached:
+            self.stats["disconnects"] += 1
+            self._callback(self.on_disconnect, reason)
+        else:
+            self.stats["conn_fail"] += 1
+
+    async def _backoff(self):
+        lo, hi = self.backoff_ms
+        step = min(hi, lo << min(self._attempt, 16))
+        self._attempt += 1
+        half = step // 2
+        delay = half + (random.getrandbits(16) * (step - half) >> 16)
+        try:
+            await _wait_ms(self._stop.wait(), max(delay, 1))
+        except asyncio.TimeoutError:
+            pass
 
     # --- connection --------------------------------------------------------
 
@@ -327,11 +349,13 @@ class MQTTClient:
             if self._fail:
                 raise self._fail
             raise _LinkDown("no CONNACK in %d ms" % self.connect_timeout_ms)
+        ack = self._connack
+        if ack is not None and ack[1]:
+            # checked before _fail: a broker refusing us closes the socket at once
+            raise _Refused(pk.CONNACK_REASONS[ack[1]])
         if self._fail:
             raise self._fail
-        sp, rc = self._connack  # type: ignore
-        if rc:
-            raise _Refused(pk.CONNACK_REASONS[rc])
+        sp = ack[0]  # type: ignore
         self._connected = True
         self.stats["connects"] += 1
         self._up.set()
@@ -364,8 +388,15 @@ class MQTTClient:
         w = self._writer
         if w is None:
             raise _LinkDown("not connected")
-        w.write(data if IS_MICROPYTHON else bytes(data))
-        await _wait_ms(w.drain(), self.write_timeout_ms)
+        if IS_MICROPYTHON:
+            w.write(data)
+            # Stream.write() sends at once what the socket takes; only a backlog
+            # needs the (allocating) timed drain.
+            if getattr(w, "out_buf", b"x"):
+                await _wait_ms(w.drain(), self.write_timeout_ms)
+        else:
+            w.write(bytes(data))
+            await _wait_ms(w.drain(), self.write_timeout_ms)
         self._last_tx = ticks_ms()
 
     # --- session -----------------------------------------------------------
