@@ -1,27 +1,27 @@
 # roadedge: `make demo` runs the main job, `make test` passes the tests.
-# Both install what they need on a fresh machine (venv, Mosquitto, Chromium, socat).
+# Both install what they need on a fresh machine: the venv, and with apt-get (as root) Mosquitto,
+# socat, Chromium, openssl and npm when missing.
 SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 PIP   := $(VENV)/bin/pip
 STAMP := $(VENV)/.setup-done
 STUBS := $(VENV)/stubs
-APT_PKGS := mosquitto socat chromium
 
 .PHONY: setup test demo lint typecheck mpy-check bench clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml host_tools/dispatch/web/package.json
-	@command -v mosquitto >/dev/null && command -v socat >/dev/null && command -v chromium >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing $(APT_PKGS) with apt-get"; \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PKGS); \
-	  else echo "need root (or sudo) to apt-get install $(APT_PKGS)"; exit 1; fi; }
+	@missing=""; for pair in mosquitto:mosquitto mosquitto_passwd:mosquitto socat:socat chromium:chromium openssl:openssl npm:npm; do \
+	  command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "installing$$missing with apt-get"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  else echo "need root (or sudo) to apt-get install$$missing"; exit 1; fi; fi
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[dev]'
-	command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm; }
 	$(PY) -m host_tools.dispatch.assets
 	for port in rp2 esp32; do \
 	  test -d $(STUBS)/$$port || $(PIP) install -q --target $(STUBS)/$$port micropython-$$port-stubs==1.29.0.post1; done
