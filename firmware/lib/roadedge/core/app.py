@@ -3,41 +3,23 @@
 # MQTT client (birth/will, info, telemetry, log forwarding, broker time,
 # signed commands with acks) and then the role: roadedge.<role>.app.start(dev).
 # Role "base" runs the platform alone (bring-up, tests).
+# Boot-only code (config checks, platform defaults, building the client)
+# lives in core.boot and the rare built-in commands in core.builtin_cmds:
+# both are imported when needed, and boot is dropped once the device is open.
 import sys
 import json
 
-from roadedge.core import config, state
-from roadedge.core.compat import IS_MICROPYTHON, gc_collect, mem_free, sleep_ms, ticks_diff, ticks_ms
+from roadedge.core.compat import IS_MICROPYTHON, const, gc_collect, mem_free, sleep_ms, ticks_diff, ticks_ms
 
 try:
     import asyncio
 except ImportError:  # pragma: no cover
     import uasyncio as asyncio  # type: ignore
 
-ROLES = ("sign", "beacon", "tracker", "base")
 DATA_DIR = "data"
 
-# Platform parameters: cfg["device"], every one with a default here; plus the
-# board config's top-level "watchdog_ms" and "log": {"level", "mqtt"}.
-WATCHDOG_MS = 8000  # hardware watchdog timeout; rp2 caps at 8388
-LOG_DEFAULTS = {"level": "I", "mqtt": True}
-DEFAULTS = {
-    "tele_s": 60,  # telemetry period
-    "log_capacity": 32,  # records kept on the device
-    "log_queue": 8,  # records waiting to go out over MQTT (beyond: dropped, counted)
-    "mqtt_queue": 16,  # MQTT outbound queue slots
-    "mqtt_max_packet": 2560,  # largest MQTT packet either way (a signed command is <= 2 KiB)
-    "mqtt_window": 4,  # QoS 1 in flight
-    "cmd_queue": 4,  # commands waiting to run (beyond: dropped, counted)
-    "offline_reset_s": 0,  # reboot (via the watchdog) after this long without MQTT; 0 = never
-    "stall_ms": 5000,  # main loop heartbeat older than this = unhealthy (watchdog not fed)
-    "ntp": "",  # NTP host on boards ("" = none; the broker time beacon is always used)
-}
-_RANGES = (("tele_s", 1, 86400), ("mqtt_queue", 1, 256), ("mqtt_window", 1, 16),
-           ("mqtt_max_packet", 512, 16384), ("cmd_queue", 1, 16), ("log_capacity", 1, 256),
-           ("log_queue", 1, 64), ("offline_reset_s", 0, 604800), ("stall_ms", 1, 600000))
-HEARTBEAT_MS = 500
-NET_CHECK_MS = 2000
+_HEARTBEAT_MS = const(500)
+_NET_CHECK_MS = const(2000)
 LOG_LEVELS = "DIWE"
 ON_BOARD = sys.platform in ("rp2", "esp32")
 
@@ -46,58 +28,42 @@ def _fw_version(cfg):
     return cfg.get("fw_version") or "dev"
 
 
-def _file_hash(path):
-    try:
-        import hashlib
-        import binascii
+def _boot():
+    from roadedge.core import boot
 
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while True:
-                b = f.read(256)
-                if not b:
-                    break
-                h.update(b)
-        return binascii.hexlify(h.digest()).decode()[:12]
-    except (OSError, ImportError):
-        return ""
+    return boot
+
+
+def _drop(*names):
+    """Forget modules that are no longer needed so the GC can take them (a
+    later import loads them again)."""
+    for name in names:
+        sys.modules.pop(name, None)
+        pkg, _, leaf = name.rpartition(".")
+        try:
+            delattr(sys.modules[pkg], leaf)  # import also set it on the package
+        except (KeyError, AttributeError):
+            pass
+    gc_collect()
 
 
 def platform_params(cfg):
-    """cfg["device"] over DEFAULTS, with watchdog_ms and the log settings
-    (log_level; log_mqtt = the level forwarded over MQTT, "" = none)."""
-    p = config.section(cfg, "device", DEFAULTS)
-    for k, lo, hi in _RANGES:
-        config.in_range(p, "device", k, lo, hi)
-    lg = config.section(cfg, "log", LOG_DEFAULTS)
-    lvl = lg["level"]
-    config.require(type(lvl) is str and len(lvl) == 1 and lvl in LOG_LEVELS, "log.level", "must be one of D I W E")
-    p["log_level"] = lvl
-    p["log_mqtt"] = lvl if lg["mqtt"] else ""
-    w = cfg.get("watchdog_ms", WATCHDOG_MS)
-    config.require(type(w) is int, "watchdog_ms", "expected int, got %r" % (w,))
-    w = int(w)
-    config.require(w == 0 or 1000 <= w <= 60000, "watchdog_ms", "must be 0 (off) or 1000..60000")
-    p["watchdog_ms"] = w
-    return p
+    """cfg["device"] over the platform defaults (core.boot.DEFAULTS), with
+    watchdog_ms and the log settings (log_level; log_mqtt = the level
+    forwarded over MQTT, "" = none)."""
+    return _boot().platform_params(cfg)
 
 
 def check_config(cfg):
     """Validate what the platform needs; returns (id, role, board). Role "base"
-    (platform only) is accepted here besides the roles config.check_device knows."""
-    c = cfg
-    if cfg.get("role") == "base":
-        c = dict(cfg)
-        c["role"] = config.ROLES[0]
-    dev, _role, board = config.check_device(c)
-    config.require(cfg.get("role") in ROLES, "role", "must be one of %s" % ", ".join(ROLES))
-    return dev, cfg["role"], board
+    (platform only) is accepted besides the roles config.check_device knows."""
+    return _boot().check_config(cfg)
 
 
 class Device:
     """What a role gets from the platform (docs/architecture.md, "The device app")."""
 
-    def __init__(self, cfg, hal, clock, log, data_dir=DATA_DIR, cfg_hash="", mqtt=None):
+    def __init__(self, cfg, hal, clock, log, data_dir=DATA_DIR, cfg_hash="", mqtt=None, params=None):
         from roadedge.core import seq
 
         self.cfg = cfg
@@ -108,7 +74,7 @@ class Device:
         self.log = log
         self.data_dir = data_dir
         self.cfg_hash = cfg_hash
-        self.params = p = platform_params(cfg)
+        self.params = p = params if params is not None else platform_params(cfg)
         self.counters = {}
         self._seq = seq.Seq(data_dir + "/seq.json")
         self._commands = {}
@@ -133,7 +99,7 @@ class Device:
 
             self.auth = CommandAuth(key, self.id, data_dir + "/cmd_ctr.json")
         # mqtt: a test double may stand in for the client (same interface)
-        self.mqtt = mqtt if mqtt is not None else make_mqtt(cfg, self.id, p)
+        self.mqtt = mqtt if mqtt is not None else _boot().make_mqtt(cfg, self.id, p)
         self.exit_code = 0
         self._mqtt_task = None
         self._shut = False
@@ -257,7 +223,7 @@ class Device:
         self._mqtt_task = t = asyncio.create_task(self.mqtt.run())
         try:
             while True:
-                await sleep_ms(NET_CHECK_MS)
+                await sleep_ms(_NET_CHECK_MS)
                 if t.done():  # run() only returns after close(): anything else is a fault
                     raise RuntimeError("MQTT client stopped")
                 if not self.hal.net_ok():
@@ -330,7 +296,7 @@ class Device:
             m = self.mqtt
             if m is None or m.is_connected():
                 self._offline_since = self._beat
-            await sleep_ms(HEARTBEAT_MS)
+            await sleep_ms(_HEARTBEAT_MS)
 
     async def _watchdog(self, wdt, timeout_ms):
         period = max(100, timeout_ms // 4)
@@ -462,56 +428,14 @@ class Device:
         self.hal.reset()
 
     def _cmd_log_level(self, args):
-        lvl = args.get("level")
-        if not isinstance(lvl, str) or len(lvl) != 1 or lvl not in LOG_LEVELS:
-            return "bad_args", "level must be one of D I W E"
-        self.log.level = lvl
-        m = args.get("mqtt")
-        if m is not None:
-            if m not in ("", "D", "I", "W", "E"):
-                return "bad_args", "mqtt must be one of D I W E or empty (off)"
-            self.params["log_mqtt"] = m
-        return "ok", {"level": lvl, "mqtt": self.params["log_mqtt"]}
+        from roadedge.core import builtin_cmds
+
+        return builtin_cmds.log_level(self, args)
 
     async def _cmd_selftest(self, args):
-        checks = {
-            "loop": [ticks_diff(ticks_ms(), self._beat) <= self.params["stall_ms"], None],
-            "net": [bool(self.hal.net_ok()), None],
-            "mqtt": [self.mqtt is not None and self.mqtt.is_connected(), None],
-            "clock": [self.clock.now_s() is not None, self.clock.source],
-            "storage": [self._storage_ok(), self.data_dir],
-            "tasks": [not self._crashed, self._crashed],
-        }
-        hf = mem_free()
-        if hf >= 0:
-            checks["heap"] = [hf > 8192, hf]
-        for fn in self._selftests:
-            try:
-                r = fn()
-                if r is not None and hasattr(r, "send"):
-                    r = await r
-                r = r or {}
-                for k in r:
-                    ok, info = r[k]
-                    checks[k] = [bool(ok), info]
-            except Exception as e:
-                checks["role"] = [False, "%s: %s" % (type(e).__name__, e)]
-        passed = True
-        for k in checks:
-            passed = passed and checks[k][0]
-        self.publish("event", {"seq": self.next_seq(), "ts": self.now_s(), "type": "selftest",
-                               "pass": passed, "checks": checks}, 1)
-        return "ok", {"pass": passed, "checks": checks}
+        from roadedge.core import builtin_cmds
 
-    def _storage_ok(self):
-        p = self.data_dir + "/selftest.json"
-        try:
-            state.write_json(p, {"t": ticks_ms()})
-            ok = state.read_json(p, None) is not None
-            state.remove(p)
-            return ok
-        except OSError:
-            return False
+        return await builtin_cmds.selftest(self, args)
 
     def _install_builtins(self):
         self.on_command("ping", self._cmd_ping)
@@ -552,20 +476,6 @@ class Device:
                 close()
             except Exception:
                 pass
-
-
-def make_mqtt(cfg, dev_id, params):
-    from roadedge.mqtt.client import MQTTClient
-
-    _scheme, host, port, tls = config.parse_broker_url(config.get(cfg, "broker.url"))
-    b = cfg["broker"]
-    status = "re/" + dev_id + "/status"
-    ca = b.get("ca")
-    return MQTTClient(dev_id, host, port, user=b.get("user") or dev_id, password=b.get("password"),
-                      keepalive=b.get("keepalive", 30), tls=tls, ca=ca, clean=b.get("clean", True),
-                      will=(status, b"offline", 1, True), birth=(status, b"online", 1, True),
-                      queue_size=params["mqtt_queue"], window=params["mqtt_window"],
-                      max_packet=params["mqtt_max_packet"])
 
 
 async def _ntp(dev):
@@ -615,20 +525,7 @@ async def open_device(cfg, cfg_hash="", hal=None, link=None, data_dir=DATA_DIR):
     """A Device for a loaded config with its HAL open and started (call
     `await dev.run()`). The in-process simulator passes link (a DirectLink to
     a DeviceHW) and a data_dir per device; on a board data_dir is /data."""
-    from roadedge.core.clock import Clock
-    from roadedge.core.log import Log
-
-    check_config(cfg)
-    params = platform_params(cfg)
-    clock = Clock()
-    log = Log(params["log_capacity"], level=params["log_level"], clock=clock)
-    state.ensure_dir(data_dir)
-    if hal is None:
-        from roadedge import hal as hal_mod
-
-        hal = hal_mod.open(cfg, link)
-    await hal.start()
-    return Device(cfg, hal, clock, log, data_dir, cfg_hash)
+    return await _boot().open_device(cfg, cfg_hash, hal, link, data_dir)
 
 
 async def run_device(cfg, cfg_hash="", hal=None, link=None, data_dir=DATA_DIR, sigterm=False):
@@ -640,32 +537,19 @@ async def run_device(cfg, cfg_hash="", hal=None, link=None, data_dir=DATA_DIR, s
     return await dev.run()
 
 
-async def _safe_idle(cfg_path, err):
-    """On a board, a bad config must not crash-loop: report every 30 s and
-    retry the file (a technician may upload a fixed one)."""
-    while True:
-        print("roadedge: cannot start: %s (retrying in 30 s)" % err)
-        await sleep_ms(30000)
-        try:
-            cfg = config.load(cfg_path)
-            check_config(cfg)
-            platform_params(cfg)
-            return cfg
-        except config.ConfigError as e:
-            err = e
-
-
 async def _main(cfg_path):
-    try:
-        cfg = config.load(cfg_path)
-        check_config(cfg)
-        platform_params(cfg)
-    except config.ConfigError as e:
-        if not ON_BOARD:
-            print("roadedge: cannot start: %s" % e)
-            return 2
-        cfg = await _safe_idle(cfg_path, e)
-    return await run_device(cfg, _file_hash(cfg_path), sigterm=True)
+    boot = _boot()
+    cfg = await boot.load_or_idle(cfg_path)
+    if cfg is None:
+        return 2
+    dev = await open_device(cfg, boot.file_hash(cfg_path))
+    # The device is open: boot code and the config checks are done with (a
+    # role that needs config.section imports it again).
+    del boot
+    _drop("roadedge.core.boot", "roadedge.core.config")
+    _install_sigterm(dev)
+    _running.append(dev)
+    return await dev.run()
 
 
 _running = []  # the process's own device, for a clean stop after Ctrl-C
@@ -684,10 +568,11 @@ def main(cfg_path="config.json"):
                 pass
         print("roadedge: stopped")
         code = 130
-    except config.ConfigError as e:
-        print("roadedge: cannot start: %s" % e)
-        code = 2
     except Exception as e:
+        if type(e).__name__ == "ConfigError":  # (core.config may be dropped by now)
+            print("roadedge: cannot start: %s" % e)
+            code = 2
+            return _exit(code)
         # Anything else that escapes: on a board, report and reboot after a
         # pause (the watchdog may be quicker) rather than sit in the REPL.
         print("roadedge: crashed: %s: %s" % (type(e).__name__, e))
@@ -700,6 +585,10 @@ def main(cfg_path="config.json"):
 
         hal.reset_board()
         code = 1
+    return _exit(code)
+
+
+def _exit(code):
     if not ON_BOARD and code:
         sys.exit(code)
     return code

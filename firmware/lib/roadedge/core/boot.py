@@ -1,0 +1,144 @@
+# Boot-only half of the device app: platform parameters with their defaults
+# and ranges, the config checks, building the MQTT client and the first
+# open of the device. core.app imports it inside functions and, on the real
+# boot path, drops it (and core.config) from sys.modules once the device is
+# open, so none of this stays on the heap while the device runs.
+import sys
+
+from roadedge.core import config, state
+
+ROLES = ("sign", "beacon", "tracker", "base")
+
+# Platform parameters: cfg["device"], every one with a default here; plus the
+# board config's top-level "watchdog_ms" and "log": {"level", "mqtt"}.
+WATCHDOG_MS = 8000  # hardware watchdog timeout; rp2 caps at 8388
+LOG_DEFAULTS = {"level": "I", "mqtt": True}
+DEFAULTS = {
+    "tele_s": 60,  # telemetry period
+    "log_capacity": 32,  # records kept on the device
+    "log_queue": 8,  # records waiting to go out over MQTT (beyond: dropped, counted)
+    "mqtt_queue": 16,  # MQTT outbound queue slots
+    "mqtt_max_packet": 2560,  # largest MQTT packet either way (a signed command is <= 2 KiB)
+    "mqtt_window": 4,  # QoS 1 in flight
+    "cmd_queue": 4,  # commands waiting to run (beyond: dropped, counted)
+    "offline_reset_s": 0,  # reboot (via the watchdog) after this long without MQTT; 0 = never
+    "stall_ms": 5000,  # main loop heartbeat older than this = unhealthy (watchdog not fed)
+    "ntp": "",  # NTP host on boards ("" = none; the broker time beacon is always used)
+}
+_RANGES = (("tele_s", 1, 86400), ("mqtt_queue", 1, 256), ("mqtt_window", 1, 16),
+           ("mqtt_max_packet", 512, 16384), ("cmd_queue", 1, 16), ("log_capacity", 1, 256),
+           ("log_queue", 1, 64), ("offline_reset_s", 0, 604800), ("stall_ms", 1, 600000))
+LOG_LEVELS = "DIWE"
+ON_BOARD = sys.platform in ("rp2", "esp32")
+
+
+def file_hash(path):
+    """First 12 hex digits of the file's SHA-256 ("" when unreadable)."""
+    try:
+        import hashlib
+        import binascii
+
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while True:
+                b = f.read(256)
+                if not b:
+                    break
+                h.update(b)
+        return binascii.hexlify(h.digest()).decode()[:12]
+    except (OSError, ImportError):
+        return ""
+
+
+def platform_params(cfg):
+    """cfg["device"] over DEFAULTS, with watchdog_ms and the log settings
+    (log_level; log_mqtt = the level forwarded over MQTT, "" = none)."""
+    p = config.section(cfg, "device", DEFAULTS)
+    for k, lo, hi in _RANGES:
+        config.in_range(p, "device", k, lo, hi)
+    lg = config.section(cfg, "log", LOG_DEFAULTS)
+    lvl = lg["level"]
+    config.require(type(lvl) is str and len(lvl) == 1 and lvl in LOG_LEVELS, "log.level", "must be one of D I W E")
+    p["log_level"] = lvl
+    p["log_mqtt"] = lvl if lg["mqtt"] else ""
+    w = cfg.get("watchdog_ms", WATCHDOG_MS)
+    config.require(type(w) is int, "watchdog_ms", "expected int, got %r" % (w,))
+    w = int(w)
+    config.require(w == 0 or 1000 <= w <= 60000, "watchdog_ms", "must be 0 (off) or 1000..60000")
+    p["watchdog_ms"] = w
+    return p
+
+
+def check_config(cfg):
+    """Validate what the platform needs; returns (id, role, board). Role "base"
+    (platform only) is accepted here besides the roles config.check_device knows."""
+    c = cfg
+    if cfg.get("role") == "base":
+        c = dict(cfg)
+        c["role"] = config.ROLES[0]
+    dev, _role, board = config.check_device(c)
+    config.require(cfg.get("role") in ROLES, "role", "must be one of %s" % ", ".join(ROLES))
+    return dev, cfg["role"], board
+
+
+def load_checked(cfg_path):
+    """The config file loaded and fully checked (ConfigError otherwise)."""
+    cfg = config.load(cfg_path)
+    check_config(cfg)
+    platform_params(cfg)
+    return cfg
+
+
+def make_mqtt(cfg, dev_id, params):
+    from roadedge.mqtt.client import MQTTClient
+
+    _scheme, host, port, tls = config.parse_broker_url(config.get(cfg, "broker.url"))
+    b = cfg["broker"]
+    status = "re/" + dev_id + "/status"
+    ca = b.get("ca")
+    return MQTTClient(dev_id, host, port, user=b.get("user") or dev_id, password=b.get("password"),
+                      keepalive=b.get("keepalive", 30), tls=tls, ca=ca, clean=b.get("clean", True),
+                      will=(status, b"offline", 1, True), birth=(status, b"online", 1, True),
+                      queue_size=params["mqtt_queue"], window=params["mqtt_window"],
+                      max_packet=params["mqtt_max_packet"])
+
+
+async def open_device(cfg, cfg_hash, hal, link, data_dir):
+    """See core.app.open_device."""
+    from roadedge.core.app import Device
+    from roadedge.core.clock import Clock
+    from roadedge.core.log import Log
+
+    dev_id = check_config(cfg)[0]
+    params = platform_params(cfg)
+    clock = Clock()
+    log = Log(params["log_capacity"], level=params["log_level"], clock=clock)
+    state.ensure_dir(data_dir)
+    if hal is None:
+        from roadedge import hal as hal_mod
+
+        hal = hal_mod.open(cfg, link)
+    await hal.start()
+    return Device(cfg, hal, clock, log, data_dir, cfg_hash, make_mqtt(cfg, dev_id, params), params)
+
+
+async def load_or_idle(cfg_path):
+    """The checked config, or None after printing why it cannot start. On a
+    board a bad config must not crash-loop: report every 30 s and retry the
+    file (a technician may upload a fixed one)."""
+    from roadedge.core.compat import sleep_ms
+
+    try:
+        return load_checked(cfg_path)
+    except config.ConfigError as e:
+        err = e
+    if not ON_BOARD:
+        print("roadedge: cannot start: %s" % err)
+        return None
+    while True:
+        print("roadedge: cannot start: %s (retrying in 30 s)" % err)
+        await sleep_ms(30000)
+        try:
+            return load_checked(cfg_path)
+        except config.ConfigError as e:
+            err = e
