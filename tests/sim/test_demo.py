@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dispatch"))
-from test_console_browser import ARGS, CHROMIUM, login  # noqa: E402
+from dispatch_support import CHROMIUM, CHROMIUM_ARGS, login  # noqa: E402
 
 from host_tools.dispatch.assets import installed  # noqa: E402
 
@@ -53,7 +53,7 @@ def test_demo_console_shows_units_fog_lamps_signs(tmp_path):
         url, user, password = parts[1], parts[3], parts[5]
         assert user == "supervisor" and len(password) >= 12
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             try:
                 page, errors = login(browser, url, user, password)
                 # moving units: a patrol marker is drawn and moves
