@@ -60,6 +60,14 @@ def check_config(cfg):
     return _boot().check_config(cfg)
 
 
+def make_mqtt(spec):
+    """The MQTT client from core.boot.mqtt_spec()."""
+    from roadedge.mqtt.client import MQTTClient
+
+    args, kw = spec
+    return MQTTClient(*args, **kw)
+
+
 class Device:
     """What a role gets from the platform (docs/architecture.md, "The device app")."""
 
@@ -99,7 +107,7 @@ class Device:
 
             self.auth = CommandAuth(key, self.id, data_dir + "/cmd_ctr.json")
         # mqtt: a test double may stand in for the client (same interface)
-        self.mqtt = mqtt if mqtt is not None else _boot().make_mqtt(cfg, self.id, p)
+        self.mqtt = mqtt if mqtt is not None else make_mqtt(_boot().mqtt_spec(cfg, self.id, p))
         self.exit_code = 0
         self._mqtt_task = None
         self._shut = False
@@ -525,7 +533,27 @@ async def open_device(cfg, cfg_hash="", hal=None, link=None, data_dir=DATA_DIR):
     """A Device for a loaded config with its HAL open and started (call
     `await dev.run()`). The in-process simulator passes link (a DirectLink to
     a DeviceHW) and a data_dir per device; on a board data_dir is /data."""
-    return await _boot().open_device(cfg, cfg_hash, hal, link, data_dir)
+    boot = _boot()
+    boot.check_config(cfg)
+    params = boot.platform_params(cfg)
+    return await _open(cfg, cfg_hash, hal, link, data_dir, params, make_mqtt(boot.mqtt_spec(cfg, cfg["id"], params)))
+
+
+async def _open(cfg, cfg_hash, hal, link, data_dir, params, mqtt):
+    """open_device() for a config already checked, with its params and client."""
+    from roadedge.core import state
+    from roadedge.core.clock import Clock
+    from roadedge.core.log import Log
+
+    clock = Clock()
+    log = Log(params["log_capacity"], level=params["log_level"], clock=clock)
+    state.ensure_dir(data_dir)
+    if hal is None:
+        from roadedge import hal as hal_mod
+
+        hal = hal_mod.open(cfg, link)
+    await hal.start()
+    return Device(cfg, hal, clock, log, data_dir, cfg_hash, mqtt, params)
 
 
 async def run_device(cfg, cfg_hash="", hal=None, link=None, data_dir=DATA_DIR, sigterm=False):
@@ -542,11 +570,16 @@ async def _main(cfg_path):
     cfg = await boot.load_or_idle(cfg_path)
     if cfg is None:
         return 2
-    dev = await open_device(cfg, boot.file_hash(cfg_path))
-    # The device is open: boot code and the config checks are done with (a
-    # role that needs config.section imports it again).
+    params = boot.platform_params(cfg)
+    spec = boot.mqtt_spec(cfg, cfg["id"], params)
+    cfg_hash = boot.file_hash(cfg_path)
+    # Boot code and the config checks are done with: free them before the
+    # client's buffers and the HAL are allocated (a role that needs
+    # config.section imports it again).
     del boot
     _drop("roadedge.core.boot", "roadedge.core.config")
+    dev = await _open(cfg, cfg_hash, None, None, DATA_DIR, params, make_mqtt(spec))
+    del spec
     _install_sigterm(dev)
     _running.append(dev)
     return await dev.run()

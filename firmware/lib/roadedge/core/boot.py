@@ -1,11 +1,11 @@
 # Boot-only half of the device app: platform parameters with their defaults
-# and ranges, the config checks, building the MQTT client and the first
-# open of the device. core.app imports it inside functions and, on the real
-# boot path, drops it (and core.config) from sys.modules once the device is
-# open, so none of this stays on the heap while the device runs.
+# and ranges, the config checks and the MQTT client's arguments. core.app
+# imports it inside functions and, on the real boot path, drops it (and
+# core.config) from sys.modules before the client and the HAL are allocated,
+# so none of this stays on the heap while the device runs.
 import sys
 
-from roadedge.core import config, state
+from roadedge.core import config
 
 ROLES = ("sign", "beacon", "tracker", "base")
 
@@ -89,37 +89,17 @@ def load_checked(cfg_path):
     return cfg
 
 
-def make_mqtt(cfg, dev_id, params):
-    from roadedge.mqtt.client import MQTTClient
-
+def mqtt_spec(cfg, dev_id, params):
+    """The MQTTClient arguments (args, kwargs) for a checked config: plain
+    data, so the client can be built after this module is dropped."""
     _scheme, host, port, tls = config.parse_broker_url(config.get(cfg, "broker.url"))
     b = cfg["broker"]
     status = "re/" + dev_id + "/status"
-    ca = b.get("ca")
-    return MQTTClient(dev_id, host, port, user=b.get("user") or dev_id, password=b.get("password"),
-                      keepalive=b.get("keepalive", 30), tls=tls, ca=ca, clean=b.get("clean", True),
-                      will=(status, b"offline", 1, True), birth=(status, b"online", 1, True),
-                      queue_size=params["mqtt_queue"], window=params["mqtt_window"],
-                      max_packet=params["mqtt_max_packet"])
-
-
-async def open_device(cfg, cfg_hash, hal, link, data_dir):
-    """See core.app.open_device."""
-    from roadedge.core.app import Device
-    from roadedge.core.clock import Clock
-    from roadedge.core.log import Log
-
-    dev_id = check_config(cfg)[0]
-    params = platform_params(cfg)
-    clock = Clock()
-    log = Log(params["log_capacity"], level=params["log_level"], clock=clock)
-    state.ensure_dir(data_dir)
-    if hal is None:
-        from roadedge import hal as hal_mod
-
-        hal = hal_mod.open(cfg, link)
-    await hal.start()
-    return Device(cfg, hal, clock, log, data_dir, cfg_hash, make_mqtt(cfg, dev_id, params), params)
+    return (dev_id, host, port), {
+        "user": b.get("user") or dev_id, "password": b.get("password"), "keepalive": b.get("keepalive", 30),
+        "tls": tls, "ca": b.get("ca"), "clean": b.get("clean", True),
+        "will": (status, b"offline", 1, True), "birth": (status, b"online", 1, True),
+        "queue_size": params["mqtt_queue"], "window": params["mqtt_window"], "max_packet": params["mqtt_max_packet"]}
 
 
 async def load_or_idle(cfg_path):
