@@ -130,8 +130,13 @@ class DeviceHW:
         self.reset_cause = "power_on"  # the next boot is a power-on unless a reset says otherwise
         self.connected.set()
         self.disconnected.clear()
-        self._emit("boot", self.id, self.boots)
         return w
+
+    def booted(self) -> None:
+        """Tell peripherals the firmware is up. Transports call this once the
+        welcome is on its way, so nothing a peripheral sends on "boot" can
+        overtake the welcome (the device would take it for the welcome)."""
+        self._emit("boot", self.id, self.boots)
 
     def detach(self) -> None:
         self._send = None
@@ -221,7 +226,9 @@ class DirectLink:
         self.closed = False
 
     async def hello(self, msg: dict) -> dict:
-        return self.hw.attach(msg, self._deliver)
+        welcome = self.hw.attach(msg, self._deliver)
+        asyncio.get_event_loop().call_soon(self.hw.booted)  # after the caller has the welcome
+        return welcome
 
     def _deliver(self, msg: dict) -> None:
         if self._receive is None:

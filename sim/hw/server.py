@@ -105,6 +105,7 @@ class HardwareServer:
             welcome = hw.attach(hello, send)
             my_send = hw._send
             send(welcome)
+            hw.booted()
             while True:
                 try:
                     line = await reader.readline()

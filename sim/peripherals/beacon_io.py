@@ -72,8 +72,7 @@ class BeaconIO:
             del self.changes[:-1000]
             self._update_current()
             self.pwm_event.set()
-        # No ADC update on "boot": DeviceHW emits it before the welcome is sent, and a message
-        # then would arrive ahead of the welcome; the welcome already carries the ADC values.
+        # No ADC update on "boot": the welcome already carries the ADC values.
 
     def duty(self, channel: str) -> float:
         return self.hw.pwm(channel) or 0.0
