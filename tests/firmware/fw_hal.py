@@ -85,11 +85,11 @@ class _FakePin:
     IRQ_FALLING = 8
     made = []
 
-    def __init__(self, n, mode=None, pull=None):
+    def __init__(self, n, mode=None, pull=None, value=None):
         self.n = n
         self.mode = mode
         self.pull = pull
-        self.v = 0
+        self.v = 0 if value is None else value
         self.handler = None
         self.trigger = 0
         _FakePin.made.append(self)
@@ -117,9 +117,21 @@ class _FakePWM:
         self.d = d
 
 
+class _FakeSPI:
+    log = []  # (bytes written, chip-select level while writing)
+
+    def __init__(self, bus_id, baudrate=0, sck=None, mosi=None, miso=None):
+        self.bus_id = bus_id
+        self.cs = None
+
+    def write(self, buf):
+        _FakeSPI.log.append((bytes(buf), self.cs.v if self.cs else None))
+
+
 class _FakeMachine:
     Pin = _FakePin
     PWM = _FakePWM
+    SPI = _FakeSPI
     PWRON_RESET = 1
     WDT_RESET = 3
     SOFT_RESET = 5
@@ -206,3 +218,19 @@ def test_sim_port_needs_hw_address():
 
     fwtest.raises(SimLinkError, hal.open, {"id": "s", "board": "sim"})
     fwtest.raises(SimLinkError, hal.open, {"id": "s", "board": "sim", "sim": {"hw": "nohost"}})
+
+
+def test_mcu_port_spi_write_is_one_chip_select_framed_transaction():
+    cfg = {"id": "t-2", "board": "pico_w", "pins": {},
+           "spi": {"display": {"id": 0, "sck": 18, "mosi": 19, "cs": 17}, "bare": {"id": 1, "sck": 10, "mosi": 11}}}
+    h = McuHAL(cfg, _FakeMachine(), _FakeNetwork(), "rp2")
+    d = h.spi("display")
+    cs = _FakePin.made[-1]
+    assert cs.n == 17 and cs.mode == _FakePin.OUT and cs.v == 1  # idle high: the chain holds its registers
+    d.bus.cs = cs
+    del _FakeSPI.log[:]
+    d.write(b"\x0c\x01")
+    assert _FakeSPI.log == [(b"\x0c\x01", 0)]  # written while selected
+    assert cs.v == 1  # released: the MAX7219 latches on this rising edge
+    h.spi("bare").write(b"\x01")
+    assert _FakeSPI.log[-1] == (b"\x01", None)

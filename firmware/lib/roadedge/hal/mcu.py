@@ -28,6 +28,26 @@ class _PWM:
         return x
 
 
+class _SPI:
+    """One write() = one transaction framed by chip-select (as the sim port):
+    a MAX7219 chain latches its shift registers on the rising CS (LOAD) edge."""
+
+    def __init__(self, bus, cs):
+        self.bus = bus
+        self.cs = cs
+
+    def write(self, buf):
+        cs = self.cs
+        if cs is None:
+            self.bus.write(buf)
+            return
+        cs.value(0)
+        try:
+            self.bus.write(buf)
+        finally:
+            cs.value(1)
+
+
 class _UART:
     def __init__(self, uart, maxlen):
         self._u = uart
@@ -120,8 +140,10 @@ class McuHAL:
     def spi(self, name):
         s = self._bus("spi", name)
         P = self._m.Pin
-        return self._m.SPI(s.get("id", 0), baudrate=s.get("baud", 1000000),
-                           sck=P(s["sck"]), mosi=P(s["mosi"]), miso=P(s["miso"]) if "miso" in s else None)
+        bus = self._m.SPI(s.get("id", 0), baudrate=s.get("baud", 1000000),
+                          sck=P(s["sck"]), mosi=P(s["mosi"]), miso=P(s["miso"]) if "miso" in s else None)
+        cs = P(s["cs"], P.OUT, value=1) if "cs" in s else None
+        return _SPI(bus, cs)
 
     def i2c(self, name):
         s = self._bus("i2c", name)
