@@ -94,8 +94,8 @@ def test_detector_pin_through_blinka_mock():
     pytest.importorskip("adafruit_blinka")
     code = ("from sim.hil import DetectorPin\n"
             "d = DetectorPin('Dx_OUTPUT', pulse_s=0.01)\n"
-            "d.pulse(); assert d.io.value is True and d.pulses == 1\n"
-            "import time; time.sleep(0.2); assert d.io.value is False\n"
+            "d.pulse(); assert d.level is True and d.pulses == 1\n"
+            "import time; time.sleep(0.2); assert d.level is False\n"
             "print('pulsed')\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
                        env=dict(os.environ, BLINKA_OS_AGNOSTIC="1"))
