@@ -577,7 +577,7 @@ async def _main(cfg_path):
     # client's buffers and the HAL are allocated (a role that needs
     # config.section imports it again).
     del boot
-    _drop("roadedge.core.boot", "roadedge.core.config")
+    _drop("roadedge.core.boot", "roadedge.core.config_check", "roadedge.core.config")
     dev = await _open(cfg, cfg_hash, None, None, DATA_DIR, params, make_mqtt(spec))
     del spec
     _install_sigterm(dev)

@@ -75,7 +75,7 @@ def check_config(cfg):
     c = cfg
     if cfg.get("role") == "base":
         c = dict(cfg)
-        c["role"] = config.ROLES[0]
+        c["role"] = "sign"  # any role check_device knows
     dev, _role, board = config.check_device(c)
     config.require(cfg.get("role") in ROLES, "role", "must be one of %s" % ", ".join(ROLES))
     return dev, cfg["role"], board
