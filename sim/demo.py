@@ -1,7 +1,7 @@
 """`roadedge demo` (what `make demo` runs): the demo deployment, live, with the dispatcher console.
 
 On a fresh clone, with nothing else set up, it starts:
-- a broker (the embedded amqtt broker when available, else a local Mosquitto process) on a free port;
+- the embedded amqtt broker on a free port, with a password file and the device ACL;
 - credentials for every demo device, provisioned into the work dir (`var/demo/secrets`), so the console
   signs its commands with the devices' own keys;
 - the demo scenario (sim/scenarios/demo.json: a 2 km fog section with beacons both sides, 3 signs and
@@ -15,6 +15,7 @@ A live status line follows fog, lamps, signs, traffic and patrols. Ctrl-C stops 
 from __future__ import annotations
 
 import argparse
+import json
 import secrets as pysecrets
 import shutil
 import signal
@@ -43,34 +44,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 class _Broker:
-    """The embedded amqtt broker if the project has it, else a Mosquitto process."""
+    """The embedded amqtt broker (zero set-up) with the demo's own password file
+    and ACL: devices write only their own subtree and read only their own
+    commands (docs/topics.md); the console may read everything and write only
+    commands and operator actions; the simulated world (standing in for the
+    in-process devices and the zone controller) may write everything."""
+
+    WORLD = "sim-world"
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.handle = None
         self.url = ""
 
-    def start(self) -> str:
-        try:
-            from host_tools.broker import start_embedded_broker  # type: ignore[attr-defined]
-        except ImportError:
-            start_embedded_broker = None
-        if start_embedded_broker is not None:
-            self.handle = start_embedded_broker(port=0)
-            self.url = getattr(self.handle, "url", None) or f"mqtt://127.0.0.1:{self.handle.port}"
-            return self.url
-        from host_tools.broker.mosquitto import Mosquitto
+    def start(self, users: dict[str, str]) -> str:
+        from host_tools.broker.amqtt_broker import EmbeddedBroker, default_acl, hash_password
 
-        d = self.workdir / "mosquitto"
+        d = self.workdir / "amqtt"
         shutil.rmtree(d, ignore_errors=True)
-        self.handle = Mosquitto(d).start()
+        d.mkdir(parents=True)
+        passwd, acl = d / "passwd.json", d / "acl.json"
+        passwd.write_text(json.dumps({"users": {u: hash_password(pw) for u, pw in users.items()}}))
+        passwd.chmod(0o600)
+        rules = default_acl()
+        rules["users"] = {self.WORLD: {"publish": ["#"], "subscribe": ["#"]},
+                          "dispatcher": {"publish": ["re/+/cmd/#", "re/ctl/+/op"],
+                                         "subscribe": ["re/#", "owntracks/#"]}}
+        acl.write_text(json.dumps(rules, indent=1))
+        self.handle = EmbeddedBroker(port=0, passwd=passwd, acl=acl).start()
         self.url = self.handle.url
         return self.url
 
     def stop(self) -> None:
-        h = self.handle
-        if h is not None:
-            (getattr(h, "stop", None) or h.close)()
+        if self.handle is not None:
+            self.handle.stop()
 
 
 def _provision(workdir: Path, ids: list[str]) -> Path:
@@ -111,11 +118,24 @@ def run(args) -> int:
     client = None
     faithful = None
     stop = threading.Event()
+    which = args.faithful if args.faithful is not None else ("signs,trackers" if speed == 1.0 else "")
+    if which and speed != 1.0:
+        print("--faithful runs at real time only (--speed 1)", file=sys.stderr)
+        return 2
     try:
-        url = broker.start()
-        print(f"broker: {url}", file=out, flush=True)
+        from host_tools.config.secrets import Secrets
+        from host_tools.recording.mqttconn import connect_wait, make_client
+        from sim.world.faithful import select
+
         sdir = _provision(work, ids)
         print(f"credentials: {len(ids)} devices provisioned in {sdir}", file=out, flush=True)
+        sec = Secrets.load(sdir)
+        firmware_ids = select(w, which) if which else []
+        world_pw = pysecrets.token_urlsafe(16)
+        dispatcher_pw = sec.services["dispatcher"]["mqtt_password"]
+        url = broker.start({_Broker.WORLD: world_pw, "dispatcher": dispatcher_pw,
+                            **{i: sec.devices[i]["mqtt_password"] for i in firmware_ids}})
+        print(f"broker: {url} (embedded amqtt; password file and ACL in {work / 'amqtt'})", file=out, flush=True)
         users = work / "users.json"
         users.unlink(missing_ok=True)
         password = pysecrets.token_urlsafe(12)
@@ -124,7 +144,8 @@ def run(args) -> int:
         for p in work.glob("dispatch.db*"):
             p.unlink()
         host, _, port = args.http.rpartition(":")
-        svc = DispatchService(url, db, users, (host or "127.0.0.1", int(port)), args.scenario, str(sdir))
+        svc = DispatchService(url, db, users, (host or "127.0.0.1", int(port)), args.scenario, str(sdir),
+                              credentials=("dispatcher", dispatcher_pw))
         svc.start()
         print(f"console: {svc.url}  login: supervisor  password: {password}", file=out, flush=True)
         if not args.no_browser:
@@ -132,30 +153,18 @@ def run(args) -> int:
 
             threading.Thread(target=webbrowser.open, args=(svc.url,), daemon=True).start()
 
-        import paho.mqtt.client as mqtt
-
-        from host_tools.broker.mosquitto import wait_port
-
-        hp = url.split("://", 1)[1].rsplit("@", 1)[-1]
-        bhost, _, bport = hp.partition(":")
-        wait_port(bhost, int(bport or 1883))
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="roadedge-demo-world")
+        client, b = make_client(url, "roadedge-demo-world", user=_Broker.WORLD, password=world_pw)
         client.max_queued_messages_set(0)
-        client.connect(bhost, int(bport or 1883), 30)
-        client.loop_start()
+        connect_wait(client, b)
         w.sinks.append(MqttSink(client))
-        which = args.faithful if args.faithful is not None else ("signs,trackers" if speed == 1.0 else "")
-        if which:
+        if firmware_ids:
             from host_tools.keys import Keyring
-            from sim.world.faithful import Faithful, select
+            from sim.world.faithful import Faithful
 
-            if speed != 1.0:
-                print("--faithful runs at real time only (--speed 1)", file=sys.stderr)
-                return 2
-            ids = select(w, which)
-            print(f"booting {len(ids)} devices as micropython firmware processes ...", file=out, flush=True)
-            faithful = Faithful(w, ids, url, work / "devices", keyring=Keyring.load(sdir)).start()
-            print(f"firmware up: {', '.join(ids)}", file=out, flush=True)
+            print(f"booting {len(firmware_ids)} devices as micropython firmware processes ...", file=out, flush=True)
+            faithful = Faithful(w, firmware_ids, url, work / "devices", keyring=Keyring.load(sdir),
+                                observer=(_Broker.WORLD, world_pw)).start()
+            print(f"firmware up: {', '.join(firmware_ids)}", file=out, flush=True)
         try:
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
         except ValueError:

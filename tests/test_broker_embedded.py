@@ -88,3 +88,18 @@ def test_cli_prints_url_and_stops_on_ctrl_c():
     finally:
         if p.poll() is None:
             p.kill()
+
+
+def test_subscription_table_tolerates_subscribes_during_a_broadcast():
+    """amqtt walks its subscription table across awaits; a SUBSCRIBE meanwhile
+    must not abort the walk (that message would be lost for the rest)."""
+    from host_tools.broker.amqtt_broker import _SnapshotSubscriptions
+
+    table = _SnapshotSubscriptions({"re/+/tele": ["a"], "re/#": ["b"]})
+    served = []
+    for _filter, subs in table.items():
+        table[f"owntracks/{len(table)}"] = ["late"]  # a SUBSCRIBE landing mid-broadcast
+        served.extend(subs)
+    for _filter in table:
+        table.pop("re/#", None)  # a client leaving mid-replay
+    assert served == ["a", "b"] and "re/#" not in table and len(table) == 3

@@ -17,6 +17,7 @@ Files (both JSON, both optional):
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import hmac
 import json
@@ -155,13 +156,32 @@ def _free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
+class _SnapshotSubscriptions(dict):
+    """amqtt 0.12 walks its subscription table across awaits (the broadcast of
+    each message, the retained-message replay on connect): a SUBSCRIBE landing
+    meanwhile raises 'dictionary changed size during iteration' and the message
+    is lost for every subscriber not yet served. Iterating a snapshot keeps
+    each delivery whole."""
+
+    def __iter__(self):
+        return iter(list(super().keys()))
+
+    def items(self):  # type: ignore[override]
+        return list(super().items())
+
+
 def _ignore_cancelled_noise(loop: asyncio.AbstractEventLoop) -> None:
     """amqtt's shutdown cancels client handler tasks whose stream callback then
-    logs 'Exception in callback ... CancelledError': expected, not an error."""
+    logs 'Exception in callback ... CancelledError': expected, not an error.
+    Likewise a client that hangs up while amqtt refuses its CONNECT (e.g. an
+    MQTT 5 probe) makes amqtt's close fail with ENOTCONN: nothing to report."""
     previous = loop.get_exception_handler()
 
     def handler(lp, ctx):
-        if isinstance(ctx.get("exception"), asyncio.CancelledError):
+        exc = ctx.get("exception")
+        if isinstance(exc, asyncio.CancelledError):
+            return
+        if isinstance(exc, OSError) and exc.errno == errno.ENOTCONN:
             return
         if previous:
             previous(lp, ctx)
@@ -183,6 +203,7 @@ async def start_embedded_broker(host: str = "127.0.0.1", port: int = 1883, passw
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         broker = Broker(broker_config(host, port, passwd, acl))
+        broker._subscriptions = _SnapshotSubscriptions()  # see the class: amqtt loses messages without it
         await broker.start()
     broker.roadedge_port = port  # type: ignore[attr-defined]
     broker.roadedge_url = f"mqtt://{host}:{port}"  # type: ignore[attr-defined]

@@ -151,12 +151,13 @@ class Faithful:
     """Boot `ids` of a World as firmware processes and wire them in; `stop()` ends them."""
 
     def __init__(self, world, ids: list[str], broker_url: str, workdir: str | Path, runtime: str = "micropython",
-                 keyring=None, heap: str | None = HEAP) -> None:
+                 keyring=None, heap: str | None = HEAP, observer: tuple[str, str] | None = None) -> None:
         from host_tools.keys import Keyring
 
         self.world, self.ids, self.broker_url = world, list(ids), broker_url
         self.workdir = Path(workdir)
         self.runtime, self.heap = runtime, heap
+        self.observer = observer  # broker account of the world's own client (None: anonymous broker)
         self.keyring = keyring or Keyring({i: {"command_key": pysecrets.token_hex(32),
                                                "mqtt_password": pysecrets.token_urlsafe(12)} for i in self.ids})
         self.inbox: queue.Queue = queue.Queue()
@@ -185,7 +186,6 @@ class Faithful:
         return device_config(c, self.broker_url, self.hws.addr)
 
     def start(self, timeout: float = 60.0) -> Faithful:
-        import paho.mqtt.client as mqtt
 
         from sim.boot import SimFleet
         from sim.devices import compiled_lib
@@ -195,12 +195,14 @@ class Faithful:
         self.hws = HardwareServerThread().start()
         lib = compiled_lib(self.workdir / ".lib") if self.runtime == "micropython" else None
         self.fleet = SimFleet(self.hws.server, self.workdir, self.runtime, self.heap, lib)
-        host, _, port = self.broker_url.split("://", 1)[1].rsplit("@", 1)[-1].partition(":")
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"roadedge-world-{pysecrets.token_hex(3)}")
+        from host_tools.recording.mqttconn import make_client
+
+        user, password = self.observer or (None, None)
+        self.client, b = make_client(self.broker_url, "roadedge-world", user=user, password=password)
         self.client.on_connect = lambda c, *_a: [c.subscribe(f"re/{i}/#", 1) for i in self.ids] + \
             [c.subscribe(f"owntracks/roadedge/{i}", 1) for i in self.ids if i in w.tracker_by_id]
         self.client.on_message = lambda _c, _u, m: self.inbox.put((time.time(), m.topic, m.payload, m.qos, m.retain))
-        self.client.connect(host, int(port or 1883), 30)
+        self.client.connect(b.host, b.port, 30)
         self.client.loop_start()
         for i in self.ids:
             if i in w.tracker_by_id:
