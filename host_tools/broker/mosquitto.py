@@ -35,7 +35,7 @@ def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+                raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s") from None
             time.sleep(0.05)
 
 
@@ -81,7 +81,7 @@ class Mosquitto:
             lines.append("user root")  # mosquitto 2.0 refuses to drop to 'mosquitto' here
         self.conf_path.write_text("\n".join(lines) + "\n" + self.extra_conf + "\n")
 
-    def start(self, timeout: float = 10.0) -> "Mosquitto":
+    def start(self, timeout: float = 10.0) -> Mosquitto:
         self.write_conf()
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(self.conf_path)],
@@ -90,7 +90,7 @@ class Mosquitto:
             wait_port("127.0.0.1", self.port, timeout)
         except TimeoutError:
             self.stop()
-            raise RuntimeError(f"mosquitto did not start: {self.log_path.read_text()[-2000:]}")
+            raise RuntimeError(f"mosquitto did not start: {self.log_path.read_text()[-2000:]}") from None
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -114,7 +114,7 @@ class Mosquitto:
         self.stop()
         self.start()
 
-    def __enter__(self) -> "Mosquitto":
+    def __enter__(self) -> Mosquitto:
         return self.start()
 
     def __exit__(self, *exc) -> None:
