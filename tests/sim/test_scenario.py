@@ -32,6 +32,7 @@ def test_beacons_are_spaced_along_the_road():
     (lambda d: d["origin"].__setitem__("lat", 100), "origin.lat"),
     (lambda d: d["sections"][0].__setitem__("to_km", 2.0), "sections.0"),
     (lambda d: d.__setitem__("surprise", 1), "(top level)"),
+    (lambda d: d["traffic"].__setitem__("engine", "sumo"), "traffic.engine"),
 ])
 def test_bad_scenarios_name_the_field(mutate, field):
     raw = json.load(open("sim/scenarios/demo.json"))
