@@ -122,7 +122,7 @@ def test_device_credentials_birth_will_and_signed_commands(secure_broker, collec
 
             # kill -9: the broker publishes the will within 1.5 x keepalive
             p.kill()
-            col.wait_for(lambda t, pl, r, q: t == f"re/{DEV}/status" and pl == b"offline", 1.5 * KEEPALIVE + 2)
+            col.wait_for(lambda t, pl, r, q: t == f"re/{DEV}/status" and pl == b"offline", 1.5 * KEEPALIVE)
         finally:
             p.kill()
             out = p.console()
