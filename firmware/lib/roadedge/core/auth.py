@@ -7,9 +7,10 @@ import json
 import hashlib
 import binascii
 from roadedge.core import state
+from roadedge.core.compat import const
 
-MAX_PAYLOAD = 2048
-_BLOCK = 64
+_MAX_PAYLOAD = const(2048)
+_BLOCK = const(64)
 
 # Rejection codes (ack "code"); "no_clock" = expiry cannot be judged yet.
 OK = "ok"
@@ -116,7 +117,7 @@ class CommandAuth:
         return code, None
 
     def check(self, cmd_name, payload, now_s):
-        if payload is None or len(payload) > MAX_PAYLOAD:
+        if payload is None or len(payload) > _MAX_PAYLOAD:
             return self._reject(BAD_JSON)
         try:
             if isinstance(payload, (bytes, bytearray, memoryview)):

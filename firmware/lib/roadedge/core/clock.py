@@ -12,15 +12,15 @@
 #
 # Pure: every method takes ticks (ms, ticks_ms() domain) as an argument, so
 # tests and the simulator drive it with synthetic time.
-from roadedge.core.compat import ticks_ms, ticks_diff
+from roadedge.core.compat import const, ticks_ms, ticks_diff
 
 RANK = {"gnss": 0, "ntp": 1, "broker": 2, "rtc": 3}
 # Float precision: boards use 32-bit floats, where unix seconds would be
 # rounded to ~2 minutes; there now_s() returns whole seconds (an int).
 _DOUBLE = float(16777217) != 16777216.0
 # Rebase the offset before ticks_diff (valid to 2**29 ms) becomes ambiguous.
-_REBASE_MS = 1 << 27
-_MAX_REF_MS = 1 << 28
+_REBASE_MS = const(1 << 27)
+_MAX_REF_MS = const(1 << 28)
 
 
 class Clock:

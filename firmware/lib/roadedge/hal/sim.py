@@ -11,7 +11,7 @@ import json
 import sys
 from binascii import hexlify, unhexlify
 
-from roadedge.core.compat import IS_MICROPYTHON, ThreadSafeFlag, ticks_diff, ticks_ms
+from roadedge.core.compat import IS_MICROPYTHON, ThreadSafeFlag, const, ticks_diff, ticks_ms
 from roadedge.hal.edges import EdgeQueue
 from roadedge.hal.lines import LineSplitter
 
@@ -24,8 +24,8 @@ except ImportError:  # pragma: no cover
 EXIT_RESET = 75
 # exit status of a sim device whose hardware server went away
 EXIT_POWER_OFF = 76
-_OUTBOX = 64  # queued messages to the server; beyond this they are dropped and counted
-_RX_MAX = 2048  # longest JSON line accepted from the server
+_OUTBOX = const(64)  # queued messages to the server; beyond this they are dropped and counted
+_RX_MAX = const(2048)  # longest JSON line accepted from the server
 
 
 class SimLinkError(Exception):
