@@ -102,14 +102,14 @@ def _imported_defaults(role: str, firmware_lib: Path) -> dict | None:
 
 
 def platform_spec(firmware_lib: Path = fw.FIRMWARE_LIB) -> RoleSpec:
-    """The platform's own parameters: the "device" section (roadedge.core.app DEFAULTS)."""
+    """The platform's own parameters: the "device" section (roadedge.core.boot DEFAULTS)."""
     key = f"{firmware_lib}:<platform>"
     if key not in _cache:
         spec = RoleSpec("device")
-        app = firmware_lib / "roadedge" / "core" / "app.py"
-        if app.exists():
-            spec.sources.append(app)
-            _scan(app, spec)
+        boot = firmware_lib / "roadedge" / "core" / "boot.py"
+        if boot.exists():
+            spec.sources.append(boot)
+            _scan(boot, spec)
             spec.pins.clear()
             spec.uarts.clear()
         _cache[key] = spec

@@ -245,7 +245,9 @@ def _check_platform(cfg: dict, board: boards.Board, lib: Path, add) -> None:
     elif isinstance(wd, int) and board.watchdog_max_ms and wd > board.watchdog_max_ms:
         add("watchdog_ms", f"{wd} exceeds the {board.name} watchdog maximum of {board.watchdog_max_ms} ms")
     spec = roles.platform_spec(lib)
-    if not spec.defaults:
+    if not spec.defaults:  # the firmware moved its defaults: say so rather than wave every key through
+        if cfg.get("device"):
+            add("device", f"cannot check platform parameters: no DEFAULTS found in {lib}/roadedge/core/boot.py")
         return
     for k, v in (cfg.get("device") or {}).items():
         if k not in spec.defaults:

@@ -64,6 +64,8 @@ BROKEN = [
     ("missing-broker", "esp32-sign.json", [("broker", _DEL)], "broker", "missing"),
     ("other-role-section", "pico_w-sign.json", [("beacon", {"tail_m": 75})], "beacon", "'beacon'"),
     ("bad-device-id", "pico_w-sign.json", [("id", "VSL K12!")], "id", "does not match"),
+    ("unknown-platform-param", "pico_w-sign.json", [("device", {"tele": 30})], "device.tele", "unknown platform parameter"),
+    ("platform-param-type", "pico_w-sign.json", [("device", {"tele_s": "often"})], "device.tele_s", "must be int"),
     ("bad-baud", "pico_w-tracker.json", [("uarts.gnss.baud", 9601)], "uarts.gnss.baud", "not one of"),
     ("sim-section-on-board", "pico_w-tracker.json", [("sim", {"hw": "127.0.0.1:7000"})], "sim", "only applies"),
 ]
