@@ -2,7 +2,7 @@
 # ticks; this runs in a task), optional speed from the radar's serial output.
 # Radar sentence (docs/visibility_meter.md): $RDSPD,<km/h>,<A|V>*HH
 from roadedge.core.compat import ticks_diff
-from roadedge.beacon.meter import checksum
+from roadedge.beacon.meter import unframe
 
 DEFAULTS = {"debounce_ms": 80, "speed_valid_ms": 1500}
 
@@ -10,17 +10,7 @@ DEFAULTS = {"debounce_ms": 80, "speed_valid_ms": 1500}
 def parse_speed(line):
     """b'$RDSPD,082,A*HH' -> 82.0; None for a 'V' (void) sentence.
     Raises ValueError(reason) like meter.parse."""
-    line = line.strip()
-    if len(line) > 40 or len(line) < 4 or line[0:1] != b"$" or line[-3:-2] != b"*":
-        raise ValueError("format")
-    body = line[1:-3]
-    try:
-        cs = int(line[-2:], 16)
-    except ValueError:
-        raise ValueError("format")
-    if checksum(body) != cs:
-        raise ValueError("checksum")
-    parts = body.split(b",")
+    parts = unframe(line, 40).split(b",")
     if parts[0] != b"RDSPD" or len(parts) != 3:
         raise ValueError("sentence")
     if parts[2] == b"V":

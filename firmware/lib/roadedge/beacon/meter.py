@@ -41,12 +41,11 @@ def flag_names(flags):
     return [n for bit, n in FLAG_NAMES if flags & bit]
 
 
-def parse(line):
-    """Decode one reply line (bytes). Returns (addr, mor_m or None, flags).
-    Raises ValueError("<reason>") with reason one of: format, checksum,
-    sentence, field, range."""
+def unframe(line, max_len):
+    """b'$BODY*HH' (surrounding space ignored) -> b'BODY', its checksum
+    verified. Raises ValueError("format") or ValueError("checksum")."""
     line = line.strip()
-    if len(line) > MAX_LINE or len(line) < 4 or line[0:1] != b"$" or line[-3:-2] != b"*":
+    if len(line) > max_len or len(line) < 4 or line[0:1] != b"$" or line[-3:-2] != b"*":
         raise ValueError("format")
     body = line[1:-3]
     try:
@@ -55,7 +54,14 @@ def parse(line):
         raise ValueError("format")
     if checksum(body) != cs:
         raise ValueError("checksum")
-    parts = body.split(b",")
+    return body
+
+
+def parse(line):
+    """Decode one reply line (bytes). Returns (addr, mor_m or None, flags).
+    Raises ValueError("<reason>") with reason one of: format, checksum,
+    sentence, field, range."""
+    parts = unframe(line, MAX_LINE).split(b",")
     if parts[0] != b"VMMOR":
         raise ValueError("sentence")
     if len(parts) != 4:
