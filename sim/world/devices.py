@@ -168,7 +168,7 @@ class SimTracker:
 
     def state(self, unix_s: float) -> dict:
         s = self.sos
-        return {"duty": "on", "incident": None, "sos": {"latched": s.latched, "id": s.id, "since": s.since},
+        return {"duty": "patrol", "incident": None, "sos": {"latched": s.latched, "id": s.id, "since": s.since},
                 "ign": True, "batt": 95, "fix": self.last_fix is not None, "tid": self.tid, "backlog": 0,
                 "dropped": 0, "ts": unix_s}
 
@@ -176,7 +176,7 @@ class SimTracker:
         r = record.from_fix(fix, self._seq(), 95, self.sos.latched, True, reason)
         self.out(f"owntracks/roadedge/{self.id}", record.owntracks_json(r, self.tid, True), 1, False)
         self.reports.append((t, fix.lat / 1e7, fix.lon / 1e7))
-        self.rep.reported(fix.unix, fix.lat, fix.lon, fix.speed_kmh10(), r.cog)
+        self.rep.reported(fix.unix, fix.lat, fix.lon, fix.speed_kmh10(), fix.course)  # as tracker/app.py: 0.01 deg
 
     def second(self, t: float) -> None:
         """One GNSS epoch (1 Hz)."""
@@ -197,7 +197,7 @@ class SimTracker:
     def press_sos(self, t: float, unix_s: float) -> None:
         self.sos.trigger(int(unix_s))
         ev = {"seq": self._seq(), "ts": unix_s, "type": "sos", "id": self.sos.id, "since": self.sos.since,
-              "duty": "on"}
+              "duty": "patrol"}
         f = self.last_fix
         if f is not None:
             ev["lat"] = float(record.e7_str(f.lat))
