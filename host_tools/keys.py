@@ -4,6 +4,7 @@ The secrets live outside git (see .gitignore) in a folder, by default
 `secrets/` at the repo root or $ROADEDGE_SECRETS:
 
     secrets/devices.json   {"<device id>": {"mqtt_password": "...", "command_key": "<hex>"}, ...}
+    (the whole layout, and the single-file form: host_tools/config/secrets.py)
 
 `roadedge provision` writes it; the controller, the dispatcher console and
 `roadedge command` read it to sign commands with the firmware's own
@@ -11,7 +12,6 @@ The secrets live outside git (see .gitignore) in a folder, by default
 """
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -66,17 +66,12 @@ class Keyring:
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None) -> Keyring:
-        d = secrets_dir(path)
-        f = d / "devices.json" if d.is_dir() or not d.suffix else d
-        if not f.exists():
-            return cls({}, f)
-        try:
-            data = json.loads(f.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{f}: not valid JSON ({e})") from e
-        if not isinstance(data, dict):
-            raise ValueError(f"{f}: expected an object of device id -> secrets")
-        return cls(data, f)
+        """The device secrets of a secrets folder or single file, read as
+        `roadedge provision` writes them (host_tools.config.secrets)."""
+        from host_tools.config.secrets import Secrets  # it imports secrets_dir from here
+
+        sec = Secrets.load(path)
+        return cls(sec.devices, sec.sources[0])
 
     def _entry(self, dev_id: str) -> dict:
         try:
