@@ -10,7 +10,6 @@ from __future__ import annotations
 import queue
 import ssl
 import threading
-import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -52,40 +51,26 @@ def credentials(secrets: Secrets | None, user: str | None, password: str | None)
 def connect(url: str, user: str | None = None, password: str | None = None, ca: str | Path | None = None,
             secrets: Secrets | None = None, timeout: float = 10.0, name: str = "tool") -> mqtt.Client:
     """A connected paho client (MQTT 3.1.1) with its network loop running; raise BrokerError with the reason."""
+    from host_tools.recording.mqttconn import NoConnack, Refused, connect_wait, make_client
+
     u = urlsplit(url)
     if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
         raise BrokerError(f"bad broker URL {url!r}: expected mqtt://host:port or mqtts://host:port")
-    port = u.port or (8883 if u.scheme == "mqtts" else 1883)
     user, password = credentials(secrets, user, password)
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"roadedge-{name}-{uuid.uuid4().hex[:8]}")
-    if user:
-        c.username_pw_set(user, password)
     if u.scheme == "mqtts":
         if ca is None and secrets is not None and secrets.root is not None:
             ca = secrets.root / "tls" / "ca.pem"
         if ca is None or not Path(ca).exists():
             raise BrokerError(f"mqtts:// needs the broker's CA certificate (--ca), not found: {ca}")
-        c.tls_set(ca_certs=str(ca), cert_reqs=ssl.CERT_REQUIRED)
-    done = threading.Event()
-    result: list = []
-
-    def on_connect(_c, _u, _f, rc, _p=None):
-        result.append(rc)
-        done.set()
-
-    c.on_connect = on_connect
+    c, b = make_client(url, f"roadedge-{name}", ca=str(ca) if ca else None, user=user, password=password)
     try:
-        c.connect(u.hostname, port, keepalive=30)
+        connect_wait(c, b, timeout=timeout)
+    except NoConnack:
+        raise BrokerError(f"no answer from the broker at {url} within {timeout:.0f}s") from None
+    except Refused as e:
+        raise BrokerError(f"broker at {url} refused {b.user or 'anonymous'}: {e}") from None
     except (OSError, ssl.SSLError) as e:
         raise BrokerError(f"cannot reach the broker at {url}: {e}") from None
-    c.loop_start()
-    if not done.wait(timeout):
-        c.loop_stop()
-        raise BrokerError(f"no answer from the broker at {url} within {timeout:.0f}s")
-    rc = result[0]
-    if rc != 0:
-        c.loop_stop()
-        raise BrokerError(f"broker at {url} refused {user or 'anonymous'}: {rc}")
     return c
 
 

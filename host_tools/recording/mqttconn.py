@@ -48,6 +48,14 @@ def make_client(url: str, prefix: str, protocol=mqtt.MQTTv311, ca: str | None = 
     return c, b
 
 
+class NoConnack(TimeoutError):
+    """The broker accepted the TCP connection but never answered CONNECT."""
+
+
+class Refused(ConnectionError):
+    """The broker answered CONNECT with a refusal (bad credentials, not authorised...)."""
+
+
 def connect_wait(c: mqtt.Client, b: BrokerURL, timeout: float = 10.0, keepalive: int = 30, **kw) -> None:
     """Connect, start the network loop and wait for CONNACK (raise on refusal or timeout)."""
     done, result = threading.Event(), {}
@@ -64,10 +72,10 @@ def connect_wait(c: mqtt.Client, b: BrokerURL, timeout: float = 10.0, keepalive:
     c.loop_start()
     if not done.wait(timeout):
         c.loop_stop()
-        raise TimeoutError(f"no CONNACK from {b.host}:{b.port} in {timeout}s")
+        raise NoConnack(f"no CONNACK from {b.host}:{b.port} in {timeout}s")
     if result["rc"].is_failure:
         c.loop_stop()
-        raise ConnectionError(f"broker refused connection: {result['rc']}")
+        raise Refused(f"broker refused connection: {result['rc']}")
     c.on_connect = prev
 
 
