@@ -33,18 +33,10 @@ def lib(tmp_path_factory) -> Path:
     return compiled_lib(tmp_path_factory.mktemp("lib"))
 
 
-def _passwd(path: Path, users: dict[str, str]) -> None:
-    path.write_text("")
-    for u, p in users.items():
-        subprocess.run(["mosquitto_passwd", "-b", str(path), u, p], check=True, capture_output=True)
-
-
 @pytest.fixture
 def secure_broker(tmp_path: Path):
     """Mosquitto with a password file: no anonymous clients."""
-    pw = tmp_path / "passwd"
-    _passwd(pw, {DEV: "dev-secret", "observer": "obs-secret"})
-    with Mosquitto(tmp_path / "mq", extra_conf=f"password_file {pw}\n") as b:
+    with Mosquitto(tmp_path / "mq", users={DEV: "dev-secret", "observer": "obs-secret"}) as b:
         yield b
 
 

@@ -48,12 +48,8 @@ def paho_client(port: int, cid: str, user=None, password=None, clean=True) -> mq
 
 @pytest.mark.parametrize("runtime", fw.RUNTIMES)
 def test_credentials_birth_will_commands_and_resubscribe(runtime, tmp_path, collector_factory, devices):
-    pw = tmp_path / "passwd"
-    for user, secret in (("dev1", "dev1-secret"), ("ops", "ops-secret")):
-        subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if not pw.exists() else []), str(pw), user, secret],
-                       check=True, capture_output=True)
     ka = 10  # the will must come within 1.5 x ka; generous so a loaded CI box does not flake
-    with Mosquitto(tmp_path / "mq", extra_conf=f"password_file {pw}\n") as broker:
+    with Mosquitto(tmp_path / "mq", users={"dev1": "dev1-secret", "ops": "ops-secret"}) as broker:
         # wrong password: refused by the broker, counted, no crash
         bad = devices(runtime, {"client": client_cfg(broker.port, user="dev1", password="nope"),
                                  "stats_every_ms": 200}, tmp_path, "bad")

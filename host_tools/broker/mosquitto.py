@@ -43,15 +43,23 @@ class Mosquitto:
     """A Mosquitto broker on 127.0.0.1.
 
     extra_conf: more lines for mosquitto.conf (password_file, acl_file,
-    TLS listener ...). With no password file the plain listener allows
+    TLS listener ...). users: {name: password} written to a password file
+    with mosquitto_passwd. With no password file the plain listener allows
     anonymous clients (test convenience only; shipped configs never do).
     """
 
     def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = "",
-                 allow_anonymous: bool | None = None, max_queued: int = 100000) -> None:
+                 allow_anonymous: bool | None = None, max_queued: int = 100000,
+                 users: dict[str, str] | None = None) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
+        if users:
+            pw = self.workdir / "passwd"
+            pw.write_text("")
+            for name, secret in users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(pw), name, secret], check=True, capture_output=True)
+            extra_conf = f"password_file {pw}\n" + extra_conf
         self.extra_conf = extra_conf
         if allow_anonymous is None:
             allow_anonymous = "password_file" not in extra_conf
