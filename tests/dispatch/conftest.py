@@ -12,7 +12,8 @@ from host_tools.dispatch.service import DispatchService
 from host_tools.dispatch.users import Users
 from host_tools.keys import Keyring
 
-from dispatch_support import CHROMIUM, CHROMIUM_ARGS, U_ROAD, Publisher
+from dispatch_support import U_ROAD, Publisher
+from support.browser import CHROMIUM, CHROMIUM_ARGS
 
 UNITS = ("trk-a", "trk-b", "trk-c")
 PASSWORDS = {"disp": ("dispatcher", "disp-pass-123"), "sup": ("supervisor", "sup-pass-1234"),

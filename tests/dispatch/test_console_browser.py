@@ -8,7 +8,8 @@ import pytest
 
 from host_tools.fw import ensure_firmware_importable
 
-from dispatch_support import location, login
+from dispatch_support import location
+from support.browser import login
 
 ensure_firmware_importable()
 from roadedge.core.auth import CommandAuth  # noqa: E402

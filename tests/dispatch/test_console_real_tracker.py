@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 
-from dispatch_support import login
+from support.browser import login
 
 from sim.devices import DeviceProcess, device_config, make_device_dir
 from sim.hw import HardwareServerThread

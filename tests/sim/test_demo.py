@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dispatch"))
-from dispatch_support import CHROMIUM, CHROMIUM_ARGS, login  # noqa: E402
+from support.browser import CHROMIUM, CHROMIUM_ARGS, login
 
-from host_tools.dispatch.assets import installed  # noqa: E402
+from host_tools.dispatch.assets import installed
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not installed(), reason="console assets missing: python -m host_tools.dispatch.assets")

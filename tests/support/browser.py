@@ -1,0 +1,22 @@
+"""Headless Chromium for console tests: Debian's chromium driven by Playwright (never
+`playwright install`, which downloads a browser and fails here)."""
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def login(browser, url: str, user: str, password: str):
+    # bypass_csp: only so the test may evaluate its own probes; the page itself runs under the CSP
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.fill("#login-user", user)
+    page.fill("#login-pass", password)
+    page.click("#login-btn")
+    page.wait_for_function("window.RE && window.RE.ready === true", timeout=10000)
+    page.wait_for_function("window.RE.live === true", timeout=10000)
+    return page, errors
