@@ -1,7 +1,6 @@
 """Shared fixtures: a real Mosquitto, the firmware runtimes, MQTT helpers."""
 from __future__ import annotations
 
-import json
 import queue
 import threading
 from pathlib import Path
@@ -91,7 +90,3 @@ def collector_factory():
     yield make
     for c in made:
         c.close()
-
-
-def jload(payload: bytes):
-    return json.loads(payload.decode())

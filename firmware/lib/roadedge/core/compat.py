@@ -69,23 +69,6 @@ else:
         return -1
 
 
-def wall_time():
-    """Seconds since 1970 from the runtime's RTC (may be unset on a board)."""
-    return time.time()
-
-
-def getenv(name, default=None):
-    """Environment lookup that works on the unix port and CPython; boards
-    have no environment and always get the default."""
-    try:
-        import os
-
-        v = os.getenv(name)  # type: ignore[attr-defined]
-    except Exception:
-        v = None
-    return default if v is None else v
-
-
 def gc_collect():
     try:
         import gc
