@@ -9,10 +9,9 @@
 # the in-process CPython simulator binds directly to a DeviceHW.
 import json
 import sys
-from binascii import hexlify, unhexlify
+from binascii import unhexlify
 
 from roadedge.core.compat import IS_MICROPYTHON, ThreadSafeFlag, const, ticks_diff, ticks_ms
-from roadedge.hal.edges import EdgeQueue
 from roadedge.hal.lines import LineSplitter
 
 try:
@@ -149,142 +148,6 @@ class SocketLink:
         self.closed = True
 
 
-def _names(cfg, key):
-    v = cfg.get(key) or {}
-    return v
-
-
-class _Out:
-    def __init__(self, hal, name):
-        self._hal = hal
-        self.name = name
-        self._v = 0
-
-    def value(self, v=None):
-        if v is None:
-            return self._v
-        v = 1 if v else 0
-        if v != self._v or not self._hal._said.get(self.name):
-            self._v = v
-            self._hal._said[self.name] = True
-            self._hal._send({"op": "out", "name": self.name, "v": v})
-        return v
-
-    def on(self):
-        self.value(1)
-
-    def off(self):
-        self.value(0)
-
-
-class _In:
-    def __init__(self, hal, name):
-        self._hal = hal
-        self.name = name
-
-    def value(self):
-        return self._hal._level(self.name)
-
-
-class _PWM:
-    def __init__(self, hal, name, freq):
-        self._hal = hal
-        self.name = name
-        self.freq = freq
-        self._d = None
-
-    def duty(self, x=None):
-        if x is None:
-            return self._d or 0.0
-        x = 0.0 if x < 0 else (1.0 if x > 1 else float(x))
-        if x != self._d:
-            self._d = x
-            self._hal._send({"op": "pwm", "name": self.name, "freq": self.freq, "duty": x})
-        return x
-
-
-class _ADC:
-    def __init__(self, hal, name):
-        self._hal = hal
-        self.name = name
-
-    def read_u16(self):
-        return self._hal._adc.get(self.name, 0)
-
-
-class _UART:
-    def __init__(self, hal, name, maxlen):
-        self._hal = hal
-        self.name = name
-        self._sp = LineSplitter(maxlen, 8)
-        self._flag = ThreadSafeFlag()
-
-    @property
-    def cut(self):
-        return self._sp.cut
-
-    @property
-    def dropped(self):
-        return self._sp.dropped
-
-    def _rx(self, data):
-        self._sp.feed(data)
-        self._flag.set()
-
-    async def readline(self):
-        while True:
-            line = self._sp.pop()
-            if line is not None:
-                return line
-            await self._flag.wait()
-
-    def write(self, data):
-        self._hal._send({"op": "uart", "name": self.name, "data": hexlify(data).decode()})
-        return len(data)
-
-
-class _SPI:
-    def __init__(self, hal, name):
-        self._hal = hal
-        self.name = name
-
-    def write(self, data):
-        self._hal._send({"op": "spi", "name": self.name, "data": hexlify(data).decode()})
-
-
-class _I2C:
-    # Register reads come from memory the host simulator pushed beforehand
-    # (reads stay synchronous, like machine.I2C); an absent device raises
-    # OSError as the real bus does.
-    def __init__(self, hal, name):
-        self._hal = hal
-        self.name = name
-
-    def writeto(self, addr, buf):
-        self._hal._send({"op": "i2c", "name": self.name, "addr": addr, "data": hexlify(buf).decode()})
-        return 1
-
-    def writeto_mem(self, addr, memaddr, buf):
-        self._hal._send({"op": "i2c", "name": self.name, "addr": addr, "reg": memaddr,
-                         "data": hexlify(buf).decode()})
-
-    def readfrom_mem(self, addr, memaddr, nbytes):
-        mem = self._hal._i2c.get("%s/%d/%d" % (self.name, addr, memaddr))
-        if mem is None:
-            raise OSError(19)  # ENODEV
-        return (mem + bytes(nbytes))[:nbytes]
-
-    def scan(self):
-        found = []
-        pre = self.name + "/"
-        for k in self._hal._i2c:
-            if k.startswith(pre):
-                a = int(k.split("/")[1])
-                if a not in found:
-                    found.append(a)
-        return sorted(found)
-
-
 class _WDT:
     def __init__(self, hal, timeout_ms):
         self._hal = hal
@@ -294,14 +157,20 @@ class _WDT:
         self._hal._send({"op": "feed"})
 
 
+def _io():
+    from roadedge.hal import sim_io
+
+    return sim_io
+
+
 class SimHAL:
     port = "sim"
 
     def __init__(self, cfg, link=None):
         self.cfg = cfg
         self.id = cfg.get("id", "?")
-        self._pins = _names(cfg, "pins")
-        self._uarts_cfg = _names(cfg, "uarts")
+        self._pins = cfg.get("pins") or {}
+        self._uarts_cfg = cfg.get("uarts") or {}
         self._inputs = {}
         self._pulls = {}
         self._adc = {}
@@ -383,7 +252,7 @@ class SimHAL:
     # -- HAL API
     def output(self, name):
         self._need(self._pins, name, "pin")
-        return _Out(self, name)
+        return _io().Out(self, name)
 
     def input(self, name, pull=None):
         self._need(self._pins, name, "pin")
@@ -391,37 +260,39 @@ class SimHAL:
             # an undriven pin with a pull-up reads 1, as on the board
             self._pulls[name] = 1
             self._send({"op": "pull", "name": name, "up": True})
-        return _In(self, name)
+        return _io().In(self, name)
 
     def _level(self, name):
         return self._inputs.get(name, self._pulls.get(name, 0))
 
     def edges(self, name, rising=True, falling=False, debounce_ms=0, capacity=16):
         self._need(self._pins, name, "pin")
+        from roadedge.hal.edges import EdgeQueue
+
         q = EdgeQueue(capacity, debounce_ms)
         self._edges.setdefault(name, []).append((q, rising, falling))
         return q
 
     def pwm(self, name, freq=1000):
         self._need(self._pins, name, "pin")
-        return _PWM(self, name, freq)
+        return _io().PWM(self, name, freq)
 
     def adc(self, name):
         self._need(self._pins, name, "pin")
-        return _ADC(self, name)
+        return _io().ADC(self, name)
 
     def uart(self, name, maxlen=128):
         self._need(self._uarts_cfg, name, "uart")
         u = self._uarts.get(name)
         if u is None:
-            u = self._uarts[name] = _UART(self, name, maxlen)
+            u = self._uarts[name] = _io().UART(self, name, maxlen)
         return u
 
     def spi(self, name):
-        return _SPI(self, name)
+        return _io().SPI(self, name)
 
     def i2c(self, name):
-        return _I2C(self, name)
+        return _io().I2C(self, name)
 
     def watchdog(self, timeout_ms):
         return _WDT(self, timeout_ms)
