@@ -49,15 +49,20 @@ Birth and will: `will` is registered in CONNECT; `birth` is published right
 after every CONNACK (before the resent backlog). close() publishes the will
 message itself before DISCONNECT, since a clean DISCONNECT suppresses it.
 
-Memory: fixed buffers allocated once (decoder body of max_packet, an encode
-buffer of max_packet, a 256-byte read chunk, queue and window slots); per
-message only the caller's payload and the topic bytes are held.
+Memory: fixed buffers allocated once (decoder body of max_packet, a 128-byte
+PUBLISH header buffer, a 256-byte read chunk, queue and window slots); per
+message only the caller's payload and the topic bytes are held. A PUBLISH
+goes out as its header then the caller's payload, never copied into a
+packet-sized buffer.
 """
 import asyncio
 import random
 
-from roadedge.core.compat import IS_MICROPYTHON, ticks_ms, ticks_diff, sleep_ms, gc_collect
+from roadedge.core.compat import IS_MICROPYTHON, const, ticks_ms, ticks_diff, sleep_ms, gc_collect
 from roadedge.mqtt import packet as pk
+
+
+_HEAD = const(128)  # PUBLISH header buffer: fixed header, topic and packet id
 
 
 def _wait_ms(aw, ms):
@@ -141,8 +146,7 @@ class MQTTClient:
         self._ack_max = 16
 
         self._dec = pk.Decoder(max_packet)
-        self._out = bytearray(max_packet)
-        self._outmv = memoryview(self._out)
+        self._head = memoryview(bytearray(_HEAD))
         self._chunk = bytearray(256)
         self._ackbuf = bytearray(4)
 
@@ -384,18 +388,23 @@ class MQTTClient:
             except Exception:  # noqa: BLE001 - closing a broken socket may fail either way
                 pass
 
-    async def _send(self, data):
+    async def _send(self, data, more=None):
+        """Write data (then `more`, if given) and wait until it is sent."""
         w = self._writer
         if w is None:
             raise _LinkDown("not connected")
         if IS_MICROPYTHON:
             w.write(data)
-            # Stream.write() sends at once what the socket takes; only a backlog
-            # needs the (allocating) timed drain.
+            if more:
+                w.write(more)
+            # Stream.write() sends at once what the socket takes (a backlog is
+            # copied); only a backlog needs the (allocating) timed drain.
             if getattr(w, "out_buf", b"x"):
                 await _wait_ms(w.drain(), self.write_timeout_ms)
         else:
             w.write(bytes(data))
+            if more:
+                w.write(bytes(more))
             await _wait_ms(w.drain(), self.write_timeout_ms)
         self._last_tx = ticks_ms()
 
@@ -477,8 +486,11 @@ class MQTTClient:
         return self._qlen > 0 and (self._q[self._qhead][2] == 0 or self._wlen < wcap)
 
     async def _send_publish(self, tb, payload, qos, retain, dup, pid):
-        n = pk.encode_publish(self._out, tb, payload, qos, retain, dup, pid)
-        await self._send(self._outmv[:n])
+        head = self._head
+        if len(tb) + 9 > _HEAD:  # 9 = fixed header + length + topic length + packet id
+            head = memoryview(bytearray(len(tb) + 9))  # a topic too long for the buffer: a one-off one
+        n = pk.publish_head(head, tb, len(payload), qos, retain, dup, pid)
+        await self._send(head[:n], payload)
 
     def _oldest_sent(self):
         win = self._win
