@@ -30,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="board config JSON (board 'sim') or a device folder holding config.json")
     b.add_argument("--broker", help="broker URL for every device (default: each config's broker.url)")
     b.add_argument("--runtime", choices=fw.RUNTIMES, default="micropython")
-    b.add_argument("--heap", help="MicroPython heap cap, e.g. 160K (default: the unix port's)")
+    b.add_argument("--heap", help="MicroPython heap cap, e.g. 96wK (a 96 KiB board's heap in 32-bit words) or 256K "
+                   "(bytes of this 64-bit build; default: the unix port's)")
     b.add_argument("--workdir", help="device folders go here (default: a temporary folder)")
     b.add_argument("--hw", default="127.0.0.1:0", help="hardware server address (default: a free local port)")
     b.add_argument("--secrets", help="secrets folder for !secret values (default: secrets/ or $ROADEDGE_SECRETS)")
