@@ -114,12 +114,20 @@ def test_device_credentials_birth_will_and_signed_commands(secure_broker, collec
             assert tele["ctr"]["cmd_ok"] >= 2 and tele["ctr"]["mqtt_connects"] >= 1 and tele["up_s"] >= 0
             assert tele["seq"] > 0 and tele["ts"] > 0
 
-            # simulated link loss: counted, logged over MQTT, re-joined
+            # simulated link loss: the client drops its session at once (the
+            # broker sends the will) and waits for the link; once it is back the
+            # device reconnects and what it logged meanwhile arrives
             hws.call(hws.server.device(DEV).set_net, False)
-            col.wait_for(lambda t, pl, r, q: t == f"re/{DEV}/log" and json.loads(pl)["msg"] == "network lost", 15)
+            col.wait_for(lambda t, pl, r, q: t == f"re/{DEV}/status" and pl == b"offline", 10)
+            with pytest.raises(TimeoutError):  # no session while the link is down
+                col.wait_for(lambda t, pl, r, q: t == f"re/{DEV}/status" and pl == b"online", 3)
             hws.call(hws.server.device(DEV).set_net, True)
+            col.wait_for(lambda t, pl, r, q: t == f"re/{DEV}/status" and pl == b"online", 15)
+            col.wait_for(lambda t, pl, r, q: t == f"re/{DEV}/log" and json.loads(pl)["msg"] == "network lost", 15)
             col.wait_for(lambda t, pl, r, q: t == f"re/{DEV}/log" and json.loads(pl)["msg"] == "network back", 15)
-            col.wait_for(lambda t, pl, r, q: t == f"re/{DEV}/tele" and json.loads(pl)["ctr"].get("net_lost") == 1, 15)
+            ctr = json.loads(col.wait_for(lambda t, pl, r, q: t == f"re/{DEV}/tele" and json.loads(pl)["ctr"].get(
+                "net_lost") == 1, 15)[1])["ctr"]
+            assert ctr["mqtt_link_down"] == 1 and ctr["mqtt_disconnects"] == 1, ctr
 
             # kill -9: the broker publishes the will within 1.5 x keepalive
             p.kill()

@@ -419,3 +419,38 @@ def test_qos1_dup_retransmit_and_in_order_resend_after_reconnect(runtime, tmp_pa
         dev.assert_no_traceback()
     finally:
         fake.close()
+
+
+def test_link_gate_drops_the_session_and_waits_for_the_link(mosquitto, collector_factory):
+    """set_link(False) (the device app saw its radio go down): the session is
+    dropped at once (the broker sends the will), no connection is tried while
+    the link is down, what is published meanwhile is kept and goes out after
+    set_link(True)."""
+    from roadedge.mqtt.client import MQTTClient
+
+    col = collector_factory(mosquitto.port, ["re/gate/#"])
+
+    async def scenario():
+        c = MQTTClient("gate", "127.0.0.1", mosquitto.port, keepalive=30, backoff_ms=(20, 100),
+                       will=("re/gate/status", b"offline", 1, True), birth=("re/gate/status", b"online", 1, True))
+        task = asyncio.create_task(c.run())
+        try:
+            assert await c.wait_connected(10000)
+            await asyncio.to_thread(col.wait_for, lambda t, pl, r, q: pl == b"online", 10)
+            c.set_link(False)
+            await asyncio.to_thread(col.wait_for, lambda t, pl, r, q: pl == b"offline", 10)
+            assert not c.is_connected()
+            assert c.publish("re/gate/data", b"while down", 1)
+            connects = c.stats["connects"]
+            assert not await c.wait_connected(1000)  # 50 backoff periods: it did not retry
+            assert c.stats["connects"] == connects and c.stats["conn_fail"] == 0
+            c.set_link(True)
+            assert await c.wait_connected(10000)
+            t, pl, _r, _q = await asyncio.to_thread(col.wait_for, lambda t, pl, r, q: t == "re/gate/data", 10)
+            assert pl == b"while down"
+            assert c.stats["link_down"] == 1 and c.stats["disconnects"] == 1
+        finally:
+            c.close()
+            await asyncio.wait_for(task, 10)
+
+    asyncio.run(scenario())

@@ -223,7 +223,9 @@ class Device:
 
     async def _network(self):
         """Join the network, run the MQTT client (it reconnects by itself), and
-        watch the link: a lost link is counted and re-joined."""
+        watch the link: a lost link is counted, the client told (it drops the
+        session and waits instead of retrying into a dead radio) and the link
+        re-joined."""
         await self._join()
         self.log.info("network up")
         if ON_BOARD and self.params["ntp"]:
@@ -237,10 +239,18 @@ class Device:
                 if not self.hal.net_ok():
                     self.count("net_lost")
                     self.log.warn("network lost")
+                    self._link(False)
                     await self._join()
+                    self._link(True)
                     self.log.info("network back")
         finally:
             t.cancel()
+
+    def _link(self, up):
+        """Tell the MQTT client the link is down/up (a test double may lack it)."""
+        fn = getattr(self.mqtt, "set_link", None)
+        if fn is not None:
+            fn(up)
 
     def stop(self, code=0):
         self.exit_code = code

@@ -29,6 +29,10 @@ Timings (keepalive k seconds, set in CONNECT):
   with jitter (the wait is a random point in the upper half of the step);
   it restarts from the bottom after a connection reached CONNACK.
 
+Link gate: the device app calls set_link(False) when its radio loses the
+network: the session is dropped at once (stats["link_down"]) and no
+connection is tried until set_link(True); the queue is kept.
+
 Outbound queue and drop policy (queue_size slots, shared by QoS 0 and 1,
 kept across reconnects, so messages published while offline go out later):
 1. queue not full: accepted (publish() returns True);
@@ -129,7 +133,7 @@ class MQTTClient:
         self.stats = {"connects": 0, "disconnects": 0, "conn_fail": 0, "refused_connack": 0,
                       "published": 0, "acked": 0, "dropped": 0, "evicted": 0, "refused": 0,
                       "too_large": 0, "retransmits": 0, "malformed": 0, "received": 0,
-                      "pings": 0, "cb_errors": 0, "sub_failed": 0, "errors": 0}
+                      "pings": 0, "cb_errors": 0, "sub_failed": 0, "errors": 0, "link_down": 0}
         self.last_error = ""
 
         # Outbound queue: ring of preallocated slots [topic bytes, payload, qos, retain].
@@ -156,6 +160,8 @@ class MQTTClient:
         self._space = asyncio.Event()
         self._up = asyncio.Event()
         self._stop = asyncio.Event()
+        self._link = asyncio.Event()  # the network link is up (set_link)
+        self._link.set()
         self._ack_room = asyncio.Event()
         self._writer = None
         self._reader_task = None
@@ -247,11 +253,31 @@ class MQTTClient:
         self._closed = True
         self._stop.set()
         self._wake.set()
+        self._link.set()
+
+    def set_link(self, up):
+        """The network link under the client went down or came back (the device
+        app watches the radio). Down: the session is dropped at once (the socket
+        is dead; waiting for the keepalive would only delay it) and no
+        connection is tried until the link is back; what is published
+        meanwhile stays queued."""
+        if up:
+            self._link.set()
+        elif self._link.is_set():
+            self._link.clear()
+            self.stats["link_down"] += 1
+            self._fail = _LinkDown("network link down")
+            self._wake.set()
+            self._got_connack.set()
 
     async def run(self):
         """Connection manager: connect, serve, reconnect with backoff, until close()."""
         self._attempt = 0
         while not self._closed:
+            if not self._link.is_set():
+                await self._link.wait()
+                self._attempt = 0  # a fresh link: start the backoff from the bottom
+                continue
             try:
                 await self._session()
             except asyncio.CancelledError:
