@@ -42,9 +42,11 @@ def make_device_dir(root: str | Path, cfg: dict, fresh: bool = False) -> Path:
 
 
 class DeviceProcess:
-    """One firmware process in its device folder; output goes to console.log there."""
+    """One firmware process in its device folder; output goes to console.log there.
+    heap: the MicroPython `-X heapsize` (default: a 96 KiB board's heap in this
+    build's words; None = the unix port's own default)."""
 
-    def __init__(self, folder: str | Path, runtime: str = "micropython", heap: str | None = "96K",
+    def __init__(self, folder: str | Path, runtime: str = "micropython", heap: str | None = "96wK",
                  lib: str | Path | None = None, env: dict[str, str] | None = None,
                  script: str | Path | None = None) -> None:
         self.folder = Path(folder)
