@@ -124,11 +124,10 @@ def main() -> int:
         f"`-X heapsize={HEAP}`. Heap figures are `gc.mem_alloc()` deltas on the 64-bit unix port (object "
         "headers and pointers are twice a board's size: expect roughly half on rp2/esp32); `import` is the "
         "bytecode of `packet` + `client` + asyncio loaded into RAM (zero when frozen into the board image), "
-        "`instance` is one client with `max_packet=4096` (its decoder's buffer; a PUBLISH goes out as a "
-        "128-byte header buffer then the payload). `stall` is the worst extra delay seen by a 10 ms "
-        "heartbeat task running beside the publisher (wall clock: includes the OS preempting the process on "
-        "this shared machine). Below the smallest heap the client does not crash: it drops the link on "
-        "MemoryError, collects and reconnects (`stats[\"errors\"]`, `last_error`).",
+        "`instance` is one client with `max_packet=4096` (two 4 KiB buffers of it). `stall` is the worst "
+        "extra delay seen by a 10 ms heartbeat task running beside the publisher (wall clock: includes the OS "
+        "preempting the process on this shared machine). Below the smallest heap the client does not crash: "
+        "it drops the link on MemoryError, collects and reconnects (`stats[\"errors\"]`, `last_error`).",
         "",
         "| runtime | QoS | msg/s | import B | instance B | heap retained after run B | stall ms |",
         "|---|---|---|---|---|---|---|",

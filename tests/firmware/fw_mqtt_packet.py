@@ -63,18 +63,6 @@ def test_publish_size_matches_encoding():
             assert n == pk.publish_size(3, pl, qos)
 
 
-def test_publish_head_then_payload_is_the_whole_packet():
-    # what the client sends: the header from a small buffer, then the payload as it is
-    whole = bytearray(400)
-    head = memoryview(bytearray(40))
-    for pl in (0, 5, 127, 300):
-        for qos, dup, retain in ((0, False, True), (1, True, False)):
-            payload = bytes(range(256))[:pl] if pl <= 256 else b"z" * pl
-            n = pk.encode_publish(whole, b"re/d/tele", payload, qos, retain, dup, 9 if qos else 0)
-            h = pk.publish_head(head, b"re/d/tele", pl, qos, retain, dup, 9 if qos else 0)
-            assert bytes(head[:h]) + payload == bytes(whole[:n])
-
-
 def test_publish_too_big_for_buffer():
     raises(pk.PacketTooLarge, pk.encode_publish, bytearray(20), b"topic", b"y" * 20)
 

@@ -96,22 +96,14 @@ def encode_publish(buf, topic, payload, qos=0, retain=False, dup=False, pid=0):
 
     topic and payload are bytes-like. Raises PacketTooLarge if it does not fit.
     """
+    tl = len(topic)
     pl = len(payload)
-    if publish_size(len(topic), pl, qos) > len(buf):
-        raise PacketTooLarge("publish of %d bytes exceeds buffer %d" % (publish_size(len(topic), pl, qos), len(buf)))
-    pos = publish_head(buf, topic, pl, qos, retain, dup, pid)
-    buf[pos:pos + pl] = payload
-    return pos + pl
-
-
-def publish_head(buf, topic, payload_len, qos=0, retain=False, dup=False, pid=0):
-    """Write a PUBLISH up to its payload (fixed header, topic, packet id) into
-    buf; returns its length. The payload follows on the wire as it is, so a
-    sender needs no buffer of the whole packet. buf must hold
-    publish_size(len(topic), 0, qos) + 3 bytes."""
+    rem = 2 + tl + (2 if qos else 0) + pl
+    total = 1 + varlen_size(rem) + rem
+    if total > len(buf):
+        raise PacketTooLarge("publish of %d bytes exceeds buffer %d" % (total, len(buf)))
     if qos not in (0, 1, 2):
         raise ValueError("qos must be 0, 1 or 2")
-    rem = 2 + len(topic) + (2 if qos else 0) + payload_len
     buf[0] = 0x30 | (0x08 if dup and qos else 0) | (qos << 1) | (1 if retain else 0)
     pos = put_varlen(buf, 1, rem)
     pos = _put_str(buf, pos, topic)
@@ -121,7 +113,8 @@ def publish_head(buf, topic, payload_len, qos=0, retain=False, dup=False, pid=0)
         buf[pos] = pid >> 8
         buf[pos + 1] = pid & 0xFF
         pos += 2
-    return pos
+    buf[pos:pos + pl] = payload
+    return pos + pl
 
 
 def encode_connect(client_id, keepalive=30, clean=True, user=None, password=None, will=None):
