@@ -344,8 +344,9 @@ def test_shipped_sim_board_configs_boot(name, mosquitto, collector_factory, lib,
     col = collector_factory(mosquitto.port, [f"re/{dev}/#"])
     with HardwareServerThread() as hws:
         cfg["sim"] = {"hw": hws.addr}
+        # Role devices need 180-196K of this build's heap (bench/heap), at or just past a board's 96wK.
         p = DeviceProcess(make_device_dir(tmp_path / "devices", cfg, fresh=True), "micropython",
-                          heap="256K", lib=lib).start()
+                          heap=HEAP if raw["role"] == "base" else "256K", lib=lib).start()
         try:
             col.wait_for(lambda t, pl, r, q: t == f"re/{dev}/status" and pl == b"online", 30)
             info = json.loads(col.wait_for(lambda t, pl, r, q: t == f"re/{dev}/info", 15)[1])
