@@ -48,3 +48,30 @@ class LineSplitter:
         if self._lines:
             return self._lines.pop(0)
         return None
+
+
+class LineReader:
+    """A UART as the roles see it: lines from a bounded LineSplitter (cut and
+    dropped counted there). Each port's UART feeds self._sp in _more()."""
+
+    def __init__(self, maxlen):
+        self._sp = LineSplitter(maxlen, 8)
+
+    @property
+    def cut(self):
+        return self._sp.cut
+
+    @property
+    def dropped(self):
+        return self._sp.dropped
+
+    async def readline(self):
+        while True:
+            line = self._sp.pop()
+            if line is not None:
+                return line
+            await self._more()
+
+    async def _more(self):
+        """Wait until more bytes have been fed to self._sp (the port's part)."""
+        raise NotImplementedError

@@ -4,7 +4,7 @@
 # from cfg["pins"], cfg["uarts"], cfg["spi"], cfg["i2c"].
 from roadedge.core.compat import sleep_ms, ticks_diff, ticks_ms
 from roadedge.hal.edges import EdgeQueue
-from roadedge.hal.lines import LineSplitter
+from roadedge.hal.lines import LineReader
 
 try:
     import asyncio
@@ -48,28 +48,16 @@ class _SPI:
             cs.value(1)
 
 
-class _UART:
+class _UART(LineReader):
     def __init__(self, uart, maxlen):
+        super().__init__(maxlen)
         self._u = uart
         self._s = asyncio.StreamReader(uart)  # type: ignore[call-arg]
-        self._sp = LineSplitter(maxlen, 8)
 
-    @property
-    def cut(self):
-        return self._sp.cut
-
-    @property
-    def dropped(self):
-        return self._sp.dropped
-
-    async def readline(self):
-        while True:
-            line = self._sp.pop()
-            if line is not None:
-                return line
-            d = await self._s.read(64)
-            if d:
-                self._sp.feed(d)
+    async def _more(self):
+        d = await self._s.read(64)
+        if d:
+            self._sp.feed(d)
 
     def write(self, data):
         return self._u.write(data)

@@ -5,7 +5,7 @@
 from binascii import hexlify
 
 from roadedge.core.compat import ThreadSafeFlag
-from roadedge.hal.lines import LineSplitter
+from roadedge.hal.lines import LineReader
 
 
 class Out:
@@ -66,31 +66,19 @@ class ADC:
         return self._hal._adc.get(self.name, 0)
 
 
-class UART:
+class UART(LineReader):
     def __init__(self, hal, name, maxlen):
+        super().__init__(maxlen)
         self._hal = hal
         self.name = name
-        self._sp = LineSplitter(maxlen, 8)
         self._flag = ThreadSafeFlag()
-
-    @property
-    def cut(self):
-        return self._sp.cut
-
-    @property
-    def dropped(self):
-        return self._sp.dropped
 
     def _rx(self, data):
         self._sp.feed(data)
         self._flag.set()
 
-    async def readline(self):
-        while True:
-            line = self._sp.pop()
-            if line is not None:
-                return line
-            await self._flag.wait()
+    async def _more(self):
+        await self._flag.wait()
 
     def write(self, data):
         self._hal._send({"op": "uart", "name": self.name, "data": hexlify(data).decode()})
