@@ -469,24 +469,17 @@ class Device:
         self._shut = True
         m = self.mqtt
         me = asyncio.current_task() if hasattr(asyncio, "current_task") else None
+        tasks = [t for t in self._tasks if t is not me]
         if m is not None:
             m.close()
-            # give the client up to 2 s to send its farewell and DISCONNECT
             mt = self._mqtt_task
-            if mt is not None and m.is_connected():
-                try:
-                    await asyncio.wait_for(mt, 2)
-                except BaseException:
-                    pass
-        for t in self._tasks:
-            if t is not me:
-                t.cancel()
-        for t in self._tasks:
-            if t is not me:
-                try:
-                    await t
-                except BaseException:  # cancelled or crashed: either way it is done
-                    pass
+            if mt is not None:
+                if m.is_connected():  # up to 2 s for its farewell and DISCONNECT
+                    await _settle((mt,), 2000)
+                tasks.append(mt)
+        for t in tasks:
+            t.cancel()
+        await _settle(tasks, 1000)
         self._tasks = []
         close = getattr(self.hal, "close", None)
         if close:
@@ -494,6 +487,20 @@ class Device:
                 close()
             except Exception:
                 pass
+
+
+async def _settle(tasks, ms):
+    """Wait up to ms for tasks to be done, by polling. Not `await task` nor
+    wait_for(task): after Ctrl-C has broken out of the unix port's event loop,
+    shutdown runs in a new asyncio.run() and either can wait forever there."""
+    t0 = ticks_ms()
+    while ticks_diff(ticks_ms(), t0) < ms:
+        for t in tasks:
+            if not t.done():
+                break
+        else:
+            return
+        await sleep_ms(20)
 
 
 async def _ntp(dev):
