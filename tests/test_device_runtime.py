@@ -344,7 +344,7 @@ def test_shipped_sim_board_configs_boot(name, mosquitto, collector_factory, lib,
     col = collector_factory(mosquitto.port, [f"re/{dev}/#"])
     with HardwareServerThread() as hws:
         cfg["sim"] = {"hw": hws.addr}
-        # Role devices need 180-196K of this build's heap (bench/heap), at or just past a board's 96wK.
+        # Role devices need 172-184K of this build's heap (bench/heap): inside a board's 96wK, not by much.
         p = DeviceProcess(make_device_dir(tmp_path / "devices", cfg, fresh=True), "micropython",
                           heap=HEAP if raw["role"] == "base" else "256K", lib=lib).start()
         try:

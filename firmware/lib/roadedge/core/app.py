@@ -529,6 +529,7 @@ async def _ntp(dev):
 def _start_role(dev):
     if dev.role == "base":
         return
+    gc_collect()  # the role import is the biggest burst of allocations after boot: give it a collected heap
     mod = __import__("roadedge." + dev.role + ".app", None, None, ["start"])
     r = mod.start(dev)
     if r is not None and hasattr(r, "send"):
