@@ -10,6 +10,7 @@ import pytest
 
 from host_tools import fw
 from host_tools.broker.mosquitto import Mosquitto
+from support.waiting import first_from
 
 fw.ensure_firmware_importable()
 
@@ -59,19 +60,7 @@ class Collector:
 
     def wait_for(self, pred, timeout: float = 10.0):
         """Return the first (topic, payload, retain, qos) with pred(...) true."""
-        import time
-
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("no matching message")
-            try:
-                m = self.q.get(timeout=left)
-            except queue.Empty:
-                raise TimeoutError("no matching message") from None
-            if pred(*m):
-                return m
+        return first_from(self.q, lambda m: pred(*m), timeout)
 
     def close(self) -> None:
         self.c.loop_stop()

@@ -19,6 +19,7 @@ import paho.mqtt.client as mqtt
 from host_tools import fw
 from sim.hw.server import HardwareServer
 from sim.peripherals.sign_io import SignIO
+from support.waiting import first_from
 
 fw.ensure_firmware_importable()
 from roadedge.core.auth import sign_command  # noqa: E402
@@ -82,17 +83,10 @@ class Watch:
 
     def wait_for(self, topic: str, pred, timeout: float = 30.0):
         """First message on topic (from now, queued ones included) with pred(obj) true."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"no message on {topic} matching; last: {self.last.get(topic)!r}")
-            try:
-                t, obj, at = self.q.get(timeout=left)
-            except queue.Empty:
-                continue
-            if t == topic and pred(obj):
-                return obj
+        try:
+            return first_from(self.q, lambda m: m[0] == topic and pred(m[1]), timeout)[1]
+        except TimeoutError:
+            raise TimeoutError(f"no message on {topic} matching; last: {self.last.get(topic)!r}") from None
 
     def wait_state(self, topic: str, pred, timeout: float = 30.0):
         """Until the latest value on topic satisfies pred (it may already)."""

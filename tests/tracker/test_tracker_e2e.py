@@ -23,6 +23,7 @@ from sim.devices import DeviceProcess, compiled_lib, device_config, make_device_
 from sim.hw import HardwareServerThread
 from sim.peripherals import gnss
 from sim.peripherals.tracker_io import TrackerIO
+from support.waiting import first_from
 
 DEV = "ic-e2e-07"
 KEY = bytes(range(32))
@@ -59,18 +60,8 @@ class PersistentCollector:
             for t, p in self.seen[since:]:
                 if pred(t, p):
                     return t, json.loads(p) if p[:1] == b"{" else p
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("no matching message")
-            try:
-                t, p = self.q.get(timeout=left)
-            except queue.Empty:
-                raise TimeoutError("no matching message") from None
-            self.seen.append((t, p))
-            if pred(t, p):
-                return t, json.loads(p) if p[:1] == b"{" else p
+        t, p = first_from(self.q, lambda m: pred(*m), timeout, seen=self.seen)
+        return t, json.loads(p) if p[:1] == b"{" else p
 
     def close(self):
         self.c.loop_stop()
