@@ -60,9 +60,11 @@ class Signer:
 
 
 class Keyring:
-    def __init__(self, devices: dict[str, dict], path: Path | None = None) -> None:
+    def __init__(self, devices: dict[str, dict], path: Path | None = None, operator_key: str | None = None) -> None:
         self.devices = devices
         self.path = path
+        # signs operator actions (re/ctl/<zone>/op): shared by the console and the controller only
+        self.operator_key = operator_key
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None) -> Keyring:
@@ -71,7 +73,8 @@ class Keyring:
         from host_tools.config.secrets import Secrets  # it imports secrets_dir from here
 
         sec = Secrets.load(path)
-        return cls(sec.devices, sec.sources[0])
+        ctl = sec.services.get("controller")
+        return cls(sec.devices, sec.sources[0], ctl.get("operator_key") if isinstance(ctl, dict) else None)
 
     def _entry(self, dev_id: str) -> dict:
         try:
@@ -87,3 +90,16 @@ class Keyring:
 
     def signer(self, dev_id: str) -> Signer:
         return Signer(dev_id, self.command_key(dev_id))
+
+    def operator_signer(self, zone: str) -> Signer:
+        """Signs operator actions for one zone's controller: the device command scheme, with the
+        controller's `operator_key` and `ctl/<zone>` as the device id (so an action for one zone
+        never verifies at another)."""
+        if not self.operator_key:
+            raise UnknownDevice(f"no controller operator_key in the secrets ({self.path}): run `roadedge provision`")
+        return Signer(operator_id(zone), bytes.fromhex(self.operator_key))
+
+
+def operator_id(zone: str) -> str:
+    """The device id operator actions for a zone are signed for."""
+    return f"ctl/{zone}"

@@ -1,10 +1,13 @@
 """`roadedge controller`: run the fog-zone variable speed-limit controller for one zone.
 
 It listens to the visibility the beacons (and signs with their own meter) report, runs the pure
-decision core (`controller.policy`) every interval, sends signed `set_limit` commands and periodic
-signed heartbeats to the signs, takes operator actions on `re/ctl/<zone>/op`, publishes its view
-retained on `re/ctl/<zone>/state`, publishes the broker time beacon on `re/sys/time`, and writes
-every decision and human action to the SQLite audit log.
+decision core (`controller.policy`) on every report and once a second, sends signed `set_limit`
+commands and periodic signed heartbeats to the signs, takes signed operator actions on
+`re/ctl/<zone>/op` (the device command scheme with the console's operator key: forged, replayed,
+expired or malformed ones are refused and counted), publishes its view retained on
+`re/ctl/<zone>/state`, publishes the broker time beacon on `re/sys/time`, and writes every decision
+and human action to the SQLite audit log. A supervisor restarts the MQTT network thread if it dies,
+and says so in the state.
 """
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ from host_tools.controller.zone import ZoneConfig, ZoneConfigError
 
 RESEND_MIN_S = 5.0  # at most one re-send of the commanded limit per sign this often
 TIME_BEACON_S = 10.0
+TICK_S = 1.0  # timers (confirmation, release, approve timeout, staleness) are judged this often
+OP_MAX_BYTES = 2048  # the signed-command size limit of roadedge.core.auth
 VIS_KEYS = ("vis_m",)  # the beacons' (and signs') visibility field in state / tele / event
 
 
@@ -67,13 +72,32 @@ def sign_payload(keyring, sign: str, cmd: str, args: dict, ttl_s: int) -> bytes:
     return keyring.signer(sign).sign(cmd, args, ttl_s)
 
 
+def set_limit_args(cfg: ZoneConfig, limit: int, legend: str, hold: bool) -> dict:
+    """The set_limit arguments for a decision (shared with the simulator, which runs this controller)."""
+    args = {"limit": limit, "legend": legend, "priority": cfg.priority, "duration_s": cfg.duration_s}
+    if hold:
+        args["hold"] = True  # a supervisor's hold: the sign's own fallback never shows more
+    return args
+
+
+def operator_auth(keyring, zone: str, state_path: str):
+    """The verifier of signed operator actions (the firmware's CommandAuth, replay counter persisted),
+    or None when no operator key is configured: then every action is refused (fail closed)."""
+    from roadedge.core.auth import CommandAuth
+
+    from host_tools.keys import operator_id
+
+    key = getattr(keyring, "operator_key", None)
+    return CommandAuth(key, operator_id(zone), state_path) if key else None
+
+
 class Controller:
     """The I/O shell around ZonePolicy: MQTT in/out, signing, audit, timers.
 
     `client` is a connected paho client (network loop running); `now` is injectable for tests."""
 
     def __init__(self, cfg: ZoneConfig, client, keyring, audit: Audit, mode: str = "automatic",
-                 time_beacon: bool = True, now=time.time, out=None) -> None:
+                 time_beacon: bool = True, now=time.time, out=None, op_auth=None) -> None:
         self.cfg = cfg
         self.client = client
         self.keyring = keyring
@@ -88,7 +112,10 @@ class Controller:
         self.sources = {src for s in cfg.signs for src in s.sources}
         self.last_resend: dict[str, float] = {}
         self.sent: dict[str, dict] = {}  # sign -> {ctr-less record of the last command}
-        self.stats = {"commands": 0, "heartbeats": 0, "resends": 0, "acks_bad": 0, "vis": 0, "ops": 0}
+        self.op_auth = op_auth
+        self.stats = {"commands": 0, "heartbeats": 0, "resends": 0, "acks_bad": 0, "vis": 0, "ops": 0,
+                      "ops_accepted": 0, "ops_rejected": {}, "vis_rejected": 0, "msg_errors": 0,
+                      "thread_restarts": 0}
         self.stop_ev = threading.Event()
         self.saved: dict[str, tuple] = {}
         for sid, (commanded, hold) in audit.standing().items():
@@ -111,21 +138,36 @@ class Controller:
         self.client.on_message = lambda _c, _u, m: self.on_message(m.topic, bytes(m.payload), bool(m.retain))
 
     def on_message(self, topic: str, payload: bytes, retained: bool = False) -> None:
+        """Never raises: a message the code did not foresee is counted and audited, and the network
+        thread that called us keeps running."""
+        try:
+            self._on_message(topic, payload, retained)
+        except Exception as e:  # noqa: BLE001 - nothing a message contains may stop the controller
+            self.stats["msg_errors"] += 1
+            try:
+                self.audit.write("error", f"message on {topic[:100]} not handled: {type(e).__name__}: {e}"[:500],
+                                 mode=self.policy.mode)
+            except Exception:  # noqa: BLE001 - the audit itself failing must not kill the thread either
+                pass
+
+    def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        if topic == self.op_topic:
+            with self.lock:
+                self.operator(payload, retained)
+            return
         try:
             obj = json.loads(payload.decode())
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             obj = None
         with self.lock:
-            if topic == self.op_topic:
-                self.operator(obj, retained)
-                return
             parts = topic.split("/")
             if len(parts) != 3 or parts[0] != "re" or not isinstance(obj, dict):
                 return
             dev, kind = parts[1], parts[2]
             now = self.now()
-            if dev in self.sources and kind in ("state", "tele", "event"):
-                self._visibility(dev, obj, retained, now)
+            if dev in self.sources and kind in ("state", "tele", "event") and self._visibility(dev, obj, retained, now):
+                self.apply(self.policy.update(now))  # decide on every report: tightening is never kept waiting
+                self.publish_state()
             if dev in self.sign_ids and kind == "state":
                 self.policy.sign_state(dev, obj)
                 self._maybe_resend(dev, now)
@@ -136,19 +178,22 @@ class Controller:
                     self.audit.write("ack", f"sign rejected {obj.get('cmd')}: {obj.get('code')} {obj.get('detail')}",
                                      sign=dev, mode=self.policy.mode, inputs=obj)
 
-    def _visibility(self, dev: str, obj: dict, retained: bool, now: float) -> None:
+    def _visibility(self, dev: str, obj: dict, retained: bool, now: float) -> bool:
         v = next((obj[k] for k in VIS_KEYS if k in obj), None)
         if v is None:
-            return
+            return False
         ts = obj.get("ts")
         at = now
         if retained:
             # a retained report may be old: trust it only with a plausible timestamp
-            if not isinstance(ts, (int, float)) or ts <= 0 or ts > now + 5:
-                return
+            if not isinstance(ts, (int, float)) or isinstance(ts, bool) or ts <= 0 or ts > now + 5:
+                return False
             at = float(ts)
         if self.policy.visibility(dev, v, at):
             self.stats["vis"] += 1
+            return True
+        self.stats["vis_rejected"] += 1
+        return False
 
     # ---- actions
     def _send(self, sign: str, limit: int | None, legend: str, why: str, action: str = "send") -> None:
@@ -156,8 +201,8 @@ class Controller:
         if limit is None:
             cmd, args = "clear", {}
         else:
-            cmd, args = "set_limit", {"limit": limit, "legend": legend, "priority": cfg.priority,
-                                      "duration_s": cfg.duration_s}
+            s = self.policy.by_id.get(sign)
+            cmd, args = "set_limit", set_limit_args(cfg, limit, legend, s is not None and s.hold == limit)
             face = self.faces.get(sign)
             if face:
                 args["check"] = face_check(face, limit, legend)
@@ -198,19 +243,38 @@ class Controller:
             if d.command and d.sign:
                 self._send(d.sign, d.limit, d.legend, d.why)
 
-    def operator(self, op, retained: bool = False) -> None:
-        if retained:
-            return  # an old action left on the broker is not a person acting now
+    def _reject_op(self, code: str, why: str, raw: bytes) -> None:
+        r = self.stats["ops_rejected"]
+        r[code] = r.get(code, 0) + 1
+        self.audit.write("refused", f"operator action rejected ({code}): {why}", who="?", mode=self.policy.mode,
+                         inputs={"code": code, "bytes": len(raw), "head": raw[:120].decode("utf-8", "replace")})
+        self.publish_state()
+
+    def operator(self, payload: bytes, retained: bool = False) -> None:
+        """A signed operator action. Accepted only with the console's signature (which carries the user
+        and the role of its verified session), a fresh counter and expiry; everything else is counted."""
         self.stats["ops"] += 1
-        user = op.get("user") if isinstance(op, dict) else None
-        role = op.get("role") if isinstance(op, dict) else None
-        self.audit.write("op", f"operator action {json.dumps(op, default=str)[:500]}", who=str(user or "?"),
-                         role=role if isinstance(role, str) else None, mode=self.policy.mode,
-                         inputs=op if isinstance(op, dict) else {"raw": str(op)[:200]})
+        if retained:
+            return self._reject_op("retained", "an old action left on the broker is not a person acting now",
+                                   payload)
+        if len(payload) > OP_MAX_BYTES:
+            return self._reject_op("too_big", f"{len(payload)} bytes", payload)
+        if self.op_auth is None:
+            return self._reject_op("no_key", "no operator key configured: operator actions are refused", payload)
+        code, body = self.op_auth.check("op", payload, self.now())
+        if code != "ok":
+            return self._reject_op(code, "signature, counter, expiry or zone do not verify", payload)
+        op = body["args"]
+        user, role = op.get("user"), op.get("role")
+        self.stats["ops_accepted"] += 1
+        self.audit.write("op", f"operator action {json.dumps(op, default=str)[:500]}", who=str(user or "?")[:64],
+                         role=role[:32] if isinstance(role, str) else None, mode=self.policy.mode,
+                         inputs={"op": op, "ctr": body["ctr"]})
         ds = self.policy.operator(op)
         for d in ds:
             if d.kind == "refused":
-                d.who = str(user or "?")
+                r = self.stats["ops_rejected"]
+                r["refused"] = r.get("refused", 0) + 1
         self.apply(ds)
         self.publish_state()
 
@@ -244,6 +308,7 @@ class Controller:
         self._persist()
         snap = self.policy.snapshot(self.now())
         snap["closure"] = [s["id"] for s in snap["signs"] if s["closure"]]
+        snap["stats"] = json.loads(json.dumps(self.stats))
         self.client.publish(self.state_topic, json.dumps(snap), qos=1, retain=True)
         if self.out is not None:
             self.out(snap)
@@ -252,6 +317,19 @@ class Controller:
         if self.time_beacon:
             self.client.publish("re/sys/time", json.dumps({"t": int(self.now() * 1000)}), qos=0)
 
+    def supervise(self) -> None:
+        """Restart the MQTT network thread if it died (it should not: on_message never raises), audited
+        and counted in the state, so a zone never goes deaf while its heartbeats still go out."""
+        t = getattr(self.client, "_thread", None)
+        if t is None or t.is_alive() or self.stop_ev.is_set():
+            return
+        self.stats["thread_restarts"] += 1
+        self.audit.write("restart", "MQTT network thread had died: restarted", mode=self.policy.mode,
+                         inputs={"restarts": self.stats["thread_restarts"]})
+        self.client._thread = None
+        self.client.loop_start()
+        self.publish_state()
+
     # ---- main loop (wall clock)
     def run(self) -> None:
         cfg = self.cfg
@@ -259,17 +337,18 @@ class Controller:
                          inputs={"zone": cfg.zone, "signs": [s.id for s in cfg.signs], "params": cfg.params,
                                  "standing": {k: list(v) for k, v in self.saved.items()}})
         self.time_tick()
-        next_upd = time.monotonic() + min(cfg.interval_s, 2.0)  # first decision once retained state is in
+        next_upd = time.monotonic() + 2.0  # first decision once retained state is in
         next_hb = time.monotonic()
         next_time = time.monotonic() + TIME_BEACON_S
         while not self.stop_ev.is_set():
             t = time.monotonic()
+            self.supervise()
             if t >= next_hb:
                 self.heartbeats()
                 next_hb = t + cfg.heartbeat_s
             if t >= next_upd:
                 self.update()
-                next_upd = t + cfg.interval_s
+                next_upd = t + TICK_S
             if t >= next_time:
                 self.time_tick()
                 next_time = t + TIME_BEACON_S
@@ -327,7 +406,11 @@ def run(args) -> int:
         return 1
     audit = Audit(args.db, cfg.zone)
     out = None if args.quiet or not sys.stdout.isatty() else _live(Console())
-    ctl = Controller(cfg, client, keyring, audit, args.mode, time_beacon=not args.no_time_beacon, out=out)
+    op_auth = operator_auth(keyring, cfg.zone, str(args.db) + ".op-counter.json")
+    if op_auth is None:
+        err.print("[yellow]no controller operator_key in the secrets: operator actions will be refused[/]")
+    ctl = Controller(cfg, client, keyring, audit, args.mode, time_beacon=not args.no_time_beacon, out=out,
+                     op_auth=op_auth)
     signal.signal(signal.SIGTERM, lambda *_: ctl.stop_ev.set())
     try:
         ctl.subscribe()

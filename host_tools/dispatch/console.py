@@ -276,11 +276,21 @@ class Console:
         if action == "manual" and (isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 150):
             self.audit(sess, "sign_op", target, detail, "refused: bad limit")
             raise Refused(400, "manual needs an integer limit (0 = blank)")
+        # the role comes from the verified session and travels signed: the controller trusts nothing else
         op = {"action": action, "sign": sign, "limit": limit, "user": sess["user"], "role": sess["role"],
               "reason": str(reason or "")[:200], "ts": time.time()}
         if action == "mode":
             op["mode"] = str(limit or "")
-        self.publish(f"re/ctl/{zone}/op", json.dumps(op).encode(), 1)
+        if self.keyring is None:
+            raise Refused(503, "no keys loaded (--keys): cannot sign operator actions")
+        from host_tools.keys import UnknownDevice
+
+        try:
+            payload = self.keyring.operator_signer(zone).sign("op", op, 30)
+        except UnknownDevice as e:
+            self.audit(sess, "sign_op", target, detail, f"failed: {e}")
+            raise Refused(409, str(e)) from None
+        self.publish(f"re/ctl/{zone}/op", payload, 1)
         self.audit(sess, "sign_op", target, detail, "sent to controller")
         return {"ok": True}
 

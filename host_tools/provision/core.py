@@ -56,6 +56,8 @@ def provision(secrets: Secrets, devices: list[str] = (), rotate: bool = False, r
             res.removed.append(dev)
     for svc in acl.SERVICE_ROLES:
         secrets.services.setdefault(svc, {"mqtt_password": passwd.new_password(), "role": svc})
+    # the key the console signs operator actions with and the controller verifies them by
+    secrets.services["controller"].setdefault("operator_key", passwd.new_command_key())
     secrets.save()
 
     out = Path(out)

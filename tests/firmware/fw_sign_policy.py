@@ -220,3 +220,63 @@ def test_fuzz_never_raises():
             continue
         lim, leg = p.shown()
         assert p.allowed(lim) and leg in p.legends
+
+
+def test_a_supervisors_hold_caps_every_fallback():
+    # held at 20 by a veto, then cut off: its own meter reads 150 m (Art. 81: 60) and later clear air
+    p = booted()
+    assert p.set_limit(0, cmd(20, legend="FOG", hold=True)) == ("ok", None)
+    assert p.held == 20
+    for t in range(10, 160, 10):
+        p.set_visibility(t * S, 150)
+        p.tick(t * S)
+    assert p.source == "autonomous" and p.shown() == (20, "FOG")
+    p.set_visibility(170 * S, 1000)
+    p.tick(170 * S)
+    assert p.source == "commLoss" and p.shown() == (20, "FOG")  # not blank: the person's decision stands
+    # a configured comm-loss limit above the hold is capped too
+    q = booted({"comm_loss_msg": 60, "autonomy": False})
+    q.set_limit(0, cmd(40, hold=True))
+    q.tick(200 * S)
+    assert q.shown() == (40, "")
+    # a later command without the hold flag releases it
+    q.set_limit(201 * S, cmd(80))
+    assert q.held is None
+
+
+def test_visibility_ages_survive_the_tick_wrap():
+    from roadedge.core.compat import ticks_add
+
+    p = booted()
+    p.set_limit(0, cmd(100))
+    p.set_visibility(1 * S, 40)
+    # without contact for 6.2 days the age reads negative after the wrap: the reading must stay old
+    half = (1 << 29)
+    for k in range(1, 40):
+        p.tick(ticks_add(1 * S, k * (half // 20)))
+    assert p.state(ticks_add(1 * S, half + 1000))["vis_m"] is None and p.shown() == (None, "")
+    assert p.worst_vis(ticks_add(1 * S, 2 * half - 5 * S)) is None
+
+
+def test_readings_outside_0_to_20000_m_are_rejected_and_counted():
+    p = booted()
+    for bad in (-1, 20001, 1e9, "100", None, True):
+        assert p.set_visibility(0, bad) is False
+    assert p.vis_rejected == 6 and p.vis is None
+    assert p.set_visibility(0, 20000) and p.set_visibility(0, 0)
+
+
+def test_a_blind_sign_takes_the_worst_neighbour_reading():
+    p = booted()
+    p.set_limit(0, cmd(100))
+    for t in range(10, 160, 10):
+        p.set_neighbour_visibility(t * S, "bcn-a", 150)
+        p.set_neighbour_visibility(t * S, "bcn-b", 80)
+        p.tick(t * S)
+    assert p.source == "autonomous" and p.shown() == (40, "FOG")
+    p.set_visibility(160 * S, 180)  # its own meter back: it wins
+    p.tick(160 * S)
+    assert p.shown() == (60, "FOG")
+    for i in range(20):  # bounded
+        p.set_neighbour_visibility(161 * S, "n%d" % i, 500)
+    assert len(p.nb_vis) <= 8

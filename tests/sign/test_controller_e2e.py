@@ -11,7 +11,7 @@ import pytest
 
 from vsl_rig import Rig
 
-ZONE = {"zone": "g15-k10-n", "interval_s": 1, "persist": 2, "heartbeat_s": 1,
+ZONE = {"zone": "g15-k10-n", "interval_s": 1, "confirm_s": 1, "relax_s": 2, "heartbeat_s": 1,
         "signs": [{"id": "vsl-1", "km": 10.0, "sources": ["bcn-up"]},
                   {"id": "vsl-2", "km": 10.5, "sources": ["bcn-fog"]},
                   {"id": "vsl-3", "km": 11.0, "sources": ["bcn-fog"]}]}
@@ -51,7 +51,7 @@ def faces(rig, want, timeout=40):
 
 
 def op(rig, **kw):
-    rig.watch.publish(f"{CTL}/op", kw)
+    rig.op("g15-k10-n", **kw)
 
 
 def test_controller_drives_the_section_with_operators_in_the_loop(rig):
@@ -63,7 +63,7 @@ def test_controller_drives_the_section_with_operators_in_the_loop(rig):
         for s in signs:
             rig.watch.wait_state(f"re/{s.id}/state", lambda o: o["source"] == "central" and o["limit"] == 100)
 
-        # fog over the downstream signs: they step down one step at a time, the upstream sign tapers in
+        # fog over the downstream signs: they go straight to the Art. 81 limit, the upstream sign one step above
         beacons.vis["bcn-fog"] = 80
         faces(rig, {"vsl-1": (60, "FOG"), "vsl-2": (40, "FOG"), "vsl-3": (40, "FOG")})
         st = rig.watch.wait_state(f"{CTL}/state", lambda o: [s["displayed"] for s in o["signs"]] == [60, 40, 40])

@@ -26,6 +26,7 @@ from roadedge.core.auth import sign_command  # noqa: E402
 
 REPO = fw.REPO
 
+OPERATOR_KEY = "c3" * 32  # the console's and the controller's shared operator-action key
 
 class HwThread:
     """The HardwareServer on its own event loop thread, so tests can stay synchronous."""
@@ -269,7 +270,16 @@ class Rig:
         d.mkdir(exist_ok=True)
         (d / "devices.json").write_text(json.dumps(
             {s.id: {"command_key": s.key, "mqtt_password": "x"} for s in self.signs.values()}))
+        # the key the console signs operator actions with (see op())
+        (d / "services.json").write_text(json.dumps({"controller": {"operator_key": OPERATOR_KEY}}))
         return d
+
+    def op(self, zone: str, **action) -> None:
+        """An operator action as the console sends it: signed with the operator key."""
+        from host_tools.keys import Keyring
+
+        payload = Keyring({}, operator_key=OPERATOR_KEY).operator_signer(zone).sign("op", action, 30)
+        self.watch.c.publish(f"re/ctl/{zone}/op", payload, qos=1)
 
     def zone_file(self, zone: dict) -> Path:
         f = self.tmp / "zone.json"

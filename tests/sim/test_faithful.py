@@ -30,7 +30,7 @@ def scenario():
 
 
 def test_sign_beacon_tracker_processes_in_the_world(mosquitto, tmp_path):
-    w = World(scenario(), zone_params={"interval_s": 5, "persist": 1}, epoch_unix=int(time.time()))
+    w = World(scenario(), zone_params={"interval_s": 5, "confirm_s": 5}, epoch_unix=int(time.time()))
     mem = MemorySink()
     w.sinks.append(mem)
     assert select(w, f"signs,{BEACON}")[:3] == ["vsl-01", "vsl-02", "vsl-03"]

@@ -48,6 +48,7 @@ DEFAULTS = {
 
 # Art. 81 (expressways): visibility below the threshold -> maximum speed.
 ART81 = ((50, 20), (100, 40), (200, 60))
+VIS_MAX_M = 20000  # a reading above this (or below 0) is a fault, not weather
 
 
 def _int(v):
@@ -92,6 +93,10 @@ class SignPolicy:
         self.temp_c = None
         self.vis = None
         self.vis_ms = None
+        self.nb_vis = {}  # neighbour id -> (vis_m, at_ms): used when our own meter is blind
+        self.vis_rejected = 0
+        self.held = None  # the last limit a supervisor held (veto): no fallback shows more
+        self.held_legend = ""
         self.level = 0  # current Art. 81 fog level used by autonomy (0 clear .. 3)
         self.power_loss = None  # "short" / "long" after a power-on boot
         self.selftest_ms = None
@@ -148,6 +153,8 @@ class SignPolicy:
             "comm": "lost" if self.comm_lost else "ok",
             "power_loss": self.power_loss,
             "vis_m": self.vis if self._vis_fresh(now_ms) else None,
+            "held": self.held,
+            "vis_rejected": self.vis_rejected,
             "temp_c": self.temp_c,
             "faults": faults,
         }
@@ -231,6 +238,10 @@ class SignPolicy:
         self._contact(now_ms)
         if self._active(now_ms) and prio < self.prio:
             return ("refused", "priority")
+        if args.get("hold") is True:
+            self.held, self.held_legend = lim, leg
+        else:  # the controller released the hold (or never had one)
+            self.held, self.held_legend = None, ""
         self._show((lim, leg), CENTRAL)
         self.prio = prio
         self.end_ms = None if dur == 0 else ticks_add(now_ms, dur * 1000)
@@ -246,6 +257,7 @@ class SignPolicy:
             return ("refused", "local_control")
         self._contact(now_ms)
         self._show(BLANK, CENTRAL)
+        self.held, self.held_legend = None, ""
         self._end_activation()
         self.auto = False
         self.changed = True
@@ -278,15 +290,54 @@ class SignPolicy:
             self.hot = False
             self.changed = True
 
+    def _vis_ok(self, vis_m):
+        if isinstance(vis_m, bool) or not isinstance(vis_m, (int, float)) or not 0 <= vis_m <= VIS_MAX_M:
+            self.vis_rejected += 1
+            return False
+        return True
+
     def set_visibility(self, now_ms, vis_m):
-        """A visibility reading (metres) from the sign's own meter or a nearby beacon."""
-        if not isinstance(vis_m, (int, float)) or vis_m < 0:
-            return
+        """A visibility reading (metres) from the sign's own meter; False (counted) if out of range."""
+        if not self._vis_ok(vis_m):
+            return False
         self.vis = vis_m
         self.vis_ms = now_ms
+        return True
+
+    def set_neighbour_visibility(self, now_ms, src, vis_m):
+        """A neighbour's reading (beacon or sign meter nearby), used while our own meter is blind."""
+        if not self._vis_ok(vis_m) or not isinstance(src, str):
+            return False
+        if src in self.nb_vis or len(self.nb_vis) < 8:  # bounded: a few neighbours at most
+            self.nb_vis[src] = (vis_m, now_ms)
+        return True
+
+    def _fresh(self, at_ms, now_ms):
+        # ticks wrap: a negative age is a reading from before a wrap, i.e. old (tick() drops them in time)
+        if at_ms is None:
+            return False
+        age = ticks_diff(now_ms, at_ms)
+        return 0 <= age <= self.cfg["vis_max_age_s"] * 1000
 
     def _vis_fresh(self, now_ms):
-        return self.vis_ms is not None and ticks_diff(now_ms, self.vis_ms) <= self.cfg["vis_max_age_s"] * 1000
+        return self._fresh(self.vis_ms, now_ms)
+
+    def worst_vis(self, now_ms):
+        """Our own fresh reading, else the worst fresh neighbour reading (a blind sign), else None."""
+        if self._vis_fresh(now_ms):
+            return self.vis
+        worst = None
+        for v, at in self.nb_vis.values():
+            if self._fresh(at, now_ms) and (worst is None or v < worst):
+                worst = v
+        return worst
+
+    def _expire(self, now_ms):
+        """Forget stale readings while their age still reads true (before the ticks wrap)."""
+        if self.vis_ms is not None and not self._fresh(self.vis_ms, now_ms):
+            self.vis, self.vis_ms = None, None
+        for k in [k for k, (_v, at) in self.nb_vis.items() if not self._fresh(at, now_ms)]:
+            del self.nb_vis[k]
 
     def fog_level(self, vis_m):
         """Art. 81 level with hysteresis around the current level."""
@@ -302,28 +353,40 @@ class SignPolicy:
             v += self.cfg["limit_step"]
         return lim
 
+    def _comm_loss_msg(self):
+        """The configured comm-loss message, never above a supervisor's hold (a person's decision stands)."""
+        msg = self.msgs["comm_loss_msg"]
+        if self.held is not None and (msg[0] is None or msg[0] > self.held):
+            return (self.held, self.held_legend)
+        return msg
+
     def _fall_back(self, now_ms):
         """Comms lost: autonomy from fresh visibility, else the comm-loss message."""
         self._end_activation()
         self.auto = bool(self.cfg["autonomy"])
         if not self._autonomy(now_ms):
-            self._show(self.msgs["comm_loss_msg"], COMM_LOSS)
+            self._show(self._comm_loss_msg(), COMM_LOSS)
 
     def _autonomy(self, now_ms):
         """Apply Art. 81 if armed and visibility is fresh and foggy; True if shown."""
-        if not self.auto or not self._vis_fresh(now_ms):
+        vis = self.worst_vis(now_ms)
+        if not self.auto or vis is None:
             return False
-        self.level = self.fog_level(self.vis)
+        self.level = self.fog_level(vis)
         if self.level == 0:
             return False
         lim = self._autonomous_limit(self.level)
         if lim is None:
             return False
-        self._show((lim, self.cfg["fog_legend"]), AUTONOMOUS)
+        leg = self.cfg["fog_legend"]
+        if self.held is not None and self.held < lim:
+            lim, leg = self.held, self.held_legend
+        self._show((lim, leg), AUTONOMOUS)
         return True
 
     def tick(self, now_ms):
         """Advance timers. Call often (every few hundred ms)."""
+        self._expire(now_ms)
         if self.local:
             return
         if (not self.comm_lost and self.last_contact is not None
@@ -339,7 +402,7 @@ class SignPolicy:
         if self.auto and self.source in (AUTONOMOUS, COMM_LOSS):
             if not self._autonomy(now_ms) and self.source == AUTONOMOUS:
                 # fog lifted or the meter went quiet: back to the comm-loss message
-                self._show(self.msgs["comm_loss_msg"], COMM_LOSS)
+                self._show(self._comm_loss_msg(), COMM_LOSS)
 
     def selftest_due(self, now_ms):
         return self.selftest_ms is None or ticks_diff(now_ms, self.selftest_ms) >= self.cfg["selftest_period_s"] * 1000
