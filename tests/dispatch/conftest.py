@@ -29,7 +29,8 @@ def deployment(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def keyring() -> Keyring:
-    return Keyring({u: {"command_key": secrets.token_hex(32), "mqtt_password": "x"} for u in UNITS})
+    return Keyring({u: {"command_key": secrets.token_hex(32), "mqtt_password": "x"} for u in UNITS},
+                   operator_key=secrets.token_hex(32))
 
 
 @pytest.fixture

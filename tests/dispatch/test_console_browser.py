@@ -1,7 +1,6 @@
 """The console in a real headless Chromium: live markers, SOS, nearest-unit dispatch, sign control."""
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
@@ -103,7 +102,7 @@ def test_console_live_map_sos_dispatch(console, publisher, collector_factory, mo
 
 
 def test_only_a_supervisor_changes_a_sign_and_both_attempts_are_audited(console, publisher, collector_factory,
-                                                                         mosquitto, browser):
+                                                                         mosquitto, browser, keyring, tmp_path):
     ops = collector_factory(mosquitto.port, ["re/ctl/+/op"])
     publisher.send("re/vsl-1/state", {"displayed": 80, "source": "central", "legend": "", "check": "a1"}, retain=True)
     # the zone controller's retained view (host_tools/controller/policy.py ZonePolicy.snapshot)
@@ -111,7 +110,7 @@ def test_only_a_supervisor_changes_a_sign_and_both_attempts_are_audited(console,
                                        "signs": [{"id": "vsl-1", "km": 0.3, "vis_m": 150, "level": 1, "recommended": 60,
                                                   "pending": 60, "commanded": 80, "hold": None, "displayed": 80,
                                                   "legend": "", "source": "central", "check": 17, "closure": False,
-                                                  "no_data": False}]}, retain=True)
+                                                  "no_data": False, "approve_by": time.time() + 50}]}, retain=True)
 
     page, errors = login(browser, console.url, "disp", "disp-pass-123")
     page.wait_for_selector('.zone[data-zone="z1"] tr[data-sign="vsl-1"] .sign-op[data-action="approve"]', timeout=5000)
@@ -122,12 +121,18 @@ def test_only_a_supervisor_changes_a_sign_and_both_attempts_are_audited(console,
 
     sup, errors2 = login(browser, console.url, "sup", "sup-pass-1234")
     sup.wait_for_selector('.zone[data-zone="z1"] tr[data-sign="vsl-1"] .sign-op[data-action="approve"]', timeout=5000)
+    # approve mode: the supervisor sees when the controller will apply the lower limit unattended
+    assert sup.inner_text('.zone[data-zone="z1"] tr[data-sign="vsl-1"] .countdown').startswith("auto in ")
     sup.click('.zone[data-zone="z1"] tr[data-sign="vsl-1"] .sign-op[data-action="approve"]')
     topic, payload, _r, _q = ops.wait_for(lambda t, *_: t == "re/ctl/z1/op", timeout=5)
-    op = json.loads(payload)
+    # signed as the controller verifies it: the device command scheme with the operator key, role inside
+    auth = CommandAuth(keyring.operator_key, "ctl/z1", str(tmp_path / "op-ctr.json"))
+    code, body = auth.check("op", payload, time.time())
+    assert code == "ok"
+    op = body["args"]
     assert (op["action"], op["sign"], op["user"], op["role"]) == ("approve", "vsl-1", "sup", "supervisor")
     with pytest.raises(TimeoutError):  # the dispatcher's attempt never reached the controller
-        ops.wait_for(lambda t, p, *_: json.loads(p)["user"] == "disp", timeout=0.5)
+        ops.wait_for(lambda t, *_: t == "re/ctl/z1/op", timeout=0.5)
 
     audit = [(a["user"], a["action"], a["result"]) for a in console.store.audit() if a["action"] == "sign_op"]
     assert ("disp", "sign_op", "refused: role dispatcher may not sign_op") in audit

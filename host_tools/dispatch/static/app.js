@@ -229,6 +229,8 @@
         const pend = s.pending != null && s.pending !== false;
         const disp = (s.displayed == null ? "—" : esc(s.displayed)) + (s.source ? " (" + esc(s.source) + ")" : "") + (s.hold != null ? " hold " + esc(s.hold) : "");
         h += '<tr class="' + (pend ? "pending" : "") + '" data-sign="' + esc(sid) + '"><td>' + esc(sid) + "</td><td>" + (s.vis_m != null ? Math.round(s.vis_m) : "") + "</td><td>" + esc(s.recommended) + "</td><td>" + (pend ? esc(typeof s.pending === "object" ? s.pending.limit : s.pending) : "") +
+          // approve mode: an unattended tightening is applied by the controller at approve_by (unix s)
+          (pend && s.approve_by != null ? ' <span class="countdown" data-by="' + Number(s.approve_by) + '" title="applied for safety unless approved or vetoed">' + countdownText(s.approve_by) + "</span>" : "") +
           "</td><td>" + esc(s.commanded) + "</td><td>" + disp + "</td><td>" +
           (pend ? '<button class="sign-op" data-action="approve">Approve</button><button class="sign-op" data-action="veto">Veto</button>' : "") +
           '<button class="sign-op" data-action="manual">Set…</button></td></tr>';
@@ -244,6 +246,10 @@
       box.appendChild(div);
     }
   }
+  function countdownText(by) {
+    return "auto in " + Math.max(0, Math.round(by - Date.now() / 1000)) + " s";
+  }
+  setInterval(() => document.querySelectorAll("#zones .countdown").forEach((el) => { el.textContent = countdownText(Number(el.dataset.by)); }), 1000);
   async function signOp(zone, sign, action) {
     let limit = null, reason = "";
     if (action === "manual") { const v = prompt("Limit for " + sign + " (km/h, 0 = blank):"); if (v == null) return; limit = parseInt(v, 10); reason = prompt("Reason:") || ""; }
