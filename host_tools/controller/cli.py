@@ -253,7 +253,12 @@ class Controller:
     def operator(self, payload: bytes, retained: bool = False) -> None:
         """A signed operator action. Accepted only with the console's signature (which carries the user
         and the role of its verified session), a fresh counter and expiry; everything else is counted."""
-        self.stats["ops"] += 1
+        try:
+            self._operator(payload, retained)
+        finally:
+            self.stats["ops"] += 1  # handled (after its outcome is counted)
+
+    def _operator(self, payload: bytes, retained: bool) -> None:
         if retained:
             return self._reject_op("retained", "an old action left on the broker is not a person acting now",
                                    payload)
@@ -266,15 +271,15 @@ class Controller:
             return self._reject_op(code, "signature, counter, expiry or zone do not verify", payload)
         op = body["args"]
         user, role = op.get("user"), op.get("role")
-        self.stats["ops_accepted"] += 1
         self.audit.write("op", f"operator action {json.dumps(op, default=str)[:500]}", who=str(user or "?")[:64],
                          role=role[:32] if isinstance(role, str) else None, mode=self.policy.mode,
                          inputs={"op": op, "ctr": body["ctr"]})
         ds = self.policy.operator(op)
-        for d in ds:
-            if d.kind == "refused":
-                r = self.stats["ops_rejected"]
-                r["refused"] = r.get("refused", 0) + 1
+        if ds and all(d.kind == "refused" for d in ds):  # verified, but not allowed (role, limit, types)
+            r = self.stats["ops_rejected"]
+            r["refused"] = r.get("refused", 0) + 1
+        else:
+            self.stats["ops_accepted"] += 1
         self.apply(ds)
         self.publish_state()
 
@@ -320,9 +325,12 @@ class Controller:
     def supervise(self) -> None:
         """Restart the MQTT network thread if it died (it should not: on_message never raises), audited
         and counted in the state, so a zone never goes deaf while its heartbeats still go out."""
-        t = getattr(self.client, "_thread", None)
-        if t is None or t.is_alive() or self.stop_ev.is_set():
+        t = getattr(self.client, "_thread", None)  # paho sets it to None when its loop thread ends
+        if t is not None and t.is_alive():
+            self._net_seen = True
             return
+        if not getattr(self, "_net_seen", False) or self.stop_ev.is_set():
+            return  # no threaded loop to look after (tests), or we are stopping it
         self.stats["thread_restarts"] += 1
         self.audit.write("restart", "MQTT network thread had died: restarted", mode=self.policy.mode,
                          inputs={"restarts": self.stats["thread_restarts"]})

@@ -15,6 +15,9 @@ SERVICE_ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "controller": (("re/#",), ("re/+/cmd/#", "re/sys/#", "re/ctl/#")),
     # dispatcher console: watches devices and tracker locations, commands trackers
     "dispatcher": (("re/#", "owntracks/#"), ("re/+/cmd/#", "re/ctl/+/op")),
+    # ingest-only workers (store what devices report): read, never write; in particular never
+    # re/ctl/+/op, so holding their password does not let anyone act on the signs
+    "ingest": (("re/#", "owntracks/#"), ()),
     # technician's laptop (`roadedge devices/logs/selftest/command`): read all, send commands
     "technician": (("re/#", "owntracks/#"), ("re/+/cmd/#",)),
 }
