@@ -43,26 +43,32 @@ class Signer:
     _lock = threading.Lock()
     _last: dict[str, int] = {}
 
-    def __init__(self, dev_id: str, key: bytes) -> None:
+    def __init__(self, dev_id: str, key: bytes, clock=time.time, last: dict[str, int] | None = None) -> None:
         self.dev_id = dev_id
         self.key = key
+        self.clock = clock  # the simulator passes its own (reproducible runs)
+        self.last = Signer._last if last is None else last
 
     def next_ctr(self) -> int:
         with Signer._lock:
-            ctr = max(int(time.time() * 1000), Signer._last.get(self.dev_id, 0) + 1)
-            Signer._last[self.dev_id] = ctr
+            ctr = max(int(self.clock() * 1000), self.last.get(self.dev_id, 0) + 1)
+            self.last[self.dev_id] = ctr
             return ctr
 
     def sign(self, cmd: str, args: dict | None = None, ttl_s: int = 30) -> bytes:
         from roadedge.core.auth import sign_command
 
-        return sign_command(self.key, self.dev_id, cmd, self.next_ctr(), int(time.time()) + ttl_s, args or {})
+        return sign_command(self.key, self.dev_id, cmd, self.next_ctr(), int(self.clock()) + ttl_s, args or {})
 
 
 class Keyring:
-    def __init__(self, devices: dict[str, dict], path: Path | None = None, operator_key: str | None = None) -> None:
+    def __init__(self, devices: dict[str, dict], path: Path | None = None, operator_key: str | None = None,
+                 clock=None) -> None:
         self.devices = devices
         self.path = path
+        # a clock of its own (the simulator's) comes with counters of its own: runs repeat exactly
+        self.clock = clock or time.time
+        self.last: dict[str, int] | None = {} if clock else None
         # signs operator actions (re/ctl/<zone>/op): shared by the console and the controller only
         self.operator_key = operator_key
 
@@ -89,7 +95,7 @@ class Keyring:
         return self._entry(dev_id)["mqtt_password"]
 
     def signer(self, dev_id: str) -> Signer:
-        return Signer(dev_id, self.command_key(dev_id))
+        return Signer(dev_id, self.command_key(dev_id), self.clock, self.last)
 
     def operator_signer(self, zone: str) -> Signer:
         """Signs operator actions for one zone's controller: the device command scheme, with the
@@ -97,7 +103,7 @@ class Keyring:
         never verifies at another)."""
         if not self.operator_key:
             raise UnknownDevice(f"no controller operator_key in the secrets ({self.path}): run `roadedge provision`")
-        return Signer(operator_id(zone), bytes.fromhex(self.operator_key))
+        return Signer(operator_id(zone), bytes.fromhex(self.operator_key), self.clock, self.last)
 
 
 def operator_id(zone: str) -> str:

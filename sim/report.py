@@ -6,7 +6,8 @@
 - signs: the limit each sign showed against the Art. 81 limit the visibility on its stretch required;
 - patrols: true track against the positions the trackers reported;
 - a safety summary: vehicle-seconds in fog without a red post behind, time from fog onset to a lawful
-  signed limit per sign, seconds a sign showed more than the law allowed.
+  signed limit per sign, seconds a sign showed more than the law allowed (all, and those later than
+  LAWFUL_WITHIN_S after the visibility required the limit).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from sim.world.devices import ALARM, CONTOUR, DARK, GUIDANCE, RED, SAFE, YELLOW  # noqa: E402
+from sim.world.engine import LAWFUL_WITHIN_S  # noqa: E402
 
 LAMP_COLORS = {DARK: "#f4f4f4", CONTOUR: "#fff3b0", GUIDANCE: "#f6c343", YELLOW: "#e69500", RED: "#d62728",
                ALARM: "#7b2cbf", SAFE: "#9e9e9e"}
@@ -159,7 +161,7 @@ def summary(w) -> dict:
     for sid, st in w.sign_lawful.items():
         delay = None if st["onset"] is None or st["lawful_at"] is None else round(st["lawful_at"] - st["onset"], 1)
         signs[sid] = {"fog_onset_s": st["onset"], "lawful_at_s": st["lawful_at"], "onset_to_lawful_s": delay,
-                      "unlawful_s": round(st["unlawful_s"], 1)}
+                      "unlawful_s": round(st["unlawful_s"], 1), "unlawful_late_s": round(st["late_s"], 1)}
     err = tracker_error_m(w)
     return {"scenario": w.sc.name, "seed": w.seed, "sim_s": round(w.t, 1),
             "vehicle_s_in_fog": round(m["fog_vehicle_s"], 1),
@@ -180,7 +182,8 @@ def write(w, out_dir: str | Path) -> Path:
     pct = f" ({100 * bare / fog_s:.1f} %)" if fog_s else ""
     rows = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{_fmt(v['fog_onset_s'])}</td><td>{_fmt(v['lawful_at_s'])}</td>"
-        f"<td><b>{_fmt(v['onset_to_lawful_s'])}</b></td><td>{_fmt(v['unlawful_s'])}</td></tr>"
+        f"<td><b>{_fmt(v['onset_to_lawful_s'])}</b></td><td>{_fmt(v['unlawful_s'])}</td>"
+        f"<td><b>{_fmt(v['unlawful_late_s'])}</b></td></tr>"
         for k, v in s["signs"].items())
     imgs = "".join(f'<figure><img src="{p.name}" alt="{p.stem}"><figcaption>{p.stem}</figcaption></figure>' for p in figs)
     page = f"""<!doctype html><meta charset="utf-8"><title>roadedge sim report: {html.escape(w.sc.name)}</title>
@@ -191,7 +194,11 @@ th{{background:#eee}}img{{max-width:100%;border:1px solid #ccc}}.k{{font-size:1.
 <p class="k">Vehicles drove <b>{bare:.0f} s</b> in fog (visibility &lt; 200 m) inside the beaconed sections
 without a red post behind them, out of {fog_s:.0f} vehicle-seconds in fog{pct}.</p>
 <table><tr><th>sign</th><th>fog onset (s)</th><th>lawful limit shown at (s)</th><th>onset to lawful (s)</th>
-<th>seconds above the lawful limit</th></tr>{rows}</table>
+<th>seconds above the lawful limit</th><th>of which later than {LAWFUL_WITHIN_S:.0f} s after the visibility required
+it</th></tr>{rows}</table>
+<p>The zone controllers are the shipped <code>roadedge controller</code> (host_tools.controller) on the simulated
+clock. A sign may lag the visibility by the confirmation time, the meter's poll and one command round trip
+(docs/fog-control.md); the last column counts only what is later than that: it should be 0.</p>
 <p>{s['vehicles']} vehicles, {s['detections']} detections, {s['sign_commands']} signed commands,
 {s['messages']} device messages; {s['tracker_reports']} patrol reports, largest error against the truth
 {_fmt(s['tracker_max_error_m'])} m.</p>

@@ -7,7 +7,8 @@ Each tick (`dt`, default 0.5 s of simulated time):
  3. signs run their timers (comms loss, autonomy); signs with their own meter read the fog;
  4. every whole second each patrol's virtual GNSS emits NMEA that the tracker firmware decodes and
     reports (smart reporting, OwnTracks);
- 5. the zone controllers run their interval and heartbeats; their signed commands reach the signs;
+ 5. the zone controllers (the real `host_tools.controller` shell and policy, fed with what the devices
+    publish) decide on every report and once a second, send heartbeats; their signed commands reach the signs;
  6. scripted incidents (section alarm upstream) and SOS presses happen on time;
  7. the report timeline samples lamps, vehicles, signs and patrols.
 What devices publish goes to every sink `(t_unix, topic, payload_bytes, qos, retain)`.
@@ -20,8 +21,10 @@ import json
 import math
 from collections.abc import Callable
 
-from host_tools.controller.policy import ZonePolicy
+from host_tools.controller.audit import Audit
+from host_tools.controller.cli import TICK_S, Controller
 from host_tools.controller.zone import ZoneConfig
+from host_tools.keys import Keyring
 
 from sim.fog import flicker
 from sim.world.devices import (
@@ -36,6 +39,7 @@ FOG_M = 200.0  # a vehicle "drives in fog" below this visibility (Art. 81 first 
 TAIL_LOOK_M = 150.0  # a red post within this distance behind a vehicle protects it
 ALARM_UPSTREAM_M = 600.0  # an incident's section alarm covers this much road before it
 ALARM_S = 300
+LAWFUL_WITHIN_S = 30.0  # a sign must show the Art. 81 limit this soon after the visibility requires it
 
 Sink = Callable[[float, str, bytes, int, bool], None]
 
@@ -48,10 +52,22 @@ def _payload(obj) -> bytes:
     return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
 
 
-class Zone:
-    """One fog section's controller: the pure ZonePolicy with the CLI's timers around it."""
+class _ZoneClient:
+    """The controller's MQTT client inside the world: what it publishes goes to the world (commands to the
+    signs, its state to the sinks)."""
 
-    def __init__(self, section: dict, signs: list[SimSign], beacons: list[SimBeacon], key: bytes,
+    def __init__(self, world: World, zone: Zone) -> None:
+        self.world, self.zone = world, zone
+
+    def publish(self, topic: str, payload, qos: int = 0, retain: bool = False):
+        self.world._from_controller(self.zone, topic, payload, qos, retain)
+
+
+class Zone:
+    """One fog section's controller: the real `roadedge controller` shell (host_tools.controller.cli
+    Controller: signing, re-sends, audit) around the real ZonePolicy, on the simulated clock."""
+
+    def __init__(self, world: World, section: dict, signs: list[SimSign], beacons: list[SimBeacon], key: bytes,
                  params: dict | None = None) -> None:
         self.id = section["id"]
         self.signs = sorted(signs, key=lambda s: s.spec.km)  # upstream first (traffic rides up the km)
@@ -67,11 +83,16 @@ class Zone:
                 src.append(sg.id)
             specs.append({"id": sg.id, "km": sg.spec.km, "sources": src})
         self.cfg = ZoneConfig.from_dict({"zone": self.id, "signs": specs, **(params or {})})
-        self.policy = ZonePolicy(self.cfg)
         self.feeds = {s for sp in specs for s in sp["sources"]}
         self.key = key
-        self.ctr = 0
-        self.next_update = self.cfg.interval_s
+        keyring = Keyring({sp["id"]: {"command_key": key.hex(), "mqtt_password": ""} for sp in specs},
+                          clock=world.unix)
+        self.ctl = Controller(self.cfg, _ZoneClient(world, self), keyring, Audit(":memory:", self.id),
+                              time_beacon=False, now=world.unix)
+        self.policy = self.ctl.policy
+        self.topics = {f"re/{d}/{k}" for d in self.feeds | {sp["id"] for sp in specs} for k in ("state", "tele",
+                                                                                                 "event")}
+        self.next_update = 2.0  # as the CLI: first decision once retained state is in
         self.next_hb = 0.0
 
 
@@ -110,12 +131,17 @@ class World:
         for sec in sc.sections:
             zs = [s for s in self.signs if s.spec.section == sec["id"]]
             if zs:
-                self.zones.append(Zone(sec, zs, [b for b in self.beacons if b.spec.section == sec["id"]], self.key,
-                                       zone_params))
+                self.zones.append(Zone(self, sec, zs, [b for b in self.beacons if b.spec.section == sec["id"]],
+                                       self.key, zone_params))
         self.feeds: dict[str, list[Zone]] = {}
         for z in self.zones:
             for src in z.feeds:
                 self.feeds.setdefault(src, []).append(z)
+        self.listeners: dict[str, list[Zone]] = {}  # topic -> the controllers subscribed to it
+        for z in self.zones:
+            for tp in z.topics:
+                self.listeners.setdefault(tp, []).append(z)
+        self.to_controllers: list[tuple[Zone, str, bytes, bool]] = []
         self.patrols = {t.id: Patrol(t, sc) for t in sc.trackers}
         self.trackers = [SimTracker(t, self.patrols[t.id], sc.roads, epoch_unix, self.seed * 1000 + i, self._out)
                          for i, t in enumerate(sc.trackers)]
@@ -129,8 +155,10 @@ class World:
         self.timeline = Timeline(self)
         self.metrics = {"fog_vehicle_s": 0.0, "fog_unprotected_s": 0.0, "detections": 0, "messages": 0,
                         "commands": 0}
-        self.sign_lawful: dict[str, dict] = {s.id: {"onset": None, "lawful_at": None, "unlawful_s": 0.0}
-                                             for s in self.signs}
+        # per sign: fog onset, when it first showed the lawful limit, seconds above it (all, and those
+        # later than LAWFUL_WITHIN_S after the visibility required the limit); `since`: limit -> required since
+        self.sign_lawful: dict[str, dict] = {s.id: {"onset": None, "lawful_at": None, "unlawful_s": 0.0,
+                                                    "late_s": 0.0, "since": {}} for s in self.signs}
         self.started = False
         self._seqs: dict[str, int] = {}
         self.hooks: list[Callable[[World], None]] = []  # run before each tick (e.g. messages from processes)
@@ -147,6 +175,16 @@ class World:
         t = round(self.unix(), 3)
         for s in self.sinks:
             s(t, topic, data, qos, retain)
+        for z in self.listeners.get(topic, ()):
+            self.to_controllers.append((z, topic, data, False))  # a live delivery, never "retained"
+
+    def _deliver_to_controllers(self) -> None:
+        """What the devices published reaches the controllers subscribed to it (in order; what the
+        controllers do in turn may make devices publish more)."""
+        while self.to_controllers:
+            batch, self.to_controllers = self.to_controllers, []
+            for z, topic, data, retain in batch:
+                z.ctl.on_message(topic, data, retain)
 
     def _seq_for(self, topic: str) -> int:
         dev = topic.split("/")[1]
@@ -222,24 +260,25 @@ class World:
         for b in self.beacons:
             if b.poll_due(mono):
                 vis = round(flicker(self.weather.visibility(b.spec.road, b.s, t), t, b.s))
-                b.reading(mono, vis, unix_s)
-                for z in self.feeds.get(b.id, ()):
-                    z.policy.visibility(b.id, vis, unix_s)
+                b.reading(mono, vis, unix_s)  # its state (vis_m) reaches the controllers
         for s in self.signs:
             if s.local_meter and mono >= s.next_vis:
                 s.next_vis = mono + 5000
                 road = s.spec.road
                 vis = round(flicker(self.weather.visibility(road, (s.spec.km - self.sc.roads[road].km0) * 1000, t), t, 0))
                 s.policy.set_visibility(mono, vis)
+                tele = json.dumps({"vis_m": vis, "ts": unix_s}).encode()  # its telemetry's reading (not recorded)
                 for z in self.feeds.get(s.id, ()):
-                    z.policy.visibility(s.id, vis, unix_s)
+                    self.to_controllers.append((z, f"re/{s.id}/tele", tele, False))
             s.step(mono, unix_s)
         if t >= self.next_second:
             self.next_second = math.floor(t) + 1.0
             for tr in self.trackers:
                 tr.second(t)
+        self._deliver_to_controllers()
         for z in self.zones:
-            self._zone(z, t, mono, unix_s)
+            self._zone(z, t)
+        self._deliver_to_controllers()
         if t >= self.next_sample:
             self.next_sample += self.sample_s
             self.timeline.sample(t, mono)
@@ -252,43 +291,36 @@ class World:
                 on_tick(self)
 
     # --- controller, events, metrics --------------------------------------------
-    def _command(self, z: Zone, sign: SimSign, cmd: str, args: dict, mono: int, unix_s: float) -> None:
+    def _from_controller(self, z: Zone, topic: str, payload, qos: int, retain: bool) -> None:
+        """A zone controller published: its state goes to the sinks; a signed command is applied to the
+        sign the way its firmware would (verification aside), with the sign's ack."""
+        parts = topic.split("/")
+        if len(parts) != 4 or parts[2] != "cmd" or parts[1] not in self.sign_by_id:
+            self._out(topic, payload, qos, retain)
+            return
+        sign, cmd = self.sign_by_id[parts[1]], parts[3]
+        mono, unix_s = int(self.t * 1000), self.unix()
+        body = json.loads(json.loads(payload)["body"])
+        args = body["args"]
+        self.metrics["commands"] += 1
         if not getattr(sign, "inproc", True):  # a firmware process: signed with its own key, over MQTT
             sign.command(mono, cmd, args)
-            self.metrics["commands"] += 1
             return
-        z.ctr += 1
-        payload = command_payload(z.key, sign.id, cmd, int(unix_s * 1000) * 10 + z.ctr % 10,
-                                  int(unix_s) + z.cfg.command_ttl_s, args)
-        self._out(f"re/{sign.id}/cmd/{cmd}", payload, 1 if cmd != "heartbeat" else 0, False)
-        self.metrics["commands"] += 1
+        self._out(topic, payload, qos, retain)
         code, detail = sign.command(mono, cmd, args)
-        self._out(f"re/{sign.id}/ack", {"seq": 0, "ts": unix_s, "cmd": cmd, "ctr": z.ctr, "ok": code == "ok",
+        self._out(f"re/{sign.id}/ack", {"seq": 0, "ts": unix_s, "cmd": cmd, "ctr": body["ctr"], "ok": code == "ok",
                                         "code": code, "detail": detail}, 1, False)
         if cmd != "heartbeat":
             sign.step(mono, unix_s)
 
-    def _zone(self, z: Zone, t: float, mono: int, unix_s: float) -> None:
+    def _zone(self, z: Zone, t: float) -> None:
+        """The controller's own timers (as Controller.run): decisions once a second, heartbeats."""
         if t >= z.next_update:
-            z.next_update += z.cfg.interval_s
-            for s in z.signs:
-                z.policy.sign_state(s.id, {"limit": s.shown()[0], "legend": s.shown()[1], "source": s.source()})
-            for d in z.policy.update(unix_s):
-                if d.command and d.sign in self.sign_by_id:
-                    sg = self.sign_by_id[d.sign]
-                    if d.limit is None:
-                        self._command(z, sg, "clear", {}, mono, unix_s)
-                    else:
-                        self._command(z, sg, "set_limit", {"limit": d.limit, "legend": d.legend,
-                                                           "priority": z.cfg.priority,
-                                                           "duration_s": z.cfg.duration_s}, mono, unix_s)
-            for s in z.signs:  # what the signs show now, after the commands
-                z.policy.sign_state(s.id, {"limit": s.shown()[0], "legend": s.shown()[1], "source": s.source()})
-            self._out(f"re/ctl/{z.id}/state", z.policy.snapshot(unix_s), 1, True)
+            z.next_update += TICK_S
+            z.ctl.update()
         if t >= z.next_hb:
             z.next_hb += z.cfg.heartbeat_s
-            for s in z.signs:
-                self._command(z, s, "heartbeat", {}, mono, unix_s)
+            z.ctl.heartbeats()
 
     def _event(self, kind: str, ev: dict) -> None:
         mono, unix_s = int(self.t * 1000), self.unix()
@@ -342,6 +374,14 @@ class World:
             ok = shown is not None and shown <= need
             if need < normal and not ok:
                 st["unlawful_s"] += dt
+            since = st["since"]
+            for lim in (60, 40, 20):
+                if need <= lim:
+                    since.setdefault(lim, t)
+                else:
+                    since.pop(lim, None)
+            if any(t - t0 > LAWFUL_WITHIN_S and (shown is None or shown > lim) for lim, t0 in since.items()):
+                st["late_s"] += dt
             if st["onset"] is not None and st["lawful_at"] is None and ok:
                 st["lawful_at"] = t
 
