@@ -166,8 +166,10 @@ class Controller:
             dev, kind = parts[1], parts[2]
             now = self.now()
             if dev in self.sources and kind in ("state", "tele", "event") and self._visibility(dev, obj, retained, now):
-                self.apply(self.policy.update(now))  # decide on every report: tightening is never kept waiting
-                self.publish_state()
+                ds = self.policy.update(now)  # decide on every report: tightening is never kept waiting
+                self.apply(ds)
+                if ds:  # otherwise the once-a-second tick publishes the view (hundreds of beacons report)
+                    self.publish_state()
             if dev in self.sign_ids and kind == "state":
                 self.policy.sign_state(dev, obj)
                 self._maybe_resend(dev, now)
