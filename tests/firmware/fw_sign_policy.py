@@ -280,3 +280,17 @@ def test_a_blind_sign_takes_the_worst_neighbour_reading():
     for i in range(20):  # bounded
         p.set_neighbour_visibility(161 * S, "n%d" % i, 500)
     assert len(p.nb_vis) <= 8
+
+
+def test_a_hold_survives_a_power_loss():
+    p = booted()
+    p.set_limit(0, cmd(20, legend="FOG", hold=True))
+    q = SignPolicy()
+    q.restore_hold([p.held, p.held_legend])
+    q.boot(0, "power_on", 10)
+    assert q.source == "powerRecovery" and q.shown() == (20, "FOG")  # not blank: the hold stands
+    r = SignPolicy()
+    r.restore_hold([45, "FOG"])  # not in the allowed set: ignored
+    r.restore_hold("junk")
+    r.boot(0, "soft", None)
+    assert r.held is None and r.shown() == (None, "")

@@ -149,6 +149,23 @@ def test_fail_safe_comms_power_and_reset(rig):
     s.wait_face((60, ""), st["check"])
 
 
+def test_a_supervisors_hold_survives_a_power_loss(rig):
+    """Held at 40 by a veto, the sign loses power: it comes back showing the hold, not its configured
+    power-recovery message (80 here), until the controller says otherwise."""
+    s = rig.sign("vsl-h", sign_cfg=FAILSAFE).start()
+    ready(rig, s)
+    assert command(rig, s, "set_limit", s.signed("set_limit", {"limit": 40, "legend": "FOG", "hold": True}))["ok"]
+    rig.watch.wait_state("re/vsl-h/state", lambda o: o["limit"] == 40 and o["held"] == 40)
+    s.kill()
+    s.start()
+    st = rig.watch.wait_for("re/vsl-h/state", lambda o: o["source"] == "powerRecovery" and o["power_loss"] != "unknown",
+                            30)
+    assert (st["limit"], st["legend"]) == (40, "FOG") and st["held"] == 40
+    s.wait_face((40, "FOG"), st["check"])
+    assert command(rig, s, "set_limit", s.signed("set_limit", {"limit": 60, "legend": "FOG"}))["ok"]
+    rig.watch.wait_state("re/vsl-h/state", lambda o: o["limit"] == 60 and o["held"] is None)
+
+
 def test_local_meter_autonomy_local_control_and_over_temperature(rig):
     from sim.peripherals.vis_meter import VisibilityMeter
 

@@ -90,14 +90,20 @@ class SignApp:
             if not isinstance(v, str) and self.display.preview_check(v[0], v[3]) != chk:
                 self._count("cmd_check_value")
                 return ("refused", "check_value")
+        held = self.policy.held
         r = self.policy.set_limit(ticks_ms(), args)
         self._count("cmd_" + r[0])
+        if self.policy.held != held:
+            self._alive()  # a supervisor's hold (or its release) survives a power loss
         self._refresh()
         return r
 
     def cmd_clear(self, args):
+        held = self.policy.held
         r = self.policy.clear(ticks_ms(), args if args is not None else {})
         self._count("cmd_" + r[0])
+        if self.policy.held != held:
+            self._alive()
         self._refresh()
         return r
 
@@ -121,6 +127,8 @@ class SignApp:
         saved = state.read_json(self.path, {}) or {}
         last = saved.get("alive") if isinstance(saved, dict) else None
         self.last_alive = last if isinstance(last, (int, float)) and last > 0 else None
+        if isinstance(saved, dict):
+            self.policy.restore_hold(saved.get("held"))
         self.boot_ms = ticks_ms()
         cause = self.dev.hal.reset_cause()
         self.policy.boot(self.boot_ms, cause, None)
@@ -138,10 +146,13 @@ class SignApp:
         self.dev.log.info("power was off %d s: %s loss" % (self._now_s() - self.last_alive, pol.power_loss))
 
     def _alive(self):
-        if not self.dev.clock.is_set():
-            return
+        pol = self.policy
+        held = None if pol.held is None else [pol.held, pol.held_legend]
+        # before the clock is set keep the last alive time (the outage is measured from it) but still
+        # record the hold
+        alive = self._now_s() if self.dev.clock.is_set() else (self.last_alive or 0)
         try:
-            state.write_json(self.path, {"alive": self._now_s()})
+            state.write_json(self.path, {"alive": alive, "held": held})
         except OSError:
             self._count("alive_write_errors")
 

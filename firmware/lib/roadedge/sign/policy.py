@@ -167,11 +167,11 @@ class SignPolicy:
             # an unknown outage length (clock not yet set) shows the long-loss
             # message until power_down_known() can tell
             self.power_loss = "unknown"
-            self._show(self.msgs["power_long_msg"], POWER_RECOVERY)
+            self._show(self._capped(self.msgs["power_long_msg"]), POWER_RECOVERY)
             if down_s is not None:
                 self.power_down_known(now_ms, down_s)
         else:
-            self._show(self.msgs["reset_msg"], RESET)
+            self._show(self._capped(self.msgs["reset_msg"]), RESET)
         self._end_activation()
         # the comms-loss timer runs from boot: a sign that never hears from
         # the controller still falls back (and may go autonomous)
@@ -185,7 +185,7 @@ class SignPolicy:
         long_loss = down_s < 0 or down_s >= self.cfg["power_long_s"]
         self.power_loss = "long" if long_loss else "short"
         if self.source == POWER_RECOVERY:  # nothing has replaced the recovery message yet
-            self._show(self.msgs["power_long_msg" if long_loss else "power_short_msg"], POWER_RECOVERY)
+            self._show(self._capped(self.msgs["power_long_msg" if long_loss else "power_short_msg"]), POWER_RECOVERY)
         self.changed = True
 
     def _contact(self, now_ms):
@@ -276,7 +276,7 @@ class SignPolicy:
         elif self.comm_lost:
             self._fall_back(now_ms)
         else:
-            self._show(self.msgs["end_duration_msg"], END_DURATION)
+            self._show(self._capped(self.msgs["end_duration_msg"]), END_DURATION)
         self.changed = True
 
     def set_temperature(self, now_ms, c):
@@ -353,12 +353,19 @@ class SignPolicy:
             v += self.cfg["limit_step"]
         return lim
 
-    def _comm_loss_msg(self):
-        """The configured comm-loss message, never above a supervisor's hold (a person's decision stands)."""
-        msg = self.msgs["comm_loss_msg"]
+    def _capped(self, msg):
+        """A configured fallback message, never above a supervisor's hold (a person's decision stands)."""
         if self.held is not None and (msg[0] is None or msg[0] > self.held):
             return (self.held, self.held_legend)
         return msg
+
+    def _comm_loss_msg(self):
+        return self._capped(self.msgs["comm_loss_msg"])
+
+    def restore_hold(self, held):
+        """The hold persisted before a power loss or reset ([limit, legend]); call before boot()."""
+        if isinstance(held, list) and len(held) == 2 and self.allowed(held[0]) and held[1] in self.legends:
+            self.held, self.held_legend = held[0], held[1]
 
     def _fall_back(self, now_ms):
         """Comms lost: autonomy from fresh visibility, else the comm-loss message."""
@@ -397,7 +404,7 @@ class SignPolicy:
             return
         if self.source == CENTRAL and self.end_ms is not None and ticks_diff(now_ms, self.end_ms) >= 0:
             self._end_activation()
-            self._show(self.msgs["end_duration_msg"], END_DURATION)
+            self._show(self._capped(self.msgs["end_duration_msg"]), END_DURATION)
             return
         if self.auto and self.source in (AUTONOMOUS, COMM_LOSS):
             if not self._autonomy(now_ms) and self.source == AUTONOMOUS:
