@@ -341,11 +341,19 @@ class Controller:
         self.publish_state()
 
     # ---- main loop (wall clock)
-    def run(self) -> None:
+    def audit_start(self) -> None:
+        """The audit's first row of this run: before subscribing, since decisions follow every report."""
+        if getattr(self, "_started", False):
+            return
+        self._started = True
         cfg = self.cfg
         self.audit.write("start", f"controller started in {self.policy.mode} mode", mode=self.policy.mode,
                          inputs={"zone": cfg.zone, "signs": [s.id for s in cfg.signs], "params": cfg.params,
                                  "standing": {k: list(v) for k, v in self.saved.items()}})
+
+    def run(self) -> None:
+        cfg = self.cfg
+        self.audit_start()
         self.time_tick()
         next_upd = time.monotonic() + 2.0  # first decision once retained state is in
         next_hb = time.monotonic()
@@ -423,6 +431,7 @@ def run(args) -> int:
                      op_auth=op_auth)
     signal.signal(signal.SIGTERM, lambda *_: ctl.stop_ev.set())
     try:
+        ctl.audit_start()
         ctl.subscribe()
         if out is None:
             print(f"controller: zone {cfg.zone}, {len(cfg.signs)} signs, mode {args.mode}, audit {args.db}", flush=True)

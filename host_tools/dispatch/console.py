@@ -275,7 +275,8 @@ class Console:
             raise Refused(400, f"action must be one of {', '.join(SIGN_ACTIONS)} with a zone")
         if action == "manual" and (isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 150):
             self.audit(sess, "sign_op", target, detail, "refused: bad limit")
-            raise Refused(400, "manual needs an integer limit (0 = blank)")
+            raise Refused(400, "manual needs an integer limit (the controller allows 20-120 step 10, at most the "
+                               "Art. 81 limit for the visibility)")
         # the role comes from the verified session and travels signed: the controller trusts nothing else
         op = {"action": action, "sign": sign, "limit": limit, "user": sess["user"], "role": sess["role"],
               "reason": str(reason or "")[:200], "ts": time.time()}

@@ -252,7 +252,7 @@
   setInterval(() => document.querySelectorAll("#zones .countdown").forEach((el) => { el.textContent = countdownText(Number(el.dataset.by)); }), 1000);
   async function signOp(zone, sign, action) {
     let limit = null, reason = "";
-    if (action === "manual") { const v = prompt("Limit for " + sign + " (km/h, 0 = blank):"); if (v == null) return; limit = parseInt(v, 10); reason = prompt("Reason:") || ""; }
+    if (action === "manual") { const v = prompt("Limit for " + sign + " (km/h, 20-120 step 10, at most the Art. 81 limit for its visibility):"); if (v == null) return; limit = parseInt(v, 10); reason = prompt("Reason:") || ""; }
     try { await api("POST", "/api/sign", { zone, sign, action, limit, reason }); toast(action + " sent for " + sign); }
     catch (e) { toast(e.message, true); }
   }
