@@ -236,8 +236,9 @@ def main() -> int:
              f"{n} | {f'{-(-(lr * 1024 - n) // 1024)}K' if lr else 'none <= 256K'} | {need(lr, n)} |"
              for r, u, lo, lr, n in rows]
     body += ["", "Board budgets (free heap at boot, `host_tools.config.fit.BUDGET_K`): Pico W ~203 KB (198 KiB, "
-             "RPI_PICO_W 1.28 measured in an RP2040 emulator; RPI_PICO ~244 KB); ESP32 without PSRAM 100 KiB (the "
-             "low end of 100-120 KiB); a config's `heap_kib` states another board's (an ESP32 with PSRAM)."]
+             "RPI_PICO_W 1.28 measured in an RP2040 emulator; RPI_PICO ~244 KB); ESP32 without PSRAM "
+             "100-120 KiB (builds differ: a need over 120 KiB is refused, one between 100 and 120 KiB warned); a "
+             "config's `heap_kib` states a board's own (an ESP32 with PSRAM)."]
     write_section("heap", "\n".join(body))
     print("\n".join(body))
     return 0
