@@ -113,7 +113,8 @@ class SimFleet:
             # flashed with a ROMFS image: mount it as the board's startup would, and nothing else to import
             if runtime != "micropython":
                 raise BootError(f"{folder}: holds a ROMFS image, which only --runtime micropython mounts")
-            lib, script = folder, ROMFS_BOOT
+            # (after a switch back to .mpy files the partition holds an empty image and lib/ the files)
+            lib, script = (folder / "lib" if (folder / "lib").is_dir() else folder), ROMFS_BOOT
         if runtime == "cpython" and lib is not None and any(Path(lib).rglob("*.mpy")):
             raise BootError(f"{folder}: holds compiled .mpy firmware, which only --runtime micropython runs")
         return self._add(cfg["id"], cfg, DeviceProcess(folder, runtime, self.heap, lib, script=script))

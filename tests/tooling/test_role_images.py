@@ -249,3 +249,32 @@ def test_flash_over_serial_deploys_romfs_with_mpremote_and_hash_skips_it(
     r = roadedge(*args, "--timeout", "60")  # nothing to copy or deploy; start it; watch it come online
     assert r.returncode == 0, r.stdout + r.stderr
     assert " 0 copied" in r.stdout and re.search(r"online\s+yes", r.stdout), r.stdout
+
+
+def test_switching_between_romfs_and_mpy_leaves_nothing_stale(provisioned, firmware_snapshot, tmp_path):
+    """.mpy files over a ROMFS flash empty the partition (/rom/lib would shadow /lib); back to ROMFS
+    the .mpy files go and the image is deployed again; each unchanged re-flash writes nothing."""
+    from host_tools.flash.flasher import FlashOptions, flash
+    from tooling_support import base_config
+
+    cfgf = base_config(tmp_path / "a.json", "tool-dev-a", "mqtt://127.0.0.1:1883", "127.0.0.1:1")
+    folder = tmp_path / "dev"
+
+    def go(deploy: str):
+        res = flash(str(cfgf), f"dir:{folder}", FlashOptions(secrets=str(provisioned.secrets_dir), deploy=deploy,
+                                                             firmware=str(firmware_snapshot), wait_online=False))
+        assert res.ok and res.deploy == deploy, res.reason
+        return res, json.loads((folder / ".roadedge-manifest.json").read_text())
+
+    res, m = go("romfs")
+    full = (folder / "romfs.img").read_bytes()
+    assert "romfs" in m and not (folder / "lib").exists()
+    res, m = go("mpy")
+    assert "romfs" not in m and (folder / "lib" / "roadedge" / "core" / "app.mpy").exists()
+    assert len((folder / "romfs.img").read_bytes()) < 16 < len(full)  # an empty, valid image
+    res, m = go("mpy")
+    assert res.copied == 0 and res.removed == 0
+    res, m = go("romfs")
+    assert (folder / "romfs.img").read_bytes() == full and not list((folder / "lib").rglob("*.mpy"))
+    res, m = go("romfs")
+    assert res.copied == 0 and res.bytes_copied == 0
