@@ -329,8 +329,9 @@ def check(raw: dict, file: str, secrets: Secrets | None = None, literal_secrets_
 
 def load(path: str | Path, secrets: Secrets | None = None, broker_url: str | None = None,
          literal_secrets_ok: bool = False, firmware_lib: Path | None = None,
-         force: bool = False) -> tuple[dict, list[Problem]]:
-    """Read and check a board config file; raise ConfigError on any error (warnings are returned)."""
+         force: bool = False, deploy: str | None = None) -> tuple[dict, list[Problem]]:
+    """Read and check a board config file; raise ConfigError on any error (warnings are returned).
+    broker_url, deploy: override the file's (as `flash --broker/--deploy` do)."""
     path = Path(path)
     file = str(path)
     try:
@@ -345,6 +346,8 @@ def load(path: str | Path, secrets: Secrets | None = None, broker_url: str | Non
         raw.setdefault("broker", {})
         if isinstance(raw["broker"], dict):
             raw["broker"]["url"] = broker_url
+    if deploy and isinstance(raw, dict):
+        raw["deploy"] = deploy
     cfg, problems = check(raw, file, secrets, literal_secrets_ok, firmware_lib, force)
     errors = [p for p in problems if not p.warning]
     if errors:

@@ -92,7 +92,8 @@ def _flash(res: FlashResult, board_file: str, port: str, opts: FlashOptions, con
     root = Path(opts.firmware) if opts.firmware else fw.FIRMWARE
     if not (root / "main.py").exists() or not (root / "lib" / "roadedge").is_dir():
         raise FileNotFoundError(f"--firmware {root}: not a firmware tree (needs main.py and lib/roadedge/)")
-    cfg, warnings = load(board_file, secrets, opts.broker_url, firmware_lib=root / "lib", force=opts.force)
+    cfg, warnings = load(board_file, secrets, opts.broker_url, firmware_lib=root / "lib", force=opts.force,
+                         deploy=opts.deploy)
     res.problems = warnings
     res.device, res.board, res.role = cfg["id"], cfg["board"], cfg["role"]
     kind, _where = targets.parse_port(port)
