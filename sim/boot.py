@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from host_tools import fw
+from host_tools.flash.targets import ROMFS_FILE
 from sim.devices import DeviceProcess, compiled_lib, make_device_dir
 from sim.hw import DeviceHW, HardwareServer
 
+ROMFS_BOOT = Path(__file__).with_name("romfs_boot.py")
 EXIT_RESET = 75  # roadedge.hal.sim.EXIT_RESET: the firmware asked for a reset
 EXIT_POWER_OFF = 76  # roadedge.hal.sim.EXIT_POWER_OFF: the hardware server went away
 EXIT_CONFIG = 2  # the firmware refused its config: restarting would not help
@@ -107,6 +109,12 @@ class SimFleet:
         lib = folder / "lib" if (folder / "lib").is_dir() else self.lib
         script = folder / "main.py" if (folder / "main.py").exists() else None
         runtime = self.runtime
+        if (folder / ROMFS_FILE).exists():
+            # flashed with a ROMFS image: mount it as the board's startup would, and nothing else to import
+            if runtime != "micropython":
+                raise BootError(f"{folder}: holds a ROMFS image, which only --runtime micropython mounts")
+            # (after a switch back to .mpy files the partition holds an empty image and lib/ the files)
+            lib, script = (folder / "lib" if (folder / "lib").is_dir() else folder), ROMFS_BOOT
         if runtime == "cpython" and lib is not None and any(Path(lib).rglob("*.mpy")):
             raise BootError(f"{folder}: holds compiled .mpy firmware, which only --runtime micropython runs")
         return self._add(cfg["id"], cfg, DeviceProcess(folder, runtime, self.heap, lib, script=script))

@@ -147,6 +147,16 @@ async def _boot(args) -> int:
     from sim.hw import HardwareServer
 
     console = Console()
+    # First of all: from here on Ctrl-C (or SIGTERM) only asks for a stop, which the code below
+    # honours at every step, so devices that came up fast, or a Ctrl-C in the middle of booting,
+    # still get the clean stop (each says offline, the hardware server closes).
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
     host, _, port = args.hw.rpartition(":")
     if not host or not port.isdigit():
         console.print(f"[red]--hw must be host:port, got {args.hw!r}[/]")
@@ -161,20 +171,18 @@ async def _boot(args) -> int:
         await hw.close()
         console.print(f"[red]cannot boot:[/]\n{e}")
         return 2
+    except BaseException:
+        await hw.close()
+        raise
     console.print(f"device folders in {workdir} (console output: <folder>/console.log)")
-    url = args.broker or next(iter(fleet.devices.values())).cfg.get("broker", {}).get("url")
     watch = _Watch(list(fleet.devices))
-    await asyncio.to_thread(watch.start, url, args.user, args.password, args.secrets)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
-    deadline = time.monotonic() + args.duration if args.duration else None
     code = 0
     try:
+        if not stop.is_set():
+            url = args.broker or next(iter(fleet.devices.values())).cfg.get("broker", {}).get("url")
+            await asyncio.to_thread(watch.start, url, args.user, args.password, args.secrets)
+            console.print(f"status view: {watch.error or url}; Ctrl-C stops", highlight=False)
+        deadline = time.monotonic() + args.duration if args.duration else None
         with Live(_table(fleet, watch), console=console, refresh_per_second=2,
                   transient=not os.isatty(1)) as live:
             while not stop.is_set():

@@ -1,10 +1,14 @@
 """Firmware RAM bench under the MicroPython unix port (64-bit, x64 .mpy as
 `host_tools.build.build_tree('x64', ...)` writes them): what importing each
-platform module costs on the heap, and for a base device and each role device
-(the shipped sim board configs: sim-base, sim-sign, sim-beacon, sim-tracker) the
+platform module costs on the heap, as .mpy files and from a ROMFS image, and for a base device and
+each role device (the shipped sim board configs: sim-base, sim-sign, sim-beacon, sim-tracker) the
 steady-state heap in use and the lowest `-X heapsize` at which it comes online (retained `online`, then three
-telemetry reports with no crashed task) against a Mosquitto it starts itself.
-Writes the "heap" section of docs/benchmarks.md.
+telemetry reports with no crashed task) against a Mosquitto it starts itself: as .mpy files, and as
+the role's ROMFS image (`roadedge flash` with "deploy": "romfs") mounted with vfs.VfsRom by
+sim/romfs_boot.py (the image buffer is on the heap here, in flash on a board: its size is subtracted).
+Each 64-bit figure is converted to a 32-bit board's need with the measured factor
+(host_tools.config.fit.FACTOR_32). Writes the "heap" section of docs/benchmarks.md and the
+per-role needs the fit check reads (host_tools/config/heap_need.json).
 
     python bench/heap/run.py
 """
@@ -25,8 +29,10 @@ import paho.mqtt.client as mqtt  # noqa: E402
 
 from common import write_section  # noqa: E402
 from host_tools import build, fw  # noqa: E402
+from host_tools.config import fit  # noqa: E402
+from host_tools.flash import image as img  # noqa: E402
 from host_tools.broker.mosquitto import Mosquitto  # noqa: E402
-from sim.boot import load_config  # noqa: E402
+from sim.boot import ROMFS_BOOT, load_config  # noqa: E402
 from sim.devices import DeviceProcess, make_device_dir  # noqa: E402
 from sim.hw import HardwareServerThread  # noqa: E402
 
@@ -35,7 +41,11 @@ MODULES = ("roadedge.core.compat", "roadedge.core.seq", "roadedge.core.state", "
            "roadedge.core.auth", "roadedge.core.clock", "roadedge.core.config", "roadedge.mqtt.packet",
            "roadedge.mqtt.client", "roadedge.hal.sim", "roadedge.core.app", "roadedge.core.boot")
 PROBE = """import gc, sys
-for m in sys.argv[1:]:
+if sys.argv[1] != '-':
+    import vfs
+    f = open(sys.argv[1], 'rb'); rom = f.read(); f.close()
+    vfs.mount(vfs.VfsRom(rom), '/rom'); sys.path[:0] = ['/rom/lib']
+for m in sys.argv[2:]:
     gc.collect(); a = gc.mem_alloc()
     __import__(m)
     gc.collect(); print(m, gc.mem_alloc() - a)
@@ -52,10 +62,12 @@ def step(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def import_costs(lib: Path, work: Path) -> dict[str, int]:
+def import_costs(lib: Path, work: Path, rom: Path | None = None, modules=MODULES) -> dict[str, int]:
+    """Heap each module's import adds: from lib (.mpy files), or from the ROMFS image rom."""
     probe = work / "probe.py"
     probe.write_text(PROBE)
-    r = fw.run("micropython", probe, list(MODULES), heap="512K", lib=lib, timeout=60)
+    r = fw.run("micropython", probe, [str(rom) if rom else "-", *modules], heap="512K",
+               lib=lib if rom is None else work, timeout=60)
     if r.returncode:
         raise RuntimeError(r.stdout + r.stderr)
     return {m: int(n) for m, n in (line.split() for line in r.stdout.split("\n") if line.strip())}
@@ -102,15 +114,26 @@ class Watch:
         self.c.disconnect()
 
 
-def trial(cfg: dict, heap_k: int | str, broker: Mosquitto, lib: Path, work: Path) -> int | None:
+def role_romfs(role: str) -> bytes:
+    """The role's ROMFS image as `roadedge flash` builds it for a sim board (x64 .mpy)."""
+    files, _arch = img.firmware_files("sim", role=role)
+    return img.romfs_image({p: b for p, b in files.items() if p.startswith("lib/")})
+
+
+def trial(cfg: dict, heap_k: int | str, broker: Mosquitto, lib: Path, work: Path,
+          rom: bytes | None = None) -> int | None:
     """heap_free of the third telemetry report, or None when the device does
-    not come online and stay up at this heap."""
+    not come online and stay up at this heap. rom: boot from this ROMFS image instead of lib."""
     dev = cfg["id"]
     w = Watch(broker.port, dev)
     with HardwareServerThread() as hws:
         c = dict(cfg, sim={"hw": hws.addr})
-        p = DeviceProcess(make_device_dir(work / "dev" / f"{dev}-{heap_k}", c, fresh=True), "micropython",
-                          heap=f"{heap_k}K", lib=lib).start()
+        folder = make_device_dir(work / "dev" / f"{dev}-{heap_k}-{'rom' if rom else 'mpy'}", c, fresh=True)
+        if rom is not None:
+            (folder / "romfs.img").write_bytes(rom)
+            (folder / "main.py").write_bytes(fw.MAIN.read_bytes())
+        p = DeviceProcess(folder, "micropython", heap=f"{heap_k}K", lib=lib if rom is None else folder,
+                          script=ROMFS_BOOT if rom is not None else None).start()
         try:
             if w.wait("status", lambda pl: pl == b"online", 30) is None:
                 return None
@@ -129,20 +152,24 @@ def trial(cfg: dict, heap_k: int | str, broker: Mosquitto, lib: Path, work: Path
             w.close()
 
 
-def lowest(cfg: dict, broker: Mosquitto, lib: Path, work: Path) -> int | None:
+def lowest(cfg: dict, broker: Mosquitto, lib: Path, work: Path, rom: bytes | None = None) -> int | None:
     """Smallest heap on HEAPS_K that runs the device (bisection: more heap never hurts)."""
     lo, hi = 0, len(HEAPS_K) - 1
-    if trial(cfg, HEAPS_K[hi], broker, lib, work) is None:
+    if trial(cfg, HEAPS_K[hi], broker, lib, work, rom) is None:
         return None
     while lo < hi:
         mid = (lo + hi) // 2
-        ok = trial(cfg, HEAPS_K[mid], broker, lib, work) is not None
+        ok = trial(cfg, HEAPS_K[mid], broker, lib, work, rom) is not None
         step(f"    {HEAPS_K[mid]}K: {'online' if ok else 'no'}")
         if ok:
             hi = mid
         else:
             lo = mid + 1
     return HEAPS_K[lo]
+
+
+def need(low_k: int | None, minus_b: int = 0) -> str:
+    return "-" if low_k is None else f"{-(-(low_k * 1024 - minus_b) * 7 // 10 // 1024)}K"
 
 
 def main() -> int:
@@ -152,35 +179,66 @@ def main() -> int:
         step("compiling the firmware (x64 .mpy)")
         build.build_tree("x64", lib, root=fw.FIRMWARE_LIB)
         costs = import_costs(lib, work)
+        whole = work / "whole.romfs"
+        whole.write_bytes(img.romfs_image({f"lib/{p.relative_to(lib).as_posix()}": p.read_bytes()
+                                           for p in sorted(lib.rglob("*.mpy"))}))
+        rom_costs = import_costs(lib, work, whole)
+        for role in ROLES[1:]:  # each role's modules on top of the platform (one process each)
+            m = f"roadedge.{role}.app"
+            costs[m] = import_costs(lib, work, None, MODULES + (m,))[m]
+            rom_costs[m] = import_costs(lib, work, whole, MODULES + (m,))[m]
         for m, n in costs.items():
-            step(f"  import {m}: {n} B")
+            step(f"  import {m}: {n} B (.mpy), {rom_costs[m]} B (ROMFS)")
         rows = []
         with Mosquitto(work / "mq") as broker:
             for role, cfg in configs(broker.url, work).items():
                 step(f"{role}: steady state at {BIG_HEAP_K}K")
                 free = trial(cfg, BIG_HEAP_K, broker, lib, work)
                 used = None if free is None else BIG_HEAP_K * 1024 - free
-                step(f"{role}: heap in use {used} B; searching the lowest heap")
+                step(f"{role}: heap in use {used} B; searching the lowest heap (.mpy)")
                 low = lowest(cfg, broker, lib, work)
-                step(f"{role}: comes online from {low}K")
-                rows.append((role, used, low))
-    total = sum(v for k, v in costs.items() if k != "roadedge.core.boot")
-    body = ["Heap on the MicroPython unix port (64-bit: pointers and object headers are twice a 32-bit "
-            "board's, so a board needs roughly half). Import cost = `gc.mem_alloc()` growth after "
-            "`gc.collect()`, modules imported in this order.", "",
-            "| module | import cost (B) |", "|---|---:|"]
-    body += [f"| `{m}` | {n} |" for m, n in costs.items()]
-    body += [f"| **platform total (without core.boot, dropped after boot)** | **{total}** |", "",
+                rom = role_romfs(role)
+                step(f"{role}: comes online from {low}K (.mpy); searching the lowest heap (ROMFS, {len(rom)} B)")
+                low_rom = lowest(cfg, broker, lib, work, rom)
+                step(f"{role}: comes online from {low_rom}K (ROMFS, image included)")
+                rows.append((role, used, low, low_rom, len(rom)))
+    # the fit check's figures: 64-bit KiB; ROMFS without the image buffer (in flash on a board)
+    needs = json.loads(fit.NEED_PATH.read_text())
+    needs["mpy"] = {r: lo for r, _u, lo, _lr, _n in rows if lo}
+    needs["romfs"] = {r: -(-(lr * 1024 - n) // 1024) for r, _u, _lo, lr, n in rows if lr}
+    fit.NEED_PATH.write_text(json.dumps(needs, indent=2) + "\n")
+    platform = [k for k in MODULES if k != "roadedge.core.boot"]
+    total = sum(costs[k] for k in platform)
+    rom_total = sum(rom_costs[k] for k in platform)
+    f32 = fit.FACTOR_32
+    body = [f"Heap on the MicroPython unix port (64-bit: pointers and object headers are twice a 32-bit board's; "
+            f"measured on a native 32-bit build and the rp2 port, a board needs about {f32}x these bytes, "
+            "`host_tools.config.fit.FACTOR_32`). Import cost = `gc.mem_alloc()` growth after `gc.collect()`, "
+            "modules imported in this order, from .mpy files (bytecode loaded into the heap) and from a ROMFS "
+            "image mounted with `vfs.VfsRom` (bytecode and constants executed in place: what stays is the "
+            "module's objects). A role's row is its app with everything it imports, on top of the platform.", "",
+            "| module | .mpy import cost (B) | ROMFS import cost (B) |", "|---|---:|---:|"]
+    body += [f"| `{m}` | {n} | {rom_costs[m]} |" for m, n in costs.items() if m in MODULES]
+    body += [f"| **platform total (without core.boot, dropped after boot)** | **{total}** | **{rom_total}** |"]
+    body += [f"| + `{m}` (the role) | {n} | {rom_costs[m]} |" for m, n in costs.items() if m not in MODULES]
+    body += ["",
              f"Devices from the shipped sim board configs (telemetry every {TELE_S} s; heap in use = heap size - "
-             f"`heap_free` of the third report at {BIG_HEAP_K}K; lowest heap = smallest `-X heapsize` on a 4K "
-             "grid at which the device publishes `online` and three telemetry reports with no crashed task). "
-             "A board's words are half this build's bytes: the last column is the lowest heap in MicroPython's "
-             f"word-adjusted form, to compare with a {BOARD_K} KiB board (`-X heapsize={BOARD_K}wK`, what "
-             "tests/test_device_runtime.py gives the base device):", "",
-             "| device | steady-state heap in use (B) | lowest heap (64-bit bytes) | same as `-X heapsize=` |",
-             "|---|---:|---:|---:|"]
-    body += [f"| {r} | {u if u is not None else 'did not run'} | {f'{lo}K' if lo else 'none <= 256K'} | "
-             f"{f'{lo // 2}wK' if lo else '-'} |" for r, u, lo in rows]
+             f"`heap_free` of the third report at {BIG_HEAP_K}K, as .mpy; lowest heap = smallest `-X heapsize` on a "
+             "4K grid at which the device publishes `online` and three telemetry reports with no crashed task). "
+             "ROMFS: the role's image as `roadedge flash` builds it, whose buffer sits on this heap (in flash on a "
+             f"board), so its size is taken off. 32-bit need = lowest heap x {f32}, over mqtt:// (TLS adds "
+             f"~{fit.TLS_EXTRA_K}K, measured on the native 32-bit build); these are the figures "
+             "`roadedge validate`/`flash` check against a board's budget (host_tools/config/heap_need.json):", "",
+             "| device | heap in use, .mpy (B) | lowest heap, .mpy (64-bit) | 32-bit need, .mpy | "
+             "ROMFS image (B) | lowest heap, ROMFS (64-bit, image excluded) | 32-bit need, ROMFS |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    body += [f"| {r} | {u if u is not None else 'did not run'} | {f'{lo}K' if lo else 'none <= 256K'} | {need(lo)} | "
+             f"{n} | {f'{-(-(lr * 1024 - n) // 1024)}K' if lr else 'none <= 256K'} | {need(lr, n)} |"
+             for r, u, lo, lr, n in rows]
+    body += ["", "Board budgets (free heap at boot, `host_tools.config.fit.BUDGET_K`): Pico W ~203 KB (198 KiB, "
+             "RPI_PICO_W 1.28 measured in an RP2040 emulator; RPI_PICO ~244 KB); ESP32 without PSRAM "
+             "100-120 KiB (builds differ: a need over 120 KiB is refused, one between 100 and 120 KiB warned); a "
+             "config's `heap_kib` states a board's own (an ESP32 with PSRAM)."]
     write_section("heap", "\n".join(body))
     print("\n".join(body))
     return 0

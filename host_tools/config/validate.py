@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import jsonschema
 
-from host_tools.config import boards, roles
+from host_tools.config import boards, fit, roles
 from host_tools.config.secrets import Secrets, secret_name
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "board_configs" / "schema.json"
@@ -287,8 +287,9 @@ def _resolve_secrets(cfg: dict, secrets: Secrets | None, add, literal_ok: bool) 
 
 
 def check(raw: dict, file: str, secrets: Secrets | None = None, literal_secrets_ok: bool = False,
-          firmware_lib: Path | None = None) -> tuple[dict, list[Problem]]:
-    """Validate one parsed config; return (merged config, problems). The input is not modified."""
+          firmware_lib: Path | None = None, force: bool = False) -> tuple[dict, list[Problem]]:
+    """Validate one parsed config; return (merged config, problems). The input is not modified.
+    force: a role over the board's heap budget is a warning instead of an error."""
     problems: list[Problem] = []
 
     def add(field, msg):
@@ -321,13 +322,16 @@ def check(raw: dict, file: str, secrets: Secrets | None = None, literal_secrets_
     _check_broker(cfg, add, warn)
     _check_role(cfg, spec, add)
     _check_platform(cfg, board, lib, add)
+    fit.check(cfg, add, warn, force)
     _resolve_secrets(cfg, secrets, add, literal_secrets_ok)
     return cfg, problems
 
 
 def load(path: str | Path, secrets: Secrets | None = None, broker_url: str | None = None,
-         literal_secrets_ok: bool = False, firmware_lib: Path | None = None) -> tuple[dict, list[Problem]]:
-    """Read and check a board config file; raise ConfigError on any error (warnings are returned)."""
+         literal_secrets_ok: bool = False, firmware_lib: Path | None = None,
+         force: bool = False, deploy: str | None = None) -> tuple[dict, list[Problem]]:
+    """Read and check a board config file; raise ConfigError on any error (warnings are returned).
+    broker_url, deploy: override the file's (as `flash --broker/--deploy` do)."""
     path = Path(path)
     file = str(path)
     try:
@@ -342,7 +346,9 @@ def load(path: str | Path, secrets: Secrets | None = None, broker_url: str | Non
         raw.setdefault("broker", {})
         if isinstance(raw["broker"], dict):
             raw["broker"]["url"] = broker_url
-    cfg, problems = check(raw, file, secrets, literal_secrets_ok, firmware_lib)
+    if deploy and isinstance(raw, dict):
+        raw["deploy"] = deploy
+    cfg, problems = check(raw, file, secrets, literal_secrets_ok, firmware_lib, force)
     errors = [p for p in problems if not p.warning]
     if errors:
         raise ConfigError(problems)

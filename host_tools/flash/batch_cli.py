@@ -6,7 +6,8 @@ MANIFEST (JSON):
      "out": "deploy/generated/mosquitto",        # optional: where provisioning writes passwd/acl
      "firmware": "release/firmware",             # optional: firmware tree (default: this checkout's)
      "boards": [{"board": "board_configs/pico_w-sign.json", "port": "/dev/ttyACM0"},
-                {"board": "board_configs/esp32-beacon.json", "port": "/dev/ttyUSB0", "wait_online": false}]}
+                {"board": "board_configs/esp32-beacon.json", "port": "/dev/ttyUSB0", "wait_online": false,
+                 "deploy": "romfs", "force": false}]}     # deploy/force: as `roadedge flash --deploy/--force`
 Relative paths are taken from the manifest's folder.
 """
 from __future__ import annotations
@@ -38,6 +39,8 @@ def read_manifest(path: Path) -> dict:
     for i, b in enumerate(m["boards"]):
         if not isinstance(b, dict) or not isinstance(b.get("board"), str) or not isinstance(b.get("port"), str):
             raise ManifestError(f"{path}: boards[{i}]: needs \"board\" (config file) and \"port\"")
+        if b.get("deploy") not in (None, "auto", "romfs", "mpy"):
+            raise ManifestError(f"{path}: boards[{i}].deploy: one of auto, romfs, mpy")
     return m
 
 
@@ -93,7 +96,8 @@ def run(args) -> int:
         err.rule(f"[{i}/{len(m['boards'])}] {board} → {port}")
         opts = FlashOptions(secrets=secrets_path, broker_url=args.broker or m.get("broker"),
                             wait_online=b.get("wait_online"), timeout_s=float(b.get("timeout", args.timeout)),
-                            source=bool(b.get("source", False)),
+                            source=bool(b.get("source", False)), deploy=b.get("deploy"),
+                            force=bool(b.get("force", False)),
                             firmware=args.firmware or (_rel(base, m["firmware"]) if m.get("firmware") else None))
         r = flash(board, port, opts, err)
         print_problems(r, err)

@@ -30,6 +30,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baud", type=int, default=115200)
     p.add_argument("--firmware", metavar="DIR", help="firmware tree to flash (main.py + lib/), e.g. an unpacked "
                                                      "release; default: this checkout's firmware/")
+    p.add_argument("--deploy", choices=("auto", "romfs", "mpy"),
+                   help="ROMFS image or .mpy files (default: the board config's \"deploy\", else auto = ROMFS "
+                        "when the board has a partition)")
+    p.add_argument("--force", action="store_true",
+                   help="flash even when the role does not fit the board's heap (warned)")
     p.add_argument("--ca", help="CA (PEM) to check an mqtts:// broker (default: secrets/tls/ca.pem)")
     p.add_argument("--user", help="MQTT user for watching (default: the provisioned technician)")
     p.add_argument("--password", help="MQTT password for --user")
@@ -38,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def options(args) -> FlashOptions:
     return FlashOptions(secrets=args.secrets, broker_url=args.broker, source=args.source, wait_online=args.wait,
                         timeout_s=args.timeout, baud=args.baud, ca=args.ca, user=args.user,
-                        password=args.password, firmware=args.firmware)
+                        password=args.password, firmware=args.firmware,
+                        deploy=args.deploy, force=args.force)
 
 
 def run(args) -> int:

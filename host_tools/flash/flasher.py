@@ -1,5 +1,11 @@
-"""One flash: validate → merge secrets → build → copy changed files → verify →
-start → watch the device come online. Used by `roadedge flash` and `roadedge batch`."""
+"""One flash: validate → merge secrets → connect → fit check → build → copy changed files → verify →
+start → watch the device come online. Used by `roadedge flash` and `roadedge batch`.
+
+The board gets its role's files only (build.role_files). How: "deploy" in the board config (or
+--deploy): romfs = one ROMFS image executed in place from flash (MicroPython 1.25+ with a ROMFS
+partition), mpy = .mpy files, auto (default) = ROMFS when the board has a partition. The role must
+fit the board's heap for that deployment (host_tools.config.fit): else the flash is refused,
+naming the ways out, unless --force."""
 from __future__ import annotations
 
 import time
@@ -10,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from host_tools import fw
-from host_tools.config import ConfigError, Problem, Secrets, SecretsError, load
+from host_tools.config import ConfigError, Problem, Secrets, SecretsError, fit, load
 from host_tools.fleet import connect as broker
 from host_tools.flash import image as img
 from host_tools.flash import sync, targets
@@ -25,6 +31,7 @@ class FlashResult:
     role: str = "?"
     fw_version: str = ""
     ok: bool = False
+    deploy: str = ""  # romfs | mpy: how the firmware went
     stage: str = "validate"
     copied: int = 0
     unchanged: int = 0
@@ -50,6 +57,12 @@ class FlashOptions:
     user: str | None = None
     password: str | None = None
     firmware: str | None = None  # firmware tree (main.py + lib/); default: this checkout's firmware/
+    deploy: str | None = None  # romfs | mpy | auto: overrides the board config's "deploy"
+    force: bool = False  # flash a role over the board's heap budget (warned)
+
+
+class FitError(RuntimeError):
+    pass
 
 
 def _ca_der(secrets: Secrets) -> Path | None:
@@ -66,7 +79,7 @@ def flash(board_file: str, port: str, opts: FlashOptions, console: Console | Non
         res.problems = e.problems
         res.reason = f"{len([p for p in e.problems if not p.warning])} config error(s); nothing written"
     except (SecretsError, FileNotFoundError, targets.TargetError, sync.VerifyError, broker.BrokerError,
-            OSError) as e:
+            FitError, OSError) as e:
         res.reason = str(e)
     except Exception as e:  # a subprocess (mpy-cross) or transport failure: report it, never a traceback
         res.reason = f"{type(e).__name__}: {e}"
@@ -79,7 +92,8 @@ def _flash(res: FlashResult, board_file: str, port: str, opts: FlashOptions, con
     root = Path(opts.firmware) if opts.firmware else fw.FIRMWARE
     if not (root / "main.py").exists() or not (root / "lib" / "roadedge").is_dir():
         raise FileNotFoundError(f"--firmware {root}: not a firmware tree (needs main.py and lib/roadedge/)")
-    cfg, warnings = load(board_file, secrets, opts.broker_url, firmware_lib=root / "lib")
+    cfg, warnings = load(board_file, secrets, opts.broker_url, firmware_lib=root / "lib", force=opts.force,
+                         deploy=opts.deploy)
     res.problems = warnings
     res.device, res.board, res.role = cfg["id"], cfg["board"], cfg["role"]
     kind, _where = targets.parse_port(port)
@@ -93,15 +107,26 @@ def _flash(res: FlashResult, board_file: str, port: str, opts: FlashOptions, con
         clock[0] = now
         res.stage = stage
 
-    lap("build")
-    with console.status(f"building firmware for {cfg['board']}"):
-        image = img.build_image(cfg, source=opts.source, ca_der=_ca_der(secrets), root=root)
-    res.fw_version = image.fw_version
-
     lap("connect")
     target = targets.open_target(port, opts.baud)
     watch = None
     try:
+        lap("fit")
+        romfs, rom_size = _deployment(cfg, target, opts)
+        res.deploy = "romfs" if romfs else "mpy"
+        fits: list[Problem] = []
+        fit.check(dict(cfg, deploy=res.deploy), lambda fld, m: fits.append(Problem(board_file, fld, m)),
+                  lambda fld, m: fits.append(Problem(board_file, fld, m, warning=True)), opts.force)
+        res.problems += [p for p in fits if p.warning and p not in res.problems]
+        if any(not p.warning for p in fits):
+            raise FitError(" ".join(p.message for p in fits) + " (--force flashes it anyway)")
+        lap("build")
+        with console.status(f"building the {cfg['role']} firmware for {cfg['board']} ({res.deploy})"):
+            image = img.build_image(cfg, source=opts.source, ca_der=_ca_der(secrets), root=root, romfs=romfs)
+        res.fw_version = image.fw_version
+        if image.romfs is not None and rom_size is not None and len(image.romfs) > rom_size:
+            raise targets.TargetError(f"the ROMFS image ({len(image.romfs)} B) is larger than the board's "
+                                      f"partition ({rom_size} B): flash with --deploy mpy")
         lap("compare")
         p = sync.plan(image, target)
         lap("copy")
@@ -135,6 +160,24 @@ def _flash(res: FlashResult, board_file: str, port: str, opts: FlashOptions, con
         if watch is not None:
             broker.close(watch)
         target.close()
+
+
+def _deployment(cfg: dict, target, opts: FlashOptions) -> tuple[bool, int | None]:
+    """(ship a ROMFS image?, the partition's size). auto: ROMFS on a board that has a partition;
+    a dir: folder (not a board) gets one only when asked."""
+    deploy = opts.deploy or cfg.get("deploy", "auto")
+    if deploy == "mpy" or (deploy == "auto" and (target.kind == "dir" or opts.source)):
+        return False, None
+    if opts.source:
+        raise targets.TargetError("--source ships .py files, which a ROMFS would only compile into the heap: "
+                                  "use --deploy mpy")
+    size = target.romfs_size()
+    if size is None:
+        if deploy == "romfs":
+            raise targets.TargetError(f"{target.name} has no ROMFS partition (MicroPython 1.25+ built with one, "
+                                      "see `mpremote romfs query`): flash with --deploy mpy")
+        return False, None
+    return True, size
 
 
 def _wait_online(dev: str, target, sub: broker.Subscription, timeout_s: float, res: FlashResult,

@@ -1,4 +1,10 @@
-"""The device filesystem image a flash writes: firmware, config, CA certificate.
+"""The device filesystem image a flash writes: the role's firmware, config, CA certificate.
+
+Only what the board's role needs is shipped (`build.role_files`: the role's
+manifest and its imports, the board's HAL port only). With `romfs=True` the
+firmware library goes into a ROMFS image (`Image.romfs`, the bytes
+`mpremote romfs build` makes) that the board executes in place from flash;
+main.py, the config and the CA stay on the normal filesystem.
 
 Paths are relative to the device root (the board's `/`, the unix port's cwd).
 Everything here is deterministic: an unchanged tree and config give identical
@@ -19,7 +25,7 @@ from host_tools.config.boards import arch_for
 MANIFEST = ".roadedge-manifest.json"
 CONFIG = "config.json"
 VERSION = "0.1.0"
-HOST_ONLY_KEYS = ("$schema", "description")
+HOST_ONLY_KEYS = ("$schema", "description", "deploy", "heap_kib")
 
 
 @dataclass
@@ -27,13 +33,14 @@ class Image:
     files: dict[str, bytes] = field(default_factory=dict)
     fw_version: str = ""
     arch: str | None = None
+    romfs: bytes | None = None  # the ROMFS image holding lib/ (None: lib/ is in files)
 
     def hashes(self) -> dict[str, str]:
         return {p: sha256(b) for p, b in self.files.items()}
 
     @property
     def size(self) -> int:
-        return sum(len(b) for b in self.files.values())
+        return sum(len(b) for b in self.files.values()) + len(self.romfs or b"")
 
 
 def sha256(data: bytes) -> str:
@@ -43,7 +50,7 @@ def sha256(data: bytes) -> str:
 def firmware_version(root: Path = fw.FIRMWARE) -> str:
     """Release + content hash of the firmware sources: changes exactly when the firmware does."""
     h = hashlib.sha256()
-    for src in build.firmware_sources(root):
+    for src in build.firmware_sources(root) + build.manifest_files(root):
         h.update(src.relative_to(root).as_posix().encode() + b"\0" + src.read_bytes() + b"\0")
     return f"{VERSION}+{h.hexdigest()[:10]}"
 
@@ -58,14 +65,29 @@ def _mpy_cross_version() -> str:
     return (r.stdout or r.stderr).strip()
 
 
+def shipped_name(src: str) -> str:
+    """The device path of a firmware source: .mpy, except what stays source (main.py)."""
+    return src if src in build.KEEP_SOURCE else src[:-3] + ".mpy"
+
+
 def firmware_files(board: str, source: bool = False, root: Path = fw.FIRMWARE,
-                   cache: Path | None = CACHE) -> tuple[dict[str, bytes], str | None]:
-    """Compiled (.mpy for the board's arch) or source firmware files.
+                   cache: Path | None = CACHE, role: str | None = None) -> tuple[dict[str, bytes], str | None]:
+    """Compiled (.mpy for the board's arch) or source firmware files: the role's (build.role_files)
+    or, with role None, the whole tree.
 
     A compiled tree is kept in build/flash/<arch>-<content hash of sources + mpy-cross version>,
-    so flashing a batch of boards (or re-flashing) compiles once."""
+    so flashing a batch of boards (or re-flashing, or another role) compiles once."""
+    only = build.role_files(role, board, root) if role is not None else None
     if source:
-        return {s.relative_to(root).as_posix(): s.read_bytes() for s in build.firmware_sources(root)}, None
+        srcs = [root / p for p in only] if only is not None else build.firmware_sources(root)
+        return {s.relative_to(root).as_posix(): s.read_bytes() for s in srcs}, None
+    files, arch = _compiled(board, root, cache)
+    if only is not None:
+        files = {shipped_name(p): files[shipped_name(p)] for p in only}
+    return files, arch
+
+
+def _compiled(board: str, root: Path, cache: Path | None) -> tuple[dict[str, bytes], str]:
     arch = arch_for(board)
     if cache is None:
         with tempfile.TemporaryDirectory(prefix="roadedge-build-") as td:
@@ -101,9 +123,32 @@ def config_bytes(cfg: dict) -> bytes:
     return (json.dumps(cfg, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
-def build_image(cfg: dict, source: bool = False, ca_der: Path | None = None, root: Path = fw.FIRMWARE) -> Image:
-    """cfg: the validated, secrets-merged config (fw_version is filled in here)."""
-    files, arch = firmware_files(cfg["board"], source, root)
+def romfs_image(files: dict[str, bytes]) -> bytes:
+    """The ROMFS image of these files (device paths), built by mpremote's `romfs build`
+    from a staging folder. Deterministic: same files, same bytes."""
+    import contextlib
+    import io
+
+    from mpremote.romfs import make_romfs
+
+    with tempfile.TemporaryDirectory(prefix="roadedge-romfs-") as td:
+        for path, data in files.items():
+            dest = Path(td) / path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints the tree it builds
+            return make_romfs(td, mpy_cross=False)
+
+
+def build_image(cfg: dict, source: bool = False, ca_der: Path | None = None, root: Path = fw.FIRMWARE,
+                romfs: bool = False) -> Image:
+    """cfg: the validated, secrets-merged config (fw_version is filled in here). romfs: put the
+    firmware library (lib/) into Image.romfs instead of the filesystem."""
+    files, arch = firmware_files(cfg["board"], source, root, role=cfg["role"])
+    rom = None
+    if romfs:
+        rom = romfs_image({p: b for p, b in files.items() if p.startswith("lib/")})
+        files = {p: b for p, b in files.items() if not p.startswith("lib/")}
     version = firmware_version(root)
     # host-only keys stay on the laptop: every byte of config costs RAM when the device parses it
     cfg = {k: v for k, v in cfg.items() if k not in HOST_ONLY_KEYS}
@@ -114,4 +159,4 @@ def build_image(cfg: dict, source: bool = False, ca_der: Path | None = None, roo
         if ca_der is None or not ca_der.exists():
             raise FileNotFoundError(f"broker.ca: the CA certificate {ca_der} is missing: run `roadedge provision`")
         files[ca.lstrip("/")] = ca_der.read_bytes()
-    return Image(files, version, arch)
+    return Image(files, version, arch, rom)

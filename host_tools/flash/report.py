@@ -20,6 +20,7 @@ def summary_lines(r: FlashResult) -> str:
     return "\n".join([
         f"[bold]{r.device}[/] ({r.role} on {r.board}) via {r.port}",
         f"  firmware  {r.fw_version or '-'}",
+        f"  deploy    {r.deploy or '-'}",
         f"  files     {r.copied} copied ({r.bytes_copied / 1024:.1f} KiB), {r.unchanged} unchanged, {r.removed} removed",
         f"  online    {online}",
         f"  time      {r.seconds:.1f} s",

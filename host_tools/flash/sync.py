@@ -5,6 +5,11 @@ what the last flash wrote. A file is copied when its hash differs from the
 manifest, or when the device's copy is missing or has the wrong size (someone
 deleted or edited it). Copied files are re-hashed on the device; the manifest
 is written last, so an interrupted flash is simply redone next time.
+A ROMFS image is hash-skipped the same way: deployed when the manifest's
+"romfs" hash differs or the partition's first bytes do not hash to it, and
+verified after the deploy. A flash of .mpy files over an earlier ROMFS one
+deploys an empty ROMFS: /rom/lib comes before /lib on sys.path, so stale
+modules there would shadow the new files.
 """
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from host_tools.flash.image import MANIFEST, Image
+from host_tools.flash.image import MANIFEST, Image, romfs_image, sha256
 
 
 class VerifyError(RuntimeError):
@@ -25,6 +30,7 @@ class Plan:
     unchanged: list[str] = field(default_factory=list)
     remove: list[str] = field(default_factory=list)
     bytes_to_copy: int = 0
+    romfs: bytes | None = None  # an image to deploy (None: the partition is left as it is)
 
 
 @dataclass
@@ -33,25 +39,40 @@ class SyncResult:
     unchanged: list[str]
     removed: list[str]
     bytes_copied: int
+    romfs_deployed: bool = False
 
 
-def read_manifest(target) -> dict[str, str]:
+def _device_manifest(target) -> dict:
     raw = target.read(MANIFEST)
     if not raw:
         return {}
     try:
         data = json.loads(raw)
-        files = data.get("files", {})
-        return {p: h for p, h in files.items() if isinstance(p, str) and isinstance(h, str)}
-    except (ValueError, AttributeError):
+        return data if isinstance(data, dict) else {}
+    except ValueError:
         return {}  # unreadable manifest: treat the device as blank
+
+
+def read_manifest(target) -> dict[str, str]:
+    files = _device_manifest(target).get("files", {})
+    if not isinstance(files, dict):
+        return {}
+    return {p: h for p, h in files.items() if isinstance(p, str) and isinstance(h, str)}
 
 
 def plan(image: Image, target) -> Plan:
     want = image.hashes()
     have = read_manifest(target)
+    had_romfs = _device_manifest(target).get("romfs")
     sizes = target.sizes(sorted(want))
     p = Plan()
+    if image.romfs is not None:
+        h = sha256(image.romfs)
+        if had_romfs != h or target.romfs_hash(len(image.romfs)) != h:
+            p.romfs = image.romfs
+            p.bytes_to_copy += len(image.romfs)
+    elif had_romfs:
+        p.romfs = romfs_image({})
     for path in sorted(want):
         if have.get(path) == want[path] and sizes.get(path) == len(image.files[path]):
             p.unchanged.append(path)
@@ -66,6 +87,14 @@ def plan(image: Image, target) -> Plan:
 def apply(image: Image, target, p: Plan, on_file: Callable[[str], None] | None = None,
           on_bytes: Callable[[int], None] | None = None) -> SyncResult:
     want = image.hashes()
+    if p.romfs is not None:
+        if on_file:
+            on_file("ROMFS image")
+        target.romfs_deploy(p.romfs)
+        if target.romfs_hash(len(p.romfs)) != sha256(p.romfs):
+            raise VerifyError("verification failed for the ROMFS image on the device")
+        if on_bytes:
+            on_bytes(len(p.romfs))
     for path in p.copy:
         if on_file:
             on_file(path)
@@ -77,7 +106,9 @@ def apply(image: Image, target, p: Plan, on_file: Callable[[str], None] | None =
         bad = [x for x in p.copy if got.get(x) != want[x]]
         if bad:
             raise VerifyError(f"verification failed for {len(bad)} file(s) on the device: {', '.join(bad[:5])}")
-    if p.copy or p.remove or target.read(MANIFEST) is None:
-        manifest = {"fw_version": image.fw_version, "files": want}
+    if p.copy or p.remove or p.romfs is not None or target.read(MANIFEST) is None:
+        manifest: dict = {"fw_version": image.fw_version, "files": want}
+        if image.romfs is not None:
+            manifest["romfs"] = sha256(image.romfs)
         target.write(MANIFEST, json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode())
-    return SyncResult(p.copy, p.unchanged, p.remove, p.bytes_to_copy)
+    return SyncResult(p.copy, p.unchanged, p.remove, p.bytes_to_copy, p.romfs is not None)

@@ -3,7 +3,10 @@ through mpremote's serial transport (a USB serial device, an mpremote connect
 string such as `/dev/ttyACM0` / `port:...` / `rfc2217://...`, or a pty).
 
 A target offers the few operations the sync needs; paths are relative to the
-device root.
+device root. ROMFS (MicroPython 1.25+): `romfs_size()` is the partition's size
+(None: no ROMFS), `romfs_hash(n)` the SHA-256 of its first n bytes, and
+`romfs_deploy(image)` writes an image with mpremote's `romfs deploy`. A dir:
+folder keeps its image in romfs.img (sim/romfs_boot.py mounts it as a board would).
 """
 from __future__ import annotations
 
@@ -30,6 +33,10 @@ def parse_port(port: str) -> tuple[str, str]:
     aliases = {"a0": "/dev/ttyACM0", "a1": "/dev/ttyACM1", "u0": "/dev/ttyUSB0", "u1": "/dev/ttyUSB1",
                "c0": "COM0", "c1": "COM1", "c3": "COM3"}
     return "serial", aliases.get(port, port)
+
+
+ROMFS_FILE = "romfs.img"  # a dir: folder's ROMFS partition
+DIR_ROMFS_SIZE = 1 << 20  # as big as a Pico W's or an ESP32's partition can be made
 
 
 class DirTarget:
@@ -77,8 +84,38 @@ class DirTarget:
             out[p] = hashlib.sha256(b).hexdigest() if b is not None else ""
         return out
 
+    def romfs_size(self) -> int | None:
+        return DIR_ROMFS_SIZE
+
+    def romfs_hash(self, n: int) -> str:
+        b = self.read(ROMFS_FILE)
+        return hashlib.sha256(b[:n]).hexdigest() if b is not None and len(b) >= n else ""
+
+    def romfs_deploy(self, image: bytes) -> None:
+        self.write(ROMFS_FILE, image)
+
     def close(self) -> None:
         pass
+
+
+# Runs on the device: the ROMFS partition's size (null: no ROMFS support or partition).
+_ROMFS_SIZE = """import json
+try:
+ import vfs;d=vfs.rom_ioctl(2,0)
+ n=None if isinstance(d,int) else d.ioctl(4,0)*d.ioctl(5,0) if hasattr(d,'ioctl') else len(d)
+except (ImportError,AttributeError,OSError,TypeError):
+ n=None
+print(json.dumps(n))
+"""
+# Runs on the device: SHA-256 (hex) of the first %d bytes of ROMFS partition 0 ("": not memory-mapped).
+_ROMFS_HASH = """import vfs,hashlib,binascii
+try:
+ m=memoryview(vfs.rom_ioctl(2,0));h=hashlib.sha256();n=%d
+ for i in range(0,n,1024):h.update(m[i:min(n,i+1024)])
+ print('"'+binascii.hexlify(h.digest()).decode()+'"')
+except TypeError:
+ print('""')
+"""
 
 
 # Runs on the device: print one JSON line with each path's size (-1 = missing).
@@ -209,6 +246,34 @@ class SerialTarget:
 
     def remove(self, path: str) -> None:
         self.exec(f"import os\ntry:os.remove({path!r})\nexcept OSError:pass")
+
+    def romfs_size(self) -> int | None:
+        return self.eval_json(_ROMFS_SIZE)
+
+    def romfs_hash(self, n: int) -> str:
+        return self.eval_json(_ROMFS_HASH % n)
+
+    def romfs_deploy(self, image: bytes) -> None:
+        """mpremote's `romfs deploy` (erase, chunked and compressed writes) through our transport."""
+        import argparse
+        import contextlib
+        import io
+        import tempfile
+
+        from mpremote.commands import do_romfs
+
+        state = argparse.Namespace(transport=self.t, ensure_raw_repl=lambda: None, did_action=lambda: None)
+        with tempfile.TemporaryDirectory(prefix="roadedge-romfs-") as td:
+            path = Path(td) / "image.romfs"
+            path.write_bytes(image)
+            args = argparse.Namespace(command=["deploy"], path=str(path), partition=0, mpy=False, output=None)
+            said = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(said):
+                    do_romfs(state, args)
+            except (SystemExit, Exception) as e:
+                last = [x for x in said.getvalue().splitlines() if x.strip()][-1:] or [str(e)]
+                raise TargetError(f"{self.device}: romfs deploy failed: {last[0]}") from None
 
     def start(self) -> str:
         """Start the firmware. Boards: hard reset (main.py runs at boot). The unix port has no

@@ -1,4 +1,5 @@
-"""`roadedge validate FILE...`: check board configs (schema, board pins, role parameters, secrets)."""
+"""`roadedge validate FILE...`: check board configs (schema, board pins, role parameters, secrets, and
+whether the role fits the board's heap: host_tools.config.fit)."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--secrets", help="resolve !secret references from this secrets folder/file (default: secrets/ "
                                      "or $ROADEDGE_SECRETS when it exists)")
     p.add_argument("--broker", metavar="URL", help="check with this broker.url instead")
+    p.add_argument("--force", action="store_true",
+                   help="a role over the board's heap budget is a warning, not an error")
 
 
 def run(args) -> int:
@@ -34,7 +37,7 @@ def run(args) -> int:
     failed = 0
     for f in files:
         try:
-            _cfg, warnings = load(f, secrets, args.broker)
+            _cfg, warnings = load(f, secrets, args.broker, force=args.force)
         except ConfigError as e:
             failed += 1
             for p in e.problems:

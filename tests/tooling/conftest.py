@@ -16,6 +16,8 @@ HERE = Path(__file__).resolve().parent
 DEVICES = ["tool-dev-a", "tool-dev-b"]
 # 64-bit unix build: about twice a board's heap for the same objects (see tests/test_device_runtime.py)
 HEAP = "160K"
+# The pty REPL also holds the REPL, the raw-paste buffers and the fragments of the copy.
+PTY_HEAP = "320K"
 
 
 @dataclass
@@ -71,3 +73,45 @@ def firmware_snapshot(tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("fw") / "firmware"
     shutil.copytree(fw.FIRMWARE, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return dest
+
+
+@pytest.fixture
+def pty_repl(tmp_path):
+    """A MicroPython unix-port REPL on a pty (socat), running in its own device folder."""
+    yield from _pty_repl(tmp_path)
+
+
+@pytest.fixture
+def pty_repl_romfs(tmp_path):
+    """The same REPL with a ROMFS partition (tests/tooling/mp/rom_partition.py), as a 1.25+ board has."""
+    # the partition (128 KiB) is a bytearray on this heap: on a board it is flash
+    yield from _pty_repl(tmp_path, ["-i", str(HERE / "mp" / "rom_partition.py")], heap="512K")
+
+
+def _pty_repl(tmp_path, extra: list[str] | None = None, heap: str = PTY_HEAP):
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    from host_tools import fw
+
+    if not shutil.which("socat"):
+        pytest.skip("socat not installed")
+    folder = tmp_path / "pty-device"
+    folder.mkdir()
+    link = tmp_path / "ttyRE0"
+    env = dict(os.environ, MICROPYPATH="lib:.frozen")
+    p = subprocess.Popen(["socat", f"PTY,link={link},raw,echo=0",
+                          f"EXEC:{' '.join([fw.micropython_binary(), f'-X heapsize={heap}', *(extra or [])])}"
+                          ",pty,raw,echo=0"],
+                         cwd=folder, env=env, start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not link.exists():
+        assert p.poll() is None and time.monotonic() < deadline, "socat did not create the pty"
+        time.sleep(0.02)
+    yield folder, str(link)
+    os.killpg(p.pid, signal.SIGTERM)
+    p.wait(10)

@@ -8,20 +8,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
-import pytest
 
 from host_tools import fw
 from tooling_support import base_config, roadedge
 
 HEAP = "160K"  # 64-bit unix build: about twice a board's heap (see tests/test_device_runtime.py)
-# The pty REPL also holds the REPL, the raw-paste buffers and the fragments of the copy.
-PTY_HEAP = "320K"
 TLS_HEAP = "320K"
 
 
@@ -108,28 +104,6 @@ def test_flash_dir_boots_online_reflash_copies_nothing_and_fleet_tools(
     assert r.returncode == 0, r.stdout + r.stderr
     assert copied(r.stdout) == 0
     assert re.search(rf"{n} unchanged", r.stdout)
-
-
-@pytest.fixture
-def pty_repl(tmp_path):
-    """A MicroPython unix-port REPL on a pty (socat), running in its own device folder."""
-    if not shutil.which("socat"):
-        pytest.skip("socat not installed")
-    folder = tmp_path / "pty-device"
-    folder.mkdir()
-    link = tmp_path / "ttyRE0"
-    env = dict(os.environ, MICROPYPATH="lib:.frozen")
-    p = subprocess.Popen(["socat", f"PTY,link={link},raw,echo=0",
-                          f"EXEC:{fw.micropython_binary()} -X heapsize={PTY_HEAP},pty,raw,echo=0"],
-                         cwd=folder, env=env, start_new_session=True,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not link.exists():
-        assert p.poll() is None and time.monotonic() < deadline, "socat did not create the pty"
-        time.sleep(0.02)
-    yield folder, str(link)
-    os.killpg(p.pid, signal.SIGTERM)
-    p.wait(10)
 
 
 def test_flash_over_serial_to_unix_repl_on_a_pty(secure_broker, provisioned, hw_server, pty_repl,
