@@ -1,6 +1,7 @@
 """Console HTTP API: accounts, sessions, CSRF, roles and the audit table; history export."""
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import urllib.error
@@ -10,7 +11,7 @@ from http.cookiejar import CookieJar
 import pytest
 from dispatch_support import location
 
-from host_tools.dispatch.users import Users, check_password, hash_password
+from host_tools.dispatch.users import Users, check_password, hash_password, password_problem
 
 
 class Client:
@@ -40,16 +41,43 @@ class Client:
         return st
 
 
-def test_password_hashes_are_salted_scrypt(tmp_path):
+def test_password_hashes_are_salted_argon2id(tmp_path):
     h1, h2 = hash_password("correct horse"), hash_password("correct horse")
-    assert h1 != h2 and h1.startswith("scrypt$")
+    assert h1 != h2 and h1.startswith("$argon2id$")
     assert check_password("correct horse", h1) and not check_password("wrong", h1)
     u = Users(tmp_path / "u.json")
-    u.add("ann", "viewer", "long-enough")
-    assert "long-enough" not in (tmp_path / "u.json").read_text()
-    assert Users(tmp_path / "u.json").verify("ann", "long-enough") == "viewer"
+    u.add("ann", "viewer", "long-enough-phrase")
+    assert "long-enough-phrase" not in (tmp_path / "u.json").read_text()
+    assert Users(tmp_path / "u.json").verify("ann", "long-enough-phrase") == "viewer"
+    assert Users(tmp_path / "u.json").verify("ann", "wrong") is None
+    assert Users(tmp_path / "u.json").verify("nobody", "long-enough-phrase") is None
     with pytest.raises(ValueError):
-        u.add("bob", "admin", "long-enough")
+        u.add("bob", "admin", "long-enough-phrase")
+
+
+def test_an_account_with_an_old_scrypt_hash_logs_in_and_is_upgraded(tmp_path):
+    # as users.py wrote them before Argon2: scrypt$N$r$p$salt$hash
+    salt = bytes(range(16))
+    h = hashlib.scrypt(b"old-but-long-pw", salt=salt, n=2**14, r=8, p=1, dklen=32)
+    f = tmp_path / "u.json"
+    f.write_text(json.dumps({"users": {"old": {"role": "dispatcher",
+                                               "hash": f"scrypt${2**14}$8$1${salt.hex()}${h.hex()}"}}}))
+    assert Users(f).verify("old", "wrong-password") is None
+    assert json.loads(f.read_text())["users"]["old"]["hash"].startswith("scrypt$")  # not upgraded on a failure
+    assert Users(f).verify("old", "old-but-long-pw") == "dispatcher"
+    upgraded = json.loads(f.read_text())["users"]["old"]["hash"]
+    assert upgraded.startswith("$argon2id$")
+    assert Users(f).verify("old", "old-but-long-pw") == "dispatcher"
+
+
+@pytest.mark.parametrize("pw, why", [("short-pw-11", "at least 12"), ("password", "at least 12"),
+                                     ("password1234", "attackers try"), ("Password2024!", "attackers try"),
+                                     ("qwertyuiopasdfgh", "attackers try"), ("aaaaaaaaaaaaaaaa", "attackers try"),
+                                     ("carolcarol1234", "user name"), ("Carol_2024-12-01", "user name")])
+def test_password_policy_refuses_short_and_common_passwords(tmp_path, pw, why):
+    with pytest.raises(ValueError, match=why):
+        Users(tmp_path / "u.json").add("carol", "viewer", pw)
+    assert password_problem("carol", "tidal-basin-lantern") is None
 
 
 def test_no_anonymous_access_csrf_required_and_roles_enforced(console):
