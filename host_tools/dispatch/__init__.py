@@ -6,7 +6,7 @@ One process ingests every device topic into SQLite and serves the web console:
                                     \\-> store.py  (one transaction per batch; unique (device, kind, seq))
                                           \\-> console.py on_change -> bus.py -> web.py /api/events (SSE)
     browser (static/, Leaflet from npm) <-> web.py JSON API -> console.py (roles, audit, signed commands)
-                                                          \-> sanitize.py (device values checked for the page)
+                                                          \\-> sanitize.py (device values checked for the page)
 
 - roadnet.py: road graph from the deployment (sim/scenario.py format), units snapped to it, ETA by
   Dijkstra with per-road speed: the nearest-unit ranking.

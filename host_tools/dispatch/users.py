@@ -287,7 +287,7 @@ class LoginThrottle:
         now = now or time.time()
         with self.lock:
             for m, k in ((self.in_flight, user), (self.addr_in_flight, addr)):
-                m[k] -= 1
+                m[k] = m.get(k, 0) - 1
                 if m[k] <= 0:
                     del m[k]
             if ok is None:

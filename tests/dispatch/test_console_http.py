@@ -132,3 +132,39 @@ def test_track_history_and_exports(console, publisher):
     ns = {"g": "http://www.topografix.com/GPX/1/1"}
     pts_x = root.findall(".//g:trkpt", ns)
     assert len(pts_x) == 5 and pts_x[4].get("lon") == "120.0040000"
+
+
+def test_login_throttle_slows_guessing_but_never_locks_the_owner_out():
+    from host_tools.dispatch.users import LoginThrottle
+
+    t, now = LoginThrottle(cap=100), 1000.0
+    # 40 attempts at once on one account: 5 are let through to the password check, the rest wait
+    admitted = [t.admit("sup", "10.0.0.9", None, now) == 0 for _ in range(40)]
+    assert sum(admitted) == 5
+    for _ in range(5):
+        t.done("sup", "10.0.0.9", None, False, now)
+    # after that: one try at a time, each after a back-off that doubles, never more than the cap
+    waits = []
+    for _ in range(20):
+        w = t.admit("sup", "10.0.0.9", None, now)
+        waits.append(w)
+        now += w
+        assert t.admit("sup", "10.0.0.9", None, now) == 0
+        t.done("sup", "10.0.0.9", None, False, now)
+    assert waits[0] == 1 and max(waits) <= LoginThrottle.ADDRESS_CAP_S
+    assert all(w <= LoginThrottle.ACCOUNT_CAP_S for w in waits[:14])  # until the address limit joins in
+    # the owner's browser (a device cookie from an earlier login) is not held up by any of it
+    owner = t.trusted(t.device_cookie("sup"), "sup", now)
+    assert owner and t.admit("sup", "192.0.2.1", owner, now) == 0
+    t.done("sup", "192.0.2.1", owner, True, now)
+    assert t.trusted(t.device_cookie("sup"), "disp", now) is None  # a cookie is for its own account only
+    # an undecided (cancelled) attempt is released without counting
+    assert t.admit("ann", "10.0.0.8", None, now) == 0
+    t.done("ann", "10.0.0.8", None, None, now)
+    assert t.accounts.get("ann", now) == (0, 0.0)
+    # memory stays bounded whatever names are tried
+    for i in range(500):
+        addr = f"10.1.{i // 250}.{i % 250}"
+        assert t.admit(f"u{i}", addr, None, now) == 0
+        t.done(f"u{i}", addr, None, False, now)
+    assert len(t.accounts.m) == len(t.addresses.m) == 100 and not t.in_flight and not t.addr_in_flight
