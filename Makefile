@@ -1,6 +1,6 @@
 # roadedge: `make demo` runs the main job, `make test` passes the tests.
 # Both install what they need on a fresh machine: the venv, and with apt-get (as root) Mosquitto,
-# socat, Chromium, openssl and npm when missing.
+# socat, Chromium, openssl, curl and npm when missing.
 SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
@@ -13,7 +13,7 @@ STUBS := $(VENV)/stubs
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml host_tools/dispatch/web/package.json
-	@missing=""; for pair in mosquitto:mosquitto mosquitto_passwd:mosquitto socat:socat chromium:chromium openssl:openssl npm:npm; do \
+	@missing=""; for pair in mosquitto:mosquitto mosquitto_passwd:mosquitto socat:socat chromium:chromium openssl:openssl curl:curl npm:npm; do \
 	  command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then echo "installing$$missing with apt-get"; \

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from .bus import Bus
 from .fog import fog_segments
 from .roadnet import RoadNetwork
+from .sanitize import PageFilter
 from .store import Store
 
 # action -> roles allowed. Sign changes are the supervisor's alone (the controller checks too).
@@ -41,7 +42,8 @@ class Console:
         self.sc = scenario
         self.net = RoadNetwork.from_scenario(scenario) if scenario else None
         self.tile_url = tile_url
-        self.stats = stats or (lambda: {})
+        self._ingest_stats = stats or (lambda: {})
+        self.page = PageFilter()  # every device-supplied value passes it on the way to a page
         self.beacon_pos = {b.id: b for b in scenario.beacons} if scenario else {}
         self.sign_pos = {s.id: s for s in scenario.signs} if scenario else {}
         self.tracker_ids = {t.id for t in scenario.trackers} if scenario else set()
@@ -95,24 +97,64 @@ class Console:
         return ctr
 
     # -- reads -------------------------------------------------------------------
+    def stats(self) -> dict:
+        return {**self._ingest_stats(), "cleaned": self.page.summary()}
+
+    def _kept(self, items, check, what: str) -> list:
+        """check(item) for each item; one that fails is left out and counted, never fails the rest."""
+        out = []
+        for it in items:
+            try:
+                out.append(check(it))
+            except Exception:
+                who = it.get("id", it.get("device")) if isinstance(it, dict) else None
+                self.page.count("dropped", what, str(who)[:64])
+        return out
+
+    def _devices(self, ids=None) -> list[dict]:
+        return self._kept(self.store.devices(ids), self.page.device, "device")
+
+    def _sos(self) -> list[dict]:
+        return self._kept(self.store.sos(), lambda s: self.page.with_position(s, ("sos", s["device"])), "sos")
+
+    def _ctl(self) -> dict[str, dict]:
+        out = {}
+        for zone, z in self.store.ctl().items():
+            z = self.page.obj(z, ("ctl", zone))
+            if z is not None:
+                out[str(zone)[:64]] = z
+        return out
+
+    def _dispatches(self, ids=None) -> list[dict]:
+        return self._kept(self.store.dispatches(ids), lambda d: self.page.json(d, ("dispatch", d["unit"])), "dispatch")
+
     def snapshot(self) -> dict:
-        devs = self.store.devices()
+        """Everything the page starts from. One bad record is left out (and counted), never the lot."""
+        devs = self._devices()
         return {
             "now": time.time(),
             "units": [d for d in devs if self._is_unit(d)],
-            "signs": self.signs(devs),
-            "beacons": self.beacons(devs),
-            "fog": self.fog(devs),
-            "ctl": self.store.ctl(),
-            "sos": self.store.sos(),
-            "incidents": self.store.incidents(),
-            "dispatches": self.store.dispatches(),
-            "rejects": self.store.rejects(),
+            "signs": self._guard(lambda: self.signs(devs), [], "signs"),
+            "beacons": self._guard(lambda: self.beacons(devs), [], "beacons"),
+            "fog": self._guard(lambda: self.fog(devs), [], "fog"),
+            "ctl": self._guard(self._ctl, {}, "ctl"),
+            "sos": self._guard(self._sos, [], "sos"),
+            "incidents": self._kept(self.store.incidents(), lambda i: self.page.with_position(i, ("incident",)),
+                                    "incident"),
+            "dispatches": self._guard(self._dispatches, [], "dispatches"),
+            "rejects": self._guard(lambda: self.page.json(self.store.rejects(), ("rejects",)), {}, "rejects"),
             "stats": self.stats(),
             "audit": self.store.audit(50),
             "roads": self.roads(),
             "tile_url": self.tile_url,
         }
+
+    def _guard(self, part, default, what: str):
+        try:
+            return part()
+        except Exception:
+            self.page.count("dropped", what)
+            return default
 
     def _is_unit(self, d: dict) -> bool:
         return d["role"] == "tracker" or d["id"] in self.tracker_ids or d["lat"] is not None
@@ -144,16 +186,16 @@ class Console:
                 out.append(self._placed({"id": d["id"], "status": d["status"], "state": d["state"]}, bp))
         return out
 
-    @staticmethod
-    def _placed(d: dict, spec) -> dict:
+    def _placed(self, d: dict, spec) -> dict:
         st = d.get("state") or {}
-        lat, lon = (spec.lat, spec.lon) if spec else (st.get("lat"), st.get("lon"))
+        # a device without a place in the deployment is shown where its own state says, if that is a position
+        lat, lon = (spec.lat, spec.lon) if spec else self.page.latlon(st.get("lat"), st.get("lon"), d["id"], "state")
         return {**d, "lat": lat, "lon": lon, "road": spec and spec.road, "km": spec and spec.km}
 
     def fog(self, devs: list[dict] | None = None) -> list[dict]:
         if not self.sc:
             return []
-        devs = devs if devs is not None else self.store.devices(self.beacon_pos.keys())
+        devs = devs if devs is not None else self._devices(self.beacon_pos.keys())
         return fog_segments(self.sc, [(self.beacon_pos[d["id"]], d.get("state") or {}) for d in devs
                                       if d["id"] in self.beacon_pos])
 
@@ -161,7 +203,7 @@ class Console:
         inc = self.store.incident(incident_id)
         if not inc:
             raise Refused(404, "no such incident")
-        units = [d for d in self.store.devices() if self._is_unit(d) and d["lat"] is not None]
+        units = [d for d in self._devices() if self._is_unit(d) and d["lat"] is not None]
         busy = {d["unit"] for d in self.store.dispatches() if d["status"] in ("sent", "delivered", "accepted")}
         busy |= {s["device"] for s in self.store.sos(open_only=True)}  # a rider in distress is not sent anywhere
         avail = [(d["id"], d["lat"], d["lon"]) for d in units if self._available(d) and d["id"] not in busy]
@@ -208,7 +250,7 @@ class Console:
             raise
         self.store.ack_sos(unit, sess["user"])
         self.audit(sess, "sos_ack", unit, {**detail, "sos": open_[0]["sos_id"], "ctr": ctr}, "sent")
-        self.bus.publish("sos", self.store.sos())
+        self.bus.publish("sos", self._sos())
         return {"ok": True, "ctr": ctr}
 
     def create_incident(self, sess: dict, lat, lon, priority, text) -> dict:
@@ -300,19 +342,19 @@ class Console:
         if not ch:
             return
         if ch["devices"]:
-            devs = self.store.devices(ch["devices"])
-            self.bus.publish("devices", [self._classify(d) for d in devs])
+            devs = self._devices(ch["devices"])
+            self.bus.publish("devices", self._kept(devs, self._classify, "device"))
             if self.sc and any(d["id"] in self.beacon_pos for d in devs):
                 self._mark("fog")
         if ch["sos"]:
-            self.bus.publish("sos", self.store.sos())
+            self.bus.publish("sos", self._sos())
         if ch["dispatches"]:
-            for d in self.store.dispatches(ch["dispatches"]):
+            for d in self._dispatches(ch["dispatches"]):
                 self.bus.publish("dispatch", d)
         if ch["ctl"]:
-            self.bus.publish("ctl", self.store.ctl())
+            self.bus.publish("ctl", self._ctl())
         if ch["rejects"]:
-            self.bus.publish("rejects", self.store.rejects())
+            self.bus.publish("rejects", self.page.json(self.store.rejects(), ("rejects",)))
         self._mark("stats")
 
     def _classify(self, d: dict) -> dict:

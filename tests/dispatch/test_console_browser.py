@@ -139,3 +139,54 @@ def test_only_a_supervisor_changes_a_sign_and_both_attempts_are_audited(console,
     assert ("sup", "sign_op", "sent to controller") in audit
     sup.screenshot(path="/tmp/dispatch-console-signs.png")
     assert not errors and not errors2
+
+
+def _nested(depth: int):
+    v: object = 1
+    for _ in range(depth):
+        v = {"a": v}
+    return v
+
+
+def test_garbage_from_devices_leaves_the_page_live_and_a_new_sos_shown(console, publisher, browser):
+    """Any device may claim a role and publish any JSON: none of it may stop the page (issue 17)."""
+    now = time.time()
+    publisher.send("owntracks/roadedge/trk-a", location(1, 30.3000, 120.0010, now))
+    # a "sign" whose own state puts it at lat "x"; a "tracker" at lat 1e308; NaN and a 600-level telemetry
+    publisher.send("re/evil-1/info", {"role": "sign", "fw": "x"}, retain=True)
+    publisher.send("re/evil-1/state", {"lat": "x", "lon": 120.0, "displayed": {"deep": _nested(50)}}, retain=True)
+    publisher.send("re/evil-2/info", {"role": "beacon"}, retain=True)
+    publisher.send("re/evil-2/state", b'{"lat": NaN, "lon": Infinity, "vis": -Infinity, "mode": "guidance"}',
+                   retain=True)
+    publisher.send("re/evil-3/info", {"role": "tracker"}, retain=True)
+    publisher.send("re/evil-3/state", {"lat": 1e308, "lon": [1, 2], "batt": "x" * 5000}, retain=True)
+    publisher.send("re/evil-3/tele", {"seq": 1, "deep": _nested(600)})
+    publisher.send("re/evil-3/event", {"seq": 2, "type": "sos", "id": 1, "lat": "x", "lon": None})
+    publisher.send("re/ctl/zx/state", {"zone": "zx", "mode": "approve", "signs": [None, 7, {"id": "s", "pending": {}}]},
+                   retain=True)
+    assert console.ingest.wait_idle(10)
+
+    page, errors = login(browser, console.url, "disp", "disp-pass-123")  # waits for the snapshot and live updates
+    page.wait_for_function("window.RE.units['trk-a']", timeout=5000)
+    assert page.evaluate("Object.keys(window.RE.signs).includes('evil-1')")  # listed, just not placed on the map
+    page.wait_for_selector('#sos-banner .sos-item[data-unit="evil-3"]', timeout=5000)
+    assert "unknown position" in page.inner_text('#sos-banner .sos-item[data-unit="evil-3"]')
+
+    # more garbage while the page is open, then a real SOS: it must still come up, and positions still move
+    publisher.send("re/evil-1/state", {"lat": {"x": 1}, "lon": "y", "displayed": _nested(700)}, retain=True)
+    publisher.send("re/evil-4/info", {"role": "sign"}, retain=True)
+    publisher.send("re/evil-4/state", {"lat": -1e400, "lon": 200}, retain=True)
+    publisher.send("re/trk-b/event", {"seq": 50, "ts": time.time(), "type": "sos", "id": 7, "since": time.time(),
+                                      "duty": "patrol", "lat": 30.3050, "lon": 120.0080})
+    page.wait_for_selector('#sos-banner .sos-item[data-unit="trk-b"]', timeout=5000)
+    assert "30.30500" in page.inner_text("#sos-banner")
+    publisher.send("owntracks/roadedge/trk-a", location(2, 30.3000, 120.0030, now + 5))
+    page.wait_for_function("window.RE.units['trk-a'].getLatLng().lng > 120.0025", timeout=5000)
+    assert page.evaluate("window.RE.live") is True
+
+    snap = page.evaluate("fetch('/api/snapshot').then(r => r.json())")
+    sign = next(s for s in snap["signs"] if s["id"] == "evil-1")
+    assert sign["lat"] is None and sign["lon"] is None
+    cleaned = snap["stats"]["cleaned"]
+    assert cleaned.get("bad_position", 0) >= 2 and cleaned.get("not_finite", 0) >= 1 and cleaned.get("too_deep", 0) >= 1, cleaned
+    assert not errors, errors

@@ -1,6 +1,7 @@
 """Console HTTP API: accounts, sessions, CSRF, roles and the audit table; history export."""
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import urllib.error
@@ -10,7 +11,7 @@ from http.cookiejar import CookieJar
 import pytest
 from dispatch_support import location
 
-from host_tools.dispatch.users import Users, check_password, hash_password
+from host_tools.dispatch.users import Users, check_password, hash_password, password_problem
 
 
 class Client:
@@ -40,16 +41,43 @@ class Client:
         return st
 
 
-def test_password_hashes_are_salted_scrypt(tmp_path):
+def test_password_hashes_are_salted_argon2id(tmp_path):
     h1, h2 = hash_password("correct horse"), hash_password("correct horse")
-    assert h1 != h2 and h1.startswith("scrypt$")
+    assert h1 != h2 and h1.startswith("$argon2id$")
     assert check_password("correct horse", h1) and not check_password("wrong", h1)
     u = Users(tmp_path / "u.json")
-    u.add("ann", "viewer", "long-enough")
-    assert "long-enough" not in (tmp_path / "u.json").read_text()
-    assert Users(tmp_path / "u.json").verify("ann", "long-enough") == "viewer"
+    u.add("ann", "viewer", "long-enough-phrase")
+    assert "long-enough-phrase" not in (tmp_path / "u.json").read_text()
+    assert Users(tmp_path / "u.json").verify("ann", "long-enough-phrase") == "viewer"
+    assert Users(tmp_path / "u.json").verify("ann", "wrong") is None
+    assert Users(tmp_path / "u.json").verify("nobody", "long-enough-phrase") is None
     with pytest.raises(ValueError):
-        u.add("bob", "admin", "long-enough")
+        u.add("bob", "admin", "long-enough-phrase")
+
+
+def test_an_account_with_an_old_scrypt_hash_logs_in_and_is_upgraded(tmp_path):
+    # as users.py wrote them before Argon2: scrypt$N$r$p$salt$hash
+    salt = bytes(range(16))
+    h = hashlib.scrypt(b"old-but-long-pw", salt=salt, n=2**14, r=8, p=1, dklen=32)
+    f = tmp_path / "u.json"
+    f.write_text(json.dumps({"users": {"old": {"role": "dispatcher",
+                                               "hash": f"scrypt${2**14}$8$1${salt.hex()}${h.hex()}"}}}))
+    assert Users(f).verify("old", "wrong-password") is None
+    assert json.loads(f.read_text())["users"]["old"]["hash"].startswith("scrypt$")  # not upgraded on a failure
+    assert Users(f).verify("old", "old-but-long-pw") == "dispatcher"
+    upgraded = json.loads(f.read_text())["users"]["old"]["hash"]
+    assert upgraded.startswith("$argon2id$")
+    assert Users(f).verify("old", "old-but-long-pw") == "dispatcher"
+
+
+@pytest.mark.parametrize("pw, why", [("short-pw-11", "at least 12"), ("password", "at least 12"),
+                                     ("password1234", "attackers try"), ("Password2024!", "attackers try"),
+                                     ("qwertyuiopasdfgh", "attackers try"), ("aaaaaaaaaaaaaaaa", "attackers try"),
+                                     ("carolcarol1234", "user name"), ("Carol_2024-12-01", "user name")])
+def test_password_policy_refuses_short_and_common_passwords(tmp_path, pw, why):
+    with pytest.raises(ValueError, match=why):
+        Users(tmp_path / "u.json").add("carol", "viewer", pw)
+    assert password_problem("carol", "tidal-basin-lantern") is None
 
 
 def test_no_anonymous_access_csrf_required_and_roles_enforced(console):
@@ -104,3 +132,39 @@ def test_track_history_and_exports(console, publisher):
     ns = {"g": "http://www.topografix.com/GPX/1/1"}
     pts_x = root.findall(".//g:trkpt", ns)
     assert len(pts_x) == 5 and pts_x[4].get("lon") == "120.0040000"
+
+
+def test_login_throttle_slows_guessing_but_never_locks_the_owner_out():
+    from host_tools.dispatch.users import LoginThrottle
+
+    t, now = LoginThrottle(cap=100), 1000.0
+    # 40 attempts at once on one account: 5 are let through to the password check, the rest wait
+    admitted = [t.admit("sup", "10.0.0.9", None, now) == 0 for _ in range(40)]
+    assert sum(admitted) == 5
+    for _ in range(5):
+        t.done("sup", "10.0.0.9", None, False, now)
+    # after that: one try at a time, each after a back-off that doubles, never more than the cap
+    waits = []
+    for _ in range(20):
+        w = t.admit("sup", "10.0.0.9", None, now)
+        waits.append(w)
+        now += w
+        assert t.admit("sup", "10.0.0.9", None, now) == 0
+        t.done("sup", "10.0.0.9", None, False, now)
+    assert waits[0] == 1 and max(waits) <= LoginThrottle.ADDRESS_CAP_S
+    assert all(w <= LoginThrottle.ACCOUNT_CAP_S for w in waits[:14])  # until the address limit joins in
+    # the owner's browser (a device cookie from an earlier login) is not held up by any of it
+    owner = t.trusted(t.device_cookie("sup"), "sup", now)
+    assert owner and t.admit("sup", "192.0.2.1", owner, now) == 0
+    t.done("sup", "192.0.2.1", owner, True, now)
+    assert t.trusted(t.device_cookie("sup"), "disp", now) is None  # a cookie is for its own account only
+    # an undecided (cancelled) attempt is released without counting
+    assert t.admit("ann", "10.0.0.8", None, now) == 0
+    t.done("ann", "10.0.0.8", None, None, now)
+    assert t.accounts.get("ann", now) == (0, 0.0)
+    # memory stays bounded whatever names are tried
+    for i in range(500):
+        addr = f"10.1.{i // 250}.{i % 250}"
+        assert t.admit(f"u{i}", addr, None, now) == 0
+        t.done(f"u{i}", addr, None, False, now)
+    assert len(t.accounts.m) == len(t.addresses.m) == 100 and not t.in_flight and not t.addr_in_flight

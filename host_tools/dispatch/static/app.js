@@ -4,6 +4,12 @@
   const $ = (s) => document.querySelector(s);
   const esc = (s) => String(s == null ? "" : s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
   const RE = (window.RE = { units: {}, signs: {}, beacons: {}, incidents: {}, dispatches: {}, sos: [], me: null, ctl: {}, devices: {} });
+  // Device data is checked by the console before it gets here, and the page still trusts none of it:
+  // one bad record is skipped (and logged), never the end of the rest, the live updates or an SOS.
+  const isNum = (v) => typeof v === "number" && isFinite(v);
+  const isPos = (lat, lon) => isNum(lat) && isNum(lon) && Math.abs(lat) <= 90 && Math.abs(lon) <= 180;
+  function guard(f, what) { try { f(); } catch (e) { console.error("skipped", what, e); } }
+  function each(list, f, what) { for (const x of Array.isArray(list) ? list : []) guard(() => f(x), what); }
   let csrf = "", map, layers, clockSkew = 0, placing = false, es = null, rankFor = null;
 
   function toast(msg, bad) {
@@ -45,9 +51,9 @@
     $("#sign-role-note").textContent = me.role === "supervisor" ? "" : "(only a supervisor may change signs)";
     if (!window.L) { toast("map library missing: run python -m host_tools.dispatch.assets", true); }
     else initMap();
-    await loadSnapshot(true);
+    try { await loadSnapshot(true); } catch (e) { toast("could not load the current state: " + e.message, true); }
     connectEvents();
-    setInterval(tick, 1000);
+    setInterval(() => guard(tick, "tick"), 1000);
   }
 
   // ---- map ----
@@ -107,7 +113,7 @@
   }
   function upsertUnit(u) {
     RE.devices[u.id] = u;
-    if (!map || u.lat == null) return;
+    if (!map || !isPos(u.lat, u.lon)) return;
     let m = RE.units[u.id];
     if (!m) { m = RE.units[u.id] = L.marker([u.lat, u.lon], { icon: unitIcon(u), zIndexOffset: 1000 }).addTo(layers.units); m.bindPopup(""); }
     m.setLatLng([u.lat, u.lon]); m.setIcon(unitIcon(u)); m.getPopup().setContent(unitPopup(u)); m.data = u;
@@ -119,7 +125,7 @@
   }
   function upsertSign(s) {
     RE.signs[s.id] = s;
-    if (!map || s.lat == null) return;
+    if (!map || !isPos(s.lat, s.lon)) return;
     const st = s.state || {}, lim = signLimit(st);
     const blank = lim == null || lim === 0 || lim === "blank";
     const icon = L.divIcon({ className: "sign-icon" + (blank ? " blank" : ""), iconSize: [34, 34], iconAnchor: [17, 17],
@@ -137,7 +143,7 @@
     return "#95a5a6";
   };
   function upsertBeacon(b) {
-    if (!map || b.lat == null) { RE.beacons[b.id] = b; return; }
+    if (!map || !isPos(b.lat, b.lon)) { RE.beacons[b.id] = b; return; }
     const old = RE.beacons[b.id]; const st = b.state || {};
     const vis = st.vis_m != null ? st.vis_m : st.vis != null ? st.vis : st.visibility;
     const opts = { radius: 3, weight: 1, color: "#333", fillColor: beaconColor(st), fillOpacity: b.status === "offline" ? 0.2 : 0.95 };
@@ -158,7 +164,7 @@
     if (!i) return;
     const old = RE.incidents[i.id]; if (old && old._m) layers.incidents.removeLayer(old._m);
     RE.incidents[i.id] = i;
-    if (map && i.status !== "closed") {
+    if (map && i.status !== "closed" && isPos(i.lat, i.lon)) {
       i._m = L.marker([i.lat, i.lon], { icon: L.divIcon({ className: "inc-icon", html: "<span></span><b>#" + i.id + "</b>", iconSize: [24, 24], iconAnchor: [12, 12] }) })
         .bindTooltip("#" + i.id + " P" + i.priority + " " + esc(i.text)).addTo(layers.incidents);
       i._m.on("click", () => showRank(i.id));
@@ -220,12 +226,14 @@
   function renderZones() {
     const box = $("#zones"); box.innerHTML = "";
     const sup = RE.me && RE.me.role === "supervisor";
-    for (const [zone, z] of Object.entries(RE.ctl)) {
+    for (const [zone, z] of Object.entries(RE.ctl || {})) {
+      if (!z || typeof z !== "object") continue;
       const div = document.createElement("div"); div.className = "zone"; div.dataset.zone = zone;
       let h = "<b>zone " + esc(zone) + "</b> · mode " + (sup ? '<select class="zone-mode">' + ["automatic", "approve", "manual"].map((m) => "<option" + (m === z.mode ? " selected" : "") + ">" + m + "</option>").join("") + "</select>" : esc(z.mode || "?")) +
         (z.closure && z.closure.length ? ' · <b class="error">closure: ' + esc(z.closure.join(", ")) + "</b>" : "") +
         "<table><tr><th>sign</th><th>vis m</th><th title=\"controller recommendation\">rec.</th><th title=\"waiting for approval\">pending</th><th>cmd.</th><th>shows</th><th></th></tr>";
       for (const [sid, s] of zoneSigns(z)) {
+        if (!s || typeof s !== "object") continue;
         const pend = s.pending != null && s.pending !== false;
         const disp = (s.displayed == null ? "—" : esc(s.displayed)) + (s.source ? " (" + esc(s.source) + ")" : "") + (s.hold != null ? " hold " + esc(s.hold) : "");
         h += '<tr class="' + (pend ? "pending" : "") + '" data-sign="' + esc(sid) + '"><td>' + esc(sid) + "</td><td>" + (s.vis_m != null ? Math.round(s.vis_m) : "") + "</td><td>" + esc(s.recommended) + "</td><td>" + (pend ? esc(typeof s.pending === "object" ? s.pending.limit : s.pending) : "") +
@@ -271,11 +279,12 @@
     const tb = $("#reject-table tbody"); tb.innerHTML = "";
     const e = Object.entries(r || {});
     if (!e.length) tb.innerHTML = '<tr><td colspan="3" class="muted">none</td></tr>';
-    e.forEach(([k, v]) => tb.insertAdjacentHTML("beforeend", '<tr data-reason="' + esc(k) + '"><td>' + esc(k) + '</td><td class="count">' + v.count + "</td><td>" + esc(v.last_topic) + "</td></tr>"));
+    each(e, ([k, v]) => tb.insertAdjacentHTML("beforeend", '<tr data-reason="' + esc(k) + '"><td>' + esc(k) + '</td><td class="count">' + v.count + "</td><td>" + esc(v.last_topic) + "</td></tr>"), "reject");
   }
   function renderStats(s) {
     if (!s) return;
-    $("#ingest-stats").textContent = s.received + " msgs · " + s.stored + " stored · " + s.dupes + " dup · " + s.rejected + " rejected";
+    const cleaned = Object.values(s.cleaned || {}).reduce((a, b) => a + (isNum(b) ? b : 0), 0);
+    $("#ingest-stats").textContent = s.received + " msgs · " + s.stored + " stored · " + s.dupes + " dup · " + s.rejected + " rejected" + (cleaned ? " · " + cleaned + " cleaned" : "");
     const c = $("#conn"); c.textContent = s.connected ? "broker connected" : "broker DISCONNECTED"; c.className = "pill " + (s.connected ? "ok" : "bad");
   }
   function addAudit(a, prepend) {
@@ -305,7 +314,7 @@
   }
   function renderSos(list, fresh) {
     const before = new Set(RE.sos.filter((s) => !s.acked_at).map((s) => s.device + ":" + s.seq));
-    RE.sos = list || [];
+    RE.sos = (Array.isArray(list) ? list : []).filter((s) => s && typeof s === "object");
     const open = RE.sos.filter((s) => !s.acked_at);
     const b = $("#sos-banner");
     const wasHidden = b.classList.contains("hidden");
@@ -313,14 +322,14 @@
     if (!open.length) { b.classList.add("hidden"); b.innerHTML = ""; }
     else {
       b.classList.remove("hidden");
-      b.innerHTML = open.map((s) => '<span class="sos-item" data-unit="' + esc(s.device) + '">SOS ' + esc(s.device) + " at " + (s.lat != null ? s.lat.toFixed(5) + ", " + s.lon.toFixed(5) : "unknown position") + " · " + fmtTime(s.rx) +
+      b.innerHTML = open.map((s) => '<span class="sos-item" data-unit="' + esc(s.device) + '">SOS ' + esc(s.device) + " at " + (isPos(s.lat, s.lon) ? s.lat.toFixed(5) + ", " + s.lon.toFixed(5) : "unknown position") + " · " + fmtTime(s.rx) +
         ' <button class="sos-go">Show</button> <button class="sos-ack" data-unit="' + esc(s.device) + '">Acknowledge</button></span>').join(" ");
       b.querySelectorAll(".sos-ack").forEach((x) => x.onclick = async () => { try { await api("POST", "/api/sos/ack", { unit: x.dataset.unit }); toast("acknowledgement sent to " + x.dataset.unit); } catch (e) { toast(e.message, true); } });
-      b.querySelectorAll(".sos-go").forEach((x) => x.onclick = () => { const s = open.find((o) => o.device === x.parentNode.dataset.unit); if (s && map && s.lat != null) map.setView([s.lat, s.lon], 16); });
+      b.querySelectorAll(".sos-go").forEach((x) => x.onclick = () => { const s = open.find((o) => o.device === x.parentNode.dataset.unit); if (s && map && isPos(s.lat, s.lon)) map.setView([s.lat, s.lon], 16); });
       const isNew = open.some((s) => !before.has(s.device + ":" + s.seq));
-      if (isNew && fresh) { beep(); const s = open[0]; if (map && s.lat != null) map.panTo([s.lat, s.lon]); }
+      if (isNew && fresh) { beep(); const s = open[0]; if (map && isPos(s.lat, s.lon)) map.panTo([s.lat, s.lon]); }
     }
-    for (const s of RE.sos) { const u = RE.devices[s.device]; if (u) upsertUnit(u); }
+    each(RE.sos, (s) => { const u = RE.devices[s.device]; if (u) upsertUnit(u); }, "sos unit");
     const acked = RE.sos.filter((s) => s.acked_at).slice(0, 1);
     if (acked.length && acked[0].device_ack) $("#sos-banner").dataset.lastAck = acked[0].device + ":" + acked[0].device_ack;
   }
@@ -329,17 +338,18 @@
   async function loadSnapshot(first) {
     const s = await api("GET", "/api/snapshot");
     clockSkew = s.now - Date.now() / 1000;
-    if (first) drawRoads(s.roads, s.tile_url);
-    s.units.forEach(upsertUnit);
-    s.signs.forEach(upsertSign);
-    s.beacons.forEach(upsertBeacon);
-    drawFog(s.fog);
-    RE.ctl = s.ctl; renderZones();
-    s.dispatches.forEach((d) => (RE.dispatches[d.id] = d)); renderDispatches();
-    s.incidents.forEach(upsertIncident);
-    renderSos(s.sos, false);
-    renderRejects(s.rejects); renderStats(s.stats); renderUnits();
-    $("#audit-table tbody").innerHTML = ""; s.audit.forEach((a) => addAudit(a, false));
+    if (first) guard(() => drawRoads(s.roads, s.tile_url), "roads");
+    guard(() => renderSos(s.sos, false), "sos");  // first: nothing else may keep an SOS off the screen
+    each(s.units, upsertUnit, "unit");
+    each(s.signs, upsertSign, "sign");
+    each(s.beacons, upsertBeacon, "beacon");
+    guard(() => drawFog(s.fog), "fog");
+    guard(() => { RE.ctl = s.ctl || {}; renderZones(); }, "zones");
+    each(s.dispatches, (d) => (RE.dispatches[d.id] = d), "dispatch"); guard(renderDispatches, "dispatches");
+    each(s.incidents, upsertIncident, "incident");
+    guard(() => renderSos(s.sos, false), "sos");  // again, now that the units are on the map
+    guard(() => renderRejects(s.rejects), "rejects"); guard(() => renderStats(s.stats), "stats"); guard(renderUnits, "units");
+    $("#audit-table tbody").innerHTML = ""; each(s.audit, (a) => addAudit(a, false), "audit");
     RE.ready = true;
     armSound();
   }
@@ -347,7 +357,7 @@
     if (es) es.close();
     es = new EventSource("/api/events");
     const on = (k, f) => es.addEventListener(k, (ev) => { try { f(JSON.parse(ev.data)); } catch (e) { console.error(k, e); } });
-    on("devices", (list) => { list.forEach((d) => { if (d.kind === "unit") upsertUnit(d); else if (d.kind === "sign") upsertSign(d); else if (d.kind === "beacon") upsertBeacon(d); }); renderUnits(); });
+    on("devices", (list) => { each(list, (d) => { if (d.kind === "unit") upsertUnit(d); else if (d.kind === "sign") upsertSign(d); else if (d.kind === "beacon") upsertBeacon(d); }, "device"); renderUnits(); });
     on("fog", drawFog);
     on("sos", (l) => renderSos(l, true));
     on("incident", upsertIncident);
