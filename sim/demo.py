@@ -24,6 +24,8 @@ import threading
 import time
 from pathlib import Path
 
+from roadedge import wire
+
 REPO = Path(__file__).resolve().parent.parent
 SCENARIO = REPO / "sim" / "scenarios" / "demo.json"
 
@@ -58,7 +60,8 @@ class _Broker:
         self.url = ""
 
     def start(self, users: dict[str, str]) -> str:
-        from host_tools.broker.amqtt_broker import EmbeddedBroker, default_acl, hash_password
+        from host_tools.broker.amqtt_broker import EmbeddedBroker, hash_password
+        from host_tools.provision.acl import amqtt_json
 
         d = self.workdir / "amqtt"
         shutil.rmtree(d, ignore_errors=True)
@@ -66,10 +69,7 @@ class _Broker:
         passwd, acl = d / "passwd.json", d / "acl.json"
         passwd.write_text(json.dumps({"users": {u: hash_password(pw) for u, pw in users.items()}}))
         passwd.chmod(0o600)
-        rules = default_acl()
-        rules["users"] = {self.WORLD: {"publish": ["#"], "subscribe": ["#"]},
-                          "dispatcher": {"publish": ["re/+/cmd/#", "re/ctl/+/op"],
-                                         "subscribe": ["re/#", "owntracks/#"]}}
+        rules = amqtt_json(services=tuple(u for u in wire.SERVICES if u in users), everything=(self.WORLD,))
         acl.write_text(json.dumps(rules, indent=1))
         self.handle = EmbeddedBroker(port=0, passwd=passwd, acl=acl).start()
         self.url = self.handle.url
@@ -176,7 +176,7 @@ def run(args) -> int:
         while w.t < until and not stop.is_set():
             w.step()
             if w.t % 1.0 < w.dt:  # the broker time beacon, as the controller publishes it
-                client.publish("re/sys/time", f'{{"t":{int(w.unix() * 1000)}}}')
+                client.publish(wire.TIME_TOPIC, f'{{"t":{int(w.unix() * 1000)}}}')
             now = time.monotonic()
             if duration is not None and now - t0 >= duration:
                 break

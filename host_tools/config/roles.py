@@ -87,10 +87,9 @@ _cache: dict[str, RoleSpec] = {}
 def _imported_defaults(role: str, firmware_lib: Path) -> dict | None:
     """The role's DEFAULTS as the firmware computes them (they may be merged from several modules)."""
     import importlib
-    import sys
 
-    if str(firmware_lib) not in sys.path:
-        sys.path.insert(0, str(firmware_lib))
+    if Path(firmware_lib).resolve() != fw.FIRMWARE_LIB.resolve():
+        return None  # another tree (a flashed lib): only its source can be read, not imported
     try:
         mod = importlib.import_module(f"roadedge.{role}.app")
         d = getattr(mod, "DEFAULTS", None)

@@ -15,6 +15,7 @@ from .bus import Bus
 from .fog import fog_segments
 from .roadnet import RoadNetwork
 from .store import Store
+from roadedge import wire
 
 # action -> roles allowed. Sign changes are the supervisor's alone (the controller checks too).
 PERMS = {
@@ -91,7 +92,7 @@ class Console:
         except UnknownDevice as e:
             raise Refused(409, str(e)) from None
         ctr = json.loads(json.loads(payload)["body"])["ctr"]
-        self.publish(f"re/{dev}/cmd/{cmd}", payload, 1)
+        self.publish(wire.cmd_topic(dev, cmd), payload, 1)
         return ctr
 
     # -- reads -------------------------------------------------------------------
@@ -280,7 +281,7 @@ class Console:
               "reason": str(reason or "")[:200], "ts": time.time()}
         if action == "mode":
             op["mode"] = str(limit or "")
-        self.publish(f"re/ctl/{zone}/op", json.dumps(op).encode(), 1)
+        self.publish(wire.ctl_topic(zone, "op"), json.dumps(op).encode(), 1)
         self.audit(sess, "sign_op", target, detail, "sent to controller")
         return {"ok": True}
 

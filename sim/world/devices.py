@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from host_tools import fw
 
-fw.ensure_firmware_importable()
 from roadedge.beacon import modes as M  # noqa: E402
 from roadedge.beacon.logic import BeaconLogic  # noqa: E402
 from roadedge.core.auth import sign_command  # noqa: E402

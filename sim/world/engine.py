@@ -30,6 +30,7 @@ from sim.world.devices import (
 from sim.world.fogmap import Weather
 from sim.world.patrol import Patrol
 from sim.world.traffic import Traffic
+from roadedge import wire
 
 EPOCH_UNIX = 1_795_000_000  # simulated wall clock at t = 0 (fixed: runs are reproducible)
 FOG_M = 200.0  # a vehicle "drives in fog" below this visibility (Art. 81 first level)
@@ -156,7 +157,7 @@ class World:
     def _announced(self) -> None:
         for d in [*self.beacons, *self.signs, *self.trackers]:
             if getattr(d, "inproc", True):  # firmware processes announce themselves
-                self._out(f"re/{d.id}/status", "online", 1, True)
+                self._out(wire.topic(d.id, wire.STATUS), "online", 1, True)
 
     def all_beacons(self) -> list:
         return self.beacons
@@ -260,7 +261,7 @@ class World:
         z.ctr += 1
         payload = command_payload(z.key, sign.id, cmd, int(unix_s * 1000) * 10 + z.ctr % 10,
                                   int(unix_s) + z.cfg.command_ttl_s, args)
-        self._out(f"re/{sign.id}/cmd/{cmd}", payload, 1 if cmd != "heartbeat" else 0, False)
+        self._out(wire.cmd_topic(sign.id, cmd), payload, 1, False)
         self.metrics["commands"] += 1
         code, detail = sign.command(mono, cmd, args)
         self._out(f"re/{sign.id}/ack", {"seq": 0, "ts": unix_s, "cmd": cmd, "ctr": z.ctr, "ok": code == "ok",
@@ -284,7 +285,7 @@ class World:
                                                            "duration_s": z.cfg.duration_s}, mono, unix_s)
             for s in z.signs:  # what the signs show now, after the commands
                 z.policy.sign_state(s.id, {"limit": s.shown()[0], "legend": s.shown()[1], "source": s.source()})
-            self._out(f"re/ctl/{z.id}/state", z.policy.snapshot(unix_s), 1, True)
+            self._out(wire.ctl_topic(z.id, "state"), z.policy.snapshot(unix_s), 1, True)
         if t >= z.next_hb:
             z.next_hb += z.cfg.heartbeat_s
             for s in z.signs:
@@ -307,7 +308,7 @@ class World:
                 if 0 <= ahead * 1000 <= ALARM_UPSTREAM_M:
                     args = {"on": True, "ttl_s": ALARM_S}
                     if getattr(b, "inproc", True):
-                        self._out(f"re/{b.id}/cmd/section_alarm",
+                        self._out(wire.cmd_topic(b.id, "section_alarm"),
                                   command_payload(self.key, b.id, "section_alarm", mono + 1, int(unix_s) + 30, args), 1,
                                   False)
                     b.command(mono, "section_alarm", args)

@@ -6,12 +6,10 @@ import time
 
 import pytest
 
-from host_tools.fw import ensure_firmware_importable
 
 from dispatch_support import location
 from support.browser import login
 
-ensure_firmware_importable()
 from roadedge.core.auth import CommandAuth  # noqa: E402
 
 def verify(keyring, dev: str, cmd: str, payload: bytes, tmp_path) -> dict:

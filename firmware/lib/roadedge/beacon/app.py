@@ -182,10 +182,7 @@ class BeaconApp:
                 "lamps": self.monitor.health(), "pos_m": self.p["position_m"]}
 
     def _event(self, kind, fields):
-        d = self.dev
-        e = {"seq": d.next_seq(), "ts": d.now_s(), "type": kind}
-        e.update(fields)
-        d.publish("event", e, 1)
+        self.dev.event(kind, fields)
 
     def telemetry(self):
         lg = self.logic

@@ -110,8 +110,7 @@ class SignApp:
         self.policy.set_visibility(ticks_ms(), mor)
 
     def _on_meter(self, health):
-        self.dev.publish("event", {"seq": self.dev.next_seq(), "ts": self._now_s(), "type": "meter",
-                                   "status": health.status, "reason": health.reason}, qos=1)
+        self.dev.event("meter", {"status": health.status, "reason": health.reason})
 
     # --- helpers -------------------------------------------------------------
     def _now_s(self):
@@ -200,8 +199,7 @@ class SignApp:
         await sleep_ms(ms)
         self.display.lamp_test(False)
         self._count("selftests")
-        self.dev.publish("event", {"seq": self.dev.next_seq(), "ts": self._now_s(), "type": "selftest",
-                                   "kind": "lamp", "ms": ms}, qos=1)
+        self.dev.event("selftest", {"kind": "lamp", "ms": ms})
 
     async def run(self):
         self._boot()

@@ -3,6 +3,7 @@
 # and sends them oldest first with delete-after-PUBACK (forward), runs the SOS
 # latch (sos) and dispatch/duty status (duty), reads the battery and the
 # ignition (power), drives the LED/buzzer, publishes state and events.
+from roadedge import wire
 from roadedge.core import config, state
 from roadedge.core.compat import sleep_ms, ticks_ms, ticks_diff
 from roadedge.core.store import RecordLog
@@ -31,7 +32,6 @@ DEFAULTS.update({
     "state_s": 300,
 })
 STATE_FILE = "tracker.json"
-TOPIC_PREFIX = "owntracks/roadedge/"
 
 
 class MqttLink:
@@ -90,7 +90,7 @@ class TrackerApp:
         seg, nseg = forward.store_geometry(p["store_records"], p["seg_bytes"])
         self.store = RecordLog(dev.data_dir + "/track", seg, nseg)
         self.fwd = forward.Forwarder(self.store, tid, p["send_window"])
-        self.link = MqttLink(dev.mqtt, TOPIC_PREFIX + dev.id)
+        self.link = MqttLink(dev.mqtt, wire.location_topic(dev.id))
         self.batt = -1
         self.last_fix = None
         self.fix_ok = False
@@ -111,9 +111,7 @@ class TrackerApp:
             self._count("state_write_errors")
 
     def _event(self, ev):
-        ev["seq"] = self.dev.next_seq()
-        ev["ts"] = self.dev.now_s()
-        self.dev.publish("event", ev, 1)
+        self.dev.event(ev.pop("type"), ev)
 
     def state(self):
         s = self.sos
