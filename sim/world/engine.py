@@ -133,7 +133,6 @@ class World:
         self.sign_lawful: dict[str, dict] = {s.id: {"onset": None, "lawful_at": None, "unlawful_s": 0.0}
                                              for s in self.signs}
         self.started = False
-        self._seqs: dict[str, int] = {}
         self.hooks: list[Callable[[World], None]] = []  # run before each tick (e.g. messages from processes)
 
     # --- output ---------------------------------------------------------------
@@ -141,18 +140,11 @@ class World:
         return self.epoch + (self.t if t is None else t)
 
     def _out(self, topic: str, obj, qos: int = 0, retain: bool = False) -> None:
-        if isinstance(obj, dict) and obj.get("seq") == 0:
-            obj = dict(obj, seq=self._seq_for(topic))
         data = _payload(obj)
         self.metrics["messages"] += 1
         t = round(self.unix(), 3)
         for s in self.sinks:
             s(t, topic, data, qos, retain)
-
-    def _seq_for(self, topic: str) -> int:
-        dev = topic.split("/")[1]
-        self._seqs[dev] = self._seqs.get(dev, 0) + 1
-        return self._seqs[dev]
 
     def _announced(self) -> None:
         for d in [*self.beacons, *self.signs, *self.trackers]:
@@ -259,13 +251,12 @@ class World:
             self.metrics["commands"] += 1
             return
         z.ctr += 1
-        payload = command_payload(z.key, sign.id, cmd, int(unix_s * 1000) * 10 + z.ctr % 10,
-                                  int(unix_s) + z.cfg.command_ttl_s, args)
+        ctr = int(unix_s * 1000) * 10 + z.ctr % 10
+        payload = command_payload(z.key, sign.id, cmd, ctr, int(unix_s) + z.cfg.command_ttl_s, args)
         self._out(wire.cmd_topic(sign.id, cmd), payload, 1, False)
         self.metrics["commands"] += 1
         code, detail = sign.command(mono, cmd, args)
-        self._out(f"re/{sign.id}/ack", {"seq": 0, "ts": unix_s, "cmd": cmd, "ctr": z.ctr, "ok": code == "ok",
-                                        "code": code, "detail": detail}, 1, False)
+        sign.ack(unix_s, cmd, ctr, code, detail)  # the ack names the command's counter
         if cmd != "heartbeat":
             sign.step(mono, unix_s)
 
@@ -311,7 +302,9 @@ class World:
                         self._out(wire.cmd_topic(b.id, "section_alarm"),
                                   command_payload(self.key, b.id, "section_alarm", mono + 1, int(unix_s) + 30, args), 1,
                                   False)
-                    b.command(mono, "section_alarm", args)
+                    code, detail = b.command(mono, "section_alarm", args)
+                    if getattr(b, "inproc", True):
+                        b.ack(unix_s, "section_alarm", mono + 1, code, detail)
 
     def _safety(self, t: float, mono: int) -> None:
         dt = self.dt
