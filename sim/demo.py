@@ -91,6 +91,14 @@ def _provision(workdir: Path, ids: list[str]) -> Path:
     return sdir
 
 
+def _start_clock(w) -> None:
+    """The world's wall clock starts now that the devices are up (booting took seconds of real time), so
+    fixes are fresh from the first one."""
+    w.epoch = time.time() - w.t
+    for tr in w.trackers:
+        tr.gnss.start_unix = w.epoch
+
+
 def run(args) -> int:
     from host_tools.dispatch.service import DispatchService
     from host_tools.dispatch.users import Users
@@ -133,7 +141,8 @@ def run(args) -> int:
         firmware_ids = select(w, which) if which else []
         world_pw = pysecrets.token_urlsafe(16)
         dispatcher_pw = sec.services["dispatcher"]["mqtt_password"]
-        url = broker.start({_Broker.WORLD: world_pw, "dispatcher": dispatcher_pw,
+        technician_pw = sec.services["technician"]["mqtt_password"]
+        url = broker.start({_Broker.WORLD: world_pw, "dispatcher": dispatcher_pw, "technician": technician_pw,
                             **{i: sec.devices[i]["mqtt_password"] for i in firmware_ids}})
         print(f"broker: {url} (embedded amqtt; password file and ACL in {work / 'amqtt'})", file=out, flush=True)
         users = work / "users.json"
@@ -165,12 +174,15 @@ def run(args) -> int:
             faithful = Faithful(w, firmware_ids, url, work / "devices", keyring=Keyring.load(sdir),
                                 observer=(_Broker.WORLD, world_pw)).start()
             print(f"firmware up: {', '.join(firmware_ids)}", file=out, flush=True)
+        _start_clock(w)
+        print(f"technician: roadedge devices --broker {url} --secrets {sdir}   (also logs DEVICE, selftest DEVICE; "
+              f"user technician)", file=out, flush=True)
         try:
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
         except ValueError:
             pass
         t0 = time.monotonic()
-        until = sc.duration_s
+        until = sc.duration_s if duration is not None else float("inf")  # runs until Ctrl-C
         tty = out.isatty()
         last = 0.0
         while w.t < until and not stop.is_set():

@@ -185,8 +185,7 @@ class Console:
         if isinstance(sos, dict) and sos.get("latched"):
             return False
         # tracker duty status (firmware/lib/roadedge/tracker/duty.py): only a unit on patrol is free
-        duty = st.get("duty", st.get("status"))
-        return duty in (None, "patrol", "on", "on_duty", "available", True)
+        return st.get(wire.F_DUTY) in (None, "patrol")
 
     def track(self, unit: str, t_from: float, t_to: float) -> list[dict]:
         return self.store.track(unit, t_from, t_to)

@@ -147,9 +147,14 @@ class World:
             s(t, topic, data, qos, retain)
 
     def _announced(self) -> None:
-        for d in [*self.beacons, *self.signs, *self.trackers]:
+        roles = [(d, "beacon") for d in self.beacons] + [(d, "sign") for d in self.signs] + \
+            [(d, "tracker") for d in self.trackers]
+        for d, role in roles:
             if getattr(d, "inproc", True):  # firmware processes announce themselves
                 self._out(wire.topic(d.id, wire.STATUS), "online", 1, True)
+                # as the platform's info: the role model runs in the world's process
+                self._out(wire.topic(d.id, wire.INFO), {"role": role, "board": "sim", "fw": "world",
+                                                        "boot": "power_on", "cfg": "", "ts": self.unix()}, 1, True)
 
     def all_beacons(self) -> list:
         return self.beacons
