@@ -13,7 +13,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ART81_LIMITS = (60, 40, 20)
+from roadedge import wire
+
+ART81_LIMITS = tuple(kmh for _m, kmh in reversed(wire.ART81))  # (60, 40, 20)
 
 DEFAULTS = {
     "interval_s": 60,  # update cycle (practice: 30 s - 15 min, mostly 1-5 min)

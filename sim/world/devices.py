@@ -16,7 +16,6 @@ from roadedge.beacon.meter import MOR_MAX, MeterPoller, reply_line
 from roadedge.beacon.model import BeaconModel
 from roadedge.core.auth import sign_command  # noqa: E402
 from roadedge.sign import app as sign_app
-from roadedge.sign.policy import art81_level
 from roadedge.tracker import app as tracker_app
 from roadedge.tracker import nmea, record, reporting
 from roadedge.tracker.model import TrackerModel
@@ -259,9 +258,8 @@ class SimTracker(_Platform):
 
 def lawful_limit(vis_m: float | None, normal: int) -> int:
     """Art. 81: the highest limit a sign may show at this visibility."""
-    if vis_m is None:
-        return normal
-    return (normal, 60, 40, 20)[art81_level(vis_m, 0, 0)]
+    lim = wire.art81_limit(vis_m)
+    return normal if lim is None else min(lim, normal)
 
 
 def command_payload(key: bytes, dev: str, cmd: str, ctr: int, exp: int, args: dict) -> bytes:
