@@ -102,7 +102,7 @@ def _start_clock(w) -> None:
 def run(args) -> int:
     from host_tools.dispatch.service import DispatchService
     from host_tools.dispatch.users import Users
-    from sim.scenario import ScenarioError, load
+    from host_tools.deployment.scenario import ScenarioError, load
     from sim.world import World
     from sim.world.cli import status_line
     from sim.world.sinks import MqttSink

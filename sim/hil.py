@@ -97,8 +97,8 @@ def run(args) -> int:
     import paho.mqtt.client as mqtt
     import serial
 
-    from sim.geo import haversine_m
-    from sim.scenario import ScenarioError, load
+    from host_tools.deployment.geo import haversine_m
+    from host_tools.deployment.scenario import ScenarioError, load
     from sim.world import World
 
     try:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from host_tools.recording.fileformat import read
 
-from sim.scenario import BeaconSpec, SignSpec
+from host_tools.deployment.scenario import BeaconSpec, SignSpec
 from sim.world.devices import SimBeacon, SimSign
 from roadedge import wire
 
@@ -191,7 +191,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from sim.scenario import ScenarioError, load
+    from host_tools.deployment.scenario import ScenarioError, load
 
     try:
         sc = load(args.scenario) if args.scenario else None

@@ -30,7 +30,7 @@ HEAP = "256K"
 
 
 def cpython_seed(sim_s: float = 300.0) -> dict:
-    from sim.scenario import load
+    from host_tools.deployment.scenario import load
     from sim.world import World
 
     sc = load(REPO / "sim" / "scenarios" / "seed-city.json")

@@ -7,7 +7,7 @@ One process ingests every device topic into SQLite and serves the web console:
                                           \\-> console.py on_change -> bus.py -> web.py /api/events (SSE)
     browser (static/, Leaflet from npm) <-> web.py JSON API -> console.py (roles, audit, signed commands)
 
-- roadnet.py: road graph from the deployment (sim/scenario.py format), units snapped to it, ETA by
+- roadnet.py: road graph from the deployment (host_tools/deployment/scenario.py format), units snapped to it, ETA by
   Dijkstra with per-road speed: the nearest-unit ranking.
 - fog.py: fog extent along the road from the beacons' visibility; export.py: GPX / GeoJSON tracks.
 - users.py: accounts (scrypt hashes, `--add-user`), in-memory sessions (HttpOnly cookie + CSRF token).

@@ -167,7 +167,7 @@ class Console:
         busy |= {s["device"] for s in self.store.sos(open_only=True)}  # a rider in distress is not sent anywhere
         avail = [(d["id"], d["lat"], d["lon"]) for d in units if self._available(d) and d["id"] not in busy]
         if self.net is None:
-            from sim.geo import haversine_m
+            from host_tools.deployment.geo import haversine_m
 
             r = sorted((haversine_m(inc["lat"], inc["lon"], la, lo), u) for u, la, lo in avail)
             return [{"unit": u, "eta_s": None, "road_m": None, "straight_m": round(m)} for m, u in r[:limit]]

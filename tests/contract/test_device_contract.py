@@ -13,7 +13,7 @@ from host_tools import fw
 from host_tools.dispatch.decode import Reject, decode
 from host_tools.provision import acl
 from roadedge import wire
-from sim.scenario import load
+from host_tools.deployment.scenario import load
 from sim.world import World
 from sim.world.devices import SimBeacon, SimSign
 from sim.world.sinks import MemorySink

@@ -86,7 +86,7 @@ def test_demo_console_shows_units_fog_lamps_signs(tmp_path):
                              capture_output=True, text=True, timeout=120)
         assert res.returncode == 0, res.stdout + res.stderr
         rows = {r["id"]: r for r in json.loads(res.stdout)}
-        from sim.scenario import load
+        from host_tools.deployment.scenario import load
 
         sc = load(REPO / "sim" / "scenarios" / "demo.json")
         want = {b.id: "beacon" for b in sc.beacons} | {s.id: "sign" for s in sc.signs} | \
