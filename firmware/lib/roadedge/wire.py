@@ -30,7 +30,7 @@ SYS = "sys"  # re/sys/<name>
 SYS_ID = "sys"
 CTL_ID = "ctl"
 RESERVED_IDS = (SYS_ID, CTL_ID)
-TIME_TOPIC = "re/sys/time"  # {"t": unix ms}: the broker time beacon (QoS 0, retained)
+TIME_TOPIC = "re/sys/time"  # {"t": unix ms}: the broker time beacon (QoS 0, never retained: a stale time)
 
 # Device roles ("base" = the platform alone, for bring-up and tests).
 ROLES = ("sign", "beacon", "tracker")
