@@ -42,10 +42,8 @@ def mpy_cross_binary() -> str:
 
 
 def ensure_firmware_importable() -> None:
-    """Let CPython host code import the firmware's pure modules (auth, policies)."""
-    p = str(FIRMWARE_LIB)
-    if p not in sys.path:
-        sys.path.insert(0, p)
+    """Nothing to do: the firmware library (`roadedge`) is a declared package of
+    the host distribution (pyproject.toml). Kept until its last callers go."""
 
 
 def runtime_command(

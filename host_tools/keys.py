@@ -19,7 +19,6 @@ from pathlib import Path
 
 from host_tools import fw
 
-fw.ensure_firmware_importable()
 
 DEFAULT_DIR = fw.REPO / "secrets"
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from host_tools import fw
+from roadedge import wire
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -93,10 +94,10 @@ class _Watch:
         self.client = c
 
         def on_message(_c, _u, m):
-            parts = m.topic.split("/")
-            if len(parts) < 3:
+            parsed = wire.parse(m.topic)
+            if parsed is None:
                 return
-            dev, kind = parts[1], parts[2]
+            kind, dev, _ = parsed
             self.seen[dev] = time.monotonic()
             if kind == "status":
                 self.status[dev] = m.payload.decode(errors="replace")
@@ -108,8 +109,8 @@ class _Watch:
 
         c.on_message = on_message
         for i in self.ids:
-            c.subscribe(f"re/{i}/status", 1)
-            c.subscribe(f"re/{i}/tele", 0)
+            c.subscribe(wire.topic(i, wire.STATUS), 1)
+            c.subscribe(wire.topic(i, wire.TELE), 0)
 
     def close(self) -> None:
         if self.client is not None:

@@ -24,6 +24,8 @@ import threading
 import time
 from pathlib import Path
 
+from roadedge import wire
+
 REPO = Path(__file__).resolve().parent.parent
 SCENARIO = REPO / "sim" / "scenarios" / "demo.json"
 
@@ -58,7 +60,8 @@ class _Broker:
         self.url = ""
 
     def start(self, users: dict[str, str]) -> str:
-        from host_tools.broker.amqtt_broker import EmbeddedBroker, default_acl, hash_password
+        from host_tools.broker.amqtt_broker import EmbeddedBroker, hash_password
+        from host_tools.provision.acl import amqtt_json
 
         d = self.workdir / "amqtt"
         shutil.rmtree(d, ignore_errors=True)
@@ -66,10 +69,7 @@ class _Broker:
         passwd, acl = d / "passwd.json", d / "acl.json"
         passwd.write_text(json.dumps({"users": {u: hash_password(pw) for u, pw in users.items()}}))
         passwd.chmod(0o600)
-        rules = default_acl()
-        rules["users"] = {self.WORLD: {"publish": ["#"], "subscribe": ["#"]},
-                          "dispatcher": {"publish": ["re/+/cmd/#", "re/ctl/+/op"],
-                                         "subscribe": ["re/#", "owntracks/#"]}}
+        rules = amqtt_json(services=tuple(u for u in wire.SERVICES if u in users), everything=(self.WORLD,))
         acl.write_text(json.dumps(rules, indent=1))
         self.handle = EmbeddedBroker(port=0, passwd=passwd, acl=acl).start()
         self.url = self.handle.url
@@ -91,10 +91,18 @@ def _provision(workdir: Path, ids: list[str]) -> Path:
     return sdir
 
 
+def _start_clock(w) -> None:
+    """The world's wall clock starts now that the devices are up (booting took seconds of real time), so
+    fixes are fresh from the first one."""
+    w.epoch = time.time() - w.t
+    for tr in w.trackers:
+        tr.gnss.start_unix = w.epoch
+
+
 def run(args) -> int:
     from host_tools.dispatch.service import DispatchService
     from host_tools.dispatch.users import Users
-    from sim.scenario import ScenarioError, load
+    from host_tools.deployment.scenario import ScenarioError, load
     from sim.world import World
     from sim.world.cli import status_line
     from sim.world.sinks import MqttSink
@@ -133,7 +141,8 @@ def run(args) -> int:
         firmware_ids = select(w, which) if which else []
         world_pw = pysecrets.token_urlsafe(16)
         dispatcher_pw = sec.services["dispatcher"]["mqtt_password"]
-        url = broker.start({_Broker.WORLD: world_pw, "dispatcher": dispatcher_pw,
+        technician_pw = sec.services["technician"]["mqtt_password"]
+        url = broker.start({_Broker.WORLD: world_pw, "dispatcher": dispatcher_pw, "technician": technician_pw,
                             **{i: sec.devices[i]["mqtt_password"] for i in firmware_ids}})
         print(f"broker: {url} (embedded amqtt; password file and ACL in {work / 'amqtt'})", file=out, flush=True)
         users = work / "users.json"
@@ -165,18 +174,21 @@ def run(args) -> int:
             faithful = Faithful(w, firmware_ids, url, work / "devices", keyring=Keyring.load(sdir),
                                 observer=(_Broker.WORLD, world_pw)).start()
             print(f"firmware up: {', '.join(firmware_ids)}", file=out, flush=True)
+        _start_clock(w)
+        print(f"technician: roadedge devices --broker {url} --secrets {sdir}   (also logs DEVICE, selftest DEVICE; "
+              f"user technician)", file=out, flush=True)
         try:
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
         except ValueError:
             pass
         t0 = time.monotonic()
-        until = sc.duration_s
+        until = sc.duration_s if duration is not None else float("inf")  # runs until Ctrl-C
         tty = out.isatty()
         last = 0.0
         while w.t < until and not stop.is_set():
             w.step()
             if w.t % 1.0 < w.dt:  # the broker time beacon, as the controller publishes it
-                client.publish("re/sys/time", f'{{"t":{int(w.unix() * 1000)}}}')
+                client.publish(wire.TIME_TOPIC, f'{{"t":{int(w.unix() * 1000)}}}')
             now = time.monotonic()
             if duration is not None and now - t0 >= duration:
                 break

@@ -21,6 +21,7 @@ import json
 import sys
 import threading
 import time
+from roadedge import wire
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -96,8 +97,8 @@ def run(args) -> int:
     import paho.mqtt.client as mqtt
     import serial
 
-    from sim.geo import haversine_m
-    from sim.scenario import ScenarioError, load
+    from host_tools.deployment.geo import haversine_m
+    from host_tools.deployment.scenario import ScenarioError, load
     from sim.world import World
 
     try:
@@ -127,7 +128,7 @@ def run(args) -> int:
             for line in tr.gnss.epoch(t):
                 hw.uart_send("gnss", (line + "\r\n").encode())
         trk.second = second  # type: ignore[method-assign]
-        topic = f"owntracks/roadedge/{args.device}"
+        topic = wire.location_topic(args.device)
     else:
         from sim.peripherals.vis_meter import VisibilityMeter
 
@@ -136,7 +137,7 @@ def run(args) -> int:
         det = DetectorPin(args.detector_pin) if args.detector_pin else None
         if det is not None:
             bcn.detect = lambda _ms, _kmh, d=det: d.pulse()  # type: ignore[method-assign]
-        topic = f"re/{args.device}/state"
+        topic = wire.topic(args.device, wire.STATE)
 
     def on_message(_c, _u, m) -> None:
         try:

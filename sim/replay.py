@@ -23,8 +23,9 @@ from pathlib import Path
 
 from host_tools.recording.fileformat import read
 
-from sim.scenario import BeaconSpec, SignSpec
+from host_tools.deployment.scenario import BeaconSpec, SignSpec
 from sim.world.devices import SimBeacon, SimSign
+from roadedge import wire
 
 BEACON_FIELDS = ("mode", "reason", "level", "vis_m", "alarm", "override")
 SIGN_FIELDS = ("limit", "legend", "source")
@@ -99,7 +100,7 @@ class Replay:
 
     def _out_for(self, dev: str):
         def out(topic: str, obj, qos=0, retain=False) -> None:
-            if topic == f"re/{dev}/state" and isinstance(obj, dict):
+            if topic == wire.topic(dev, wire.STATE) and isinstance(obj, dict):
                 self.replayed[dev].append((round(self.t0 + self._now_ms / 1000, 3), dict(obj)))
         return out
 
@@ -190,7 +191,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from sim.scenario import ScenarioError, load
+    from host_tools.deployment.scenario import ScenarioError, load
 
     try:
         sc = load(args.scenario) if args.scenario else None

@@ -144,7 +144,7 @@ def trackers_plot(w, path: Path) -> Path | None:
 
 def tracker_error_m(w) -> float | None:
     """Largest distance between a reported position and the truth at that moment (metres)."""
-    from sim.geo import haversine_m
+    from host_tools.deployment.geo import haversine_m
 
     worst = None
     for tr in w.trackers:

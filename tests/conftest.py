@@ -12,7 +12,6 @@ from host_tools import fw
 from host_tools.broker.mosquitto import Mosquitto
 from support.waiting import first_from
 
-fw.ensure_firmware_importable()
 
 
 @pytest.fixture

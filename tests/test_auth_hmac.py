@@ -11,9 +11,7 @@ import os
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from host_tools import fw
 
-fw.ensure_firmware_importable()
 
 from roadedge.core import auth  # noqa: E402
 

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from host_tools import fw
 
-fw.ensure_firmware_importable()
 
 from roadedge.core.store import RecordLog  # noqa: E402
 

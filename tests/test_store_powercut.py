@@ -17,7 +17,6 @@ from pathlib import Path
 
 from host_tools import fw
 
-fw.ensure_firmware_importable()
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 
 from roadedge.core.store import HDR, RecordLog  # noqa: E402

@@ -139,7 +139,7 @@ def shared_workers_rate(b: Mosquitto, n: int, units: int, qos: int, db: Path, wo
 
 
 def ranking(n_units: int, repeats: int = 5) -> tuple[float, float, int]:
-    from sim.scenario import load
+    from host_tools.deployment.scenario import load
 
     sc = load(REPO / "sim" / "scenarios" / "seed-city.json")
     net = RoadNetwork.from_scenario(sc)

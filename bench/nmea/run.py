@@ -37,7 +37,6 @@ def mp(args: list[str], heap: str, lib: Path | None = None) -> subprocess.Comple
 
 
 def main() -> int:
-    fw.ensure_firmware_importable()
     from roadedge.tracker import nmea
 
     with tempfile.TemporaryDirectory() as td:

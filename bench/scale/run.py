@@ -21,9 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench.common import write_section  # noqa: E402
-from host_tools import fw  # noqa: E402
 
-fw.ensure_firmware_importable()
 
 WINDOW_S = 15.0
 BOOT_BATCH = 16
@@ -32,7 +30,7 @@ HEAP = "256K"
 
 
 def cpython_seed(sim_s: float = 300.0) -> dict:
-    from sim.scenario import load
+    from host_tools.deployment.scenario import load
     from sim.world import World
 
     sc = load(REPO / "sim" / "scenarios" / "seed-city.json")

@@ -79,11 +79,9 @@ def add_user(path: str | os.PathLike, name: str, password: str) -> None:
 def default_acl(ops_users: tuple[str, ...] = ()) -> dict[str, Any]:
     """Devices: publish under re/<id>/ (and the OwnTracks topic), subscribe to
     their own commands and re/sys/; ops users: everything."""
-    return {
-        "users": {u: {"publish": ["#"], "subscribe": ["#"]} for u in ops_users},
-        "default": {"publish": ["re/{user}/#", "owntracks/roadedge/{user}"],
-                    "subscribe": ["re/{user}/cmd/#", "re/sys/#"]},
-    }
+    from host_tools.provision.acl import amqtt_json  # the one access table (roadedge.wire.ACCESS)
+
+    return amqtt_json(everything=ops_users)
 
 
 class PasswordAuth(BaseAuthPlugin):

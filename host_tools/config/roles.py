@@ -19,7 +19,9 @@ from pathlib import Path
 
 from host_tools import fw
 
-ROLES = ("sign", "beacon", "tracker", "base")
+from roadedge import wire  # noqa: E402
+
+ROLES = wire.ALL_ROLES
 
 # HAL call -> kind of pin it needs
 HAL_KINDS = {"output": "out", "input": "in", "edges": "in", "pwm": "pwm", "adc": "adc", "uart": "uart",
@@ -87,10 +89,9 @@ _cache: dict[str, RoleSpec] = {}
 def _imported_defaults(role: str, firmware_lib: Path) -> dict | None:
     """The role's DEFAULTS as the firmware computes them (they may be merged from several modules)."""
     import importlib
-    import sys
 
-    if str(firmware_lib) not in sys.path:
-        sys.path.insert(0, str(firmware_lib))
+    if Path(firmware_lib).resolve() != fw.FIRMWARE_LIB.resolve():
+        return _defaults_of_tree(role, Path(firmware_lib))
     try:
         mod = importlib.import_module(f"roadedge.{role}.app")
         d = getattr(mod, "DEFAULTS", None)
@@ -99,6 +100,26 @@ def _imported_defaults(role: str, firmware_lib: Path) -> dict | None:
         return dict(d) if isinstance(d, dict) else None
     except Exception:  # a role mid-development that does not import: fall back to the source scan
         return None
+
+
+def _defaults_of_tree(role: str, firmware_lib: Path) -> dict | None:
+    """A role's DEFAULTS from another firmware tree (a snapshot or flashed lib), imported in a child
+    interpreter without site packages, so the installed `roadedge` cannot stand in for it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (f"import json, importlib; m = importlib.import_module('roadedge.{role}.app'); "
+            "d = getattr(m, 'DEFAULTS', None); d = m.defaults() if not isinstance(d, dict) and "
+            "callable(getattr(m, 'defaults', None)) else d; print(json.dumps(d))")
+    try:
+        r = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, PYTHONPATH=str(firmware_lib)))
+        d = json.loads(r.stdout) if r.returncode == 0 else None
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    return d if isinstance(d, dict) else None
 
 
 def platform_spec(firmware_lib: Path = fw.FIRMWARE_LIB) -> RoleSpec:

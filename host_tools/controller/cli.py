@@ -21,6 +21,7 @@ import time
 from host_tools.controller.audit import Audit
 from host_tools.controller.policy import MODES, Decision, ZonePolicy
 from host_tools.controller.zone import ZoneConfig, ZoneConfigError
+from roadedge import wire
 
 RESEND_MIN_S = 5.0  # at most one re-send of the commanded limit per sign this often
 TIME_BEACON_S = 10.0
@@ -53,9 +54,6 @@ class _Nowhere:
 
 def face_check(face: dict, limit: int | None, legend: str) -> int:
     """The check value a sign with this face computes for the message (the firmware's own drivers)."""
-    from host_tools import fw
-
-    fw.ensure_firmware_importable()
     if face["display"] == "7seg":
         from roadedge.sign.display_7seg import SevenSegDisplay
 
@@ -123,8 +121,8 @@ class Controller:
             if s is not None:
                 s.commanded, s.hold = commanded, hold
                 self.saved[sid] = (commanded, hold)
-        self.state_topic = f"re/ctl/{cfg.zone}/state"
-        self.op_topic = f"re/ctl/{cfg.zone}/op"
+        self.state_topic = wire.ctl_topic(cfg.zone, "state")
+        self.op_topic = wire.ctl_topic(cfg.zone, "op")
 
     # ---- MQTT
     def subscribe(self) -> None:
@@ -132,8 +130,8 @@ class Controller:
 
         topics = [self.op_topic]
         for dev in sorted(self.sources | self.sign_ids):
-            topics += [f"re/{dev}/state", f"re/{dev}/tele", f"re/{dev}/event"]
-        topics += [f"re/{s}/ack" for s in sorted(self.sign_ids)]
+            topics += [wire.topic(dev, k) for k in (wire.STATE, wire.TELE, wire.EVENT)]
+        topics += [wire.topic(s, wire.ACK) for s in sorted(self.sign_ids)]
         Subscription(self.client, topics, qos=1)
         self.client.on_message = lambda _c, _u, m: self.on_message(m.topic, bytes(m.payload), bool(m.retain))
 
@@ -160,10 +158,10 @@ class Controller:
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             obj = None
         with self.lock:
-            parts = topic.split("/")
-            if len(parts) != 3 or parts[0] != "re" or not isinstance(obj, dict):
+            parsed = wire.parse(topic)
+            if parsed is None or parsed[0] not in wire.DEVICE_KINDS or not isinstance(obj, dict):
                 return
-            dev, kind = parts[1], parts[2]
+            kind, dev, _ = parsed
             now = self.now()
             if dev in self.sources and kind in ("state", "tele", "event") and self._visibility(dev, obj, retained, now):
                 ds = self.policy.update(now)  # decide on every report: tightening is never kept waiting
@@ -213,7 +211,7 @@ class Controller:
         except LookupError as e:
             self.audit.write("refused", f"cannot sign for {sign}: {e}", sign=sign, limit=limit, mode=self.policy.mode)
             return
-        self.client.publish(f"re/{sign}/cmd/{cmd}", payload, qos=1)
+        self.client.publish(wire.cmd_topic(sign, cmd), payload, qos=1)
         self.stats["commands"] += 1
         self.sent[sign] = {"cmd": cmd, "args": args, "at": self.now()}
         self.audit.write(action, why, sign=sign, limit=limit, mode=self.policy.mode, inputs={"cmd": cmd, "args": args})
@@ -301,7 +299,7 @@ class Controller:
                 except LookupError:
                     continue
                 # QoS 1 like the commands: one ordered stream per sign, so a later counter never overtakes
-                self.client.publish(f"re/{sid}/cmd/heartbeat", payload, qos=1)
+                self.client.publish(wire.cmd_topic(sid, "heartbeat"), payload, qos=1)
                 self.stats["heartbeats"] += 1
 
     def _persist(self) -> None:
@@ -322,7 +320,7 @@ class Controller:
 
     def time_tick(self) -> None:
         if self.time_beacon:
-            self.client.publish("re/sys/time", json.dumps({"t": int(self.now() * 1000)}), qos=0)
+            self.client.publish(wire.TIME_TOPIC, json.dumps({"t": int(self.now() * 1000)}), qos=0)
 
     def supervise(self) -> None:
         """Restart the MQTT network thread if it died (it should not: on_message never raises), audited

@@ -23,12 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from host_tools import fw
+from roadedge.wire import ART81  # the one Art. 81 table, shared with the sign
 
 from .zone import VIS_MAX_M, ZoneConfig
-
-fw.ensure_firmware_importable()
-from roadedge.sign.policy import ART81  # noqa: E402  (the one Art. 81 table, shared with the sign)
 
 MODES = ("automatic", "approve", "manual")
 SUPERVISOR = "supervisor"

@@ -13,7 +13,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ART81_LIMITS = (60, 40, 20)
+from roadedge import wire
+
+ART81_LIMITS = tuple(kmh for _m, kmh in reversed(wire.ART81))  # (60, 40, 20)
 VIS_MAX_M = 20000  # a visibility report above this is a fault, not weather (meters read to 10-20 km)
 
 # Why each default is what it is, and the practice it follows: docs/fog-control.md.

@@ -16,6 +16,7 @@ from .fog import fog_segments
 from .roadnet import RoadNetwork
 from .sanitize import PageFilter
 from .store import Store
+from roadedge import wire
 
 # action -> roles allowed. Sign changes are the supervisor's alone (the controller checks too).
 PERMS = {
@@ -93,7 +94,7 @@ class Console:
         except UnknownDevice as e:
             raise Refused(409, str(e)) from None
         ctr = json.loads(json.loads(payload)["body"])["ctr"]
-        self.publish(f"re/{dev}/cmd/{cmd}", payload, 1)
+        self.publish(wire.cmd_topic(dev, cmd), payload, 1)
         return ctr
 
     # -- reads -------------------------------------------------------------------
@@ -208,7 +209,7 @@ class Console:
         busy |= {s["device"] for s in self.store.sos(open_only=True)}  # a rider in distress is not sent anywhere
         avail = [(d["id"], d["lat"], d["lon"]) for d in units if self._available(d) and d["id"] not in busy]
         if self.net is None:
-            from sim.geo import haversine_m
+            from host_tools.deployment.geo import haversine_m
 
             r = sorted((haversine_m(inc["lat"], inc["lon"], la, lo), u) for u, la, lo in avail)
             return [{"unit": u, "eta_s": None, "road_m": None, "straight_m": round(m)} for m, u in r[:limit]]
@@ -226,8 +227,7 @@ class Console:
         if isinstance(sos, dict) and sos.get("latched"):
             return False
         # tracker duty status (firmware/lib/roadedge/tracker/duty.py): only a unit on patrol is free
-        duty = st.get("duty", st.get("status"))
-        return duty in (None, "patrol", "on", "on_duty", "available", True)
+        return st.get(wire.F_DUTY) in (None, "patrol")
 
     def track(self, unit: str, t_from: float, t_to: float) -> list[dict]:
         return self.store.track(unit, t_from, t_to)
@@ -333,7 +333,7 @@ class Console:
         except UnknownDevice as e:
             self.audit(sess, "sign_op", target, detail, f"failed: {e}")
             raise Refused(409, str(e)) from None
-        self.publish(f"re/ctl/{zone}/op", payload, 1)
+        self.publish(wire.ctl_topic(zone, "op"), payload, 1)
         self.audit(sess, "sign_op", target, detail, "sent to controller")
         return {"ok": True}
 

@@ -9,10 +9,12 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from roadedge import wire
+
 MAX_PAYLOAD = 16 * 1024
 DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-DEVICE_KINDS = ("status", "info", "state", "tele", "event", "log", "ack")
-SEQ_KINDS = ("tele", "event", "ack")  # carry a never-repeating per-device seq
+DEVICE_KINDS = wire.DEVICE_KINDS
+SEQ_KINDS = wire.SEQ_KINDS  # carry a never-repeating per-device seq
 
 
 class Reject(ValueError):
@@ -33,24 +35,16 @@ class Record:
 
 def classify(topic: str) -> tuple[str, str]:
     """(kind, device or zone) for a topic, or raise Reject('unknown_topic')."""
-    p = topic.split("/")
-    if len(p) == 3 and p[0] == "owntracks" and p[1] == "roadedge":
-        kind, dev = "location", p[2]
-    elif len(p) >= 3 and p[0] == "re" and p[1] == "ctl":
-        if len(p) == 4 and p[3] == "state":
-            kind, dev = "ctl", p[2]
-        elif len(p) == 4 and p[3] == "op":
-            kind, dev = "ignore", p[2]  # operator actions (ours or another console's)
-        else:
-            raise Reject("unknown_topic", topic[:120])
-    elif len(p) >= 2 and p[0] == "re" and p[1] == "sys":
-        return "ignore", ""
-    elif len(p) >= 3 and p[0] == "re" and p[2] == "cmd":
-        kind, dev = "ignore", p[1]  # commands to devices: signed by us, not device data
-    elif len(p) == 3 and p[0] == "re" and p[2] in DEVICE_KINDS:
-        kind, dev = p[2], p[1]
-    else:
+    parsed = wire.parse(topic)
+    if parsed is None:
         raise Reject("unknown_topic", topic[:120])
+    kind, dev, _name = parsed
+    if kind == wire.SYS:
+        return "ignore", ""
+    if kind in (wire.COMMAND, wire.CTL_OP):
+        return "ignore", dev  # commands to devices (signed by us) and operator actions (ours or another console's)
+    if kind == wire.CTL_STATE:
+        kind = "ctl"
     if not DEVICE_ID.match(dev):
         raise Reject("bad_device_id", topic[:120])
     return kind, dev

@@ -1,15 +1,16 @@
 """Fog extent along the road from the beacons' reported visibility (pure)."""
 from __future__ import annotations
 
+from roadedge import wire
+
 FOG_M = 500.0  # weather-service yellow warning threshold (domain.md)
 HALF_COVER_M = 20.0  # each beacon speaks for this much road either side
 
 
 def visibility(state: dict) -> float | None:
-    for k in ("vis", "visibility", "vis_m", "visibility_m"):
-        v = state.get(k)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return float(v)
+    v = state.get(wire.F_VIS)  # the beacon's state field (roadedge.wire)
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
     return None
 
 

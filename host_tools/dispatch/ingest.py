@@ -22,9 +22,10 @@ from host_tools.recording.mqttconn import connect_wait, make_client
 
 from .decode import Reject, decode
 from .store import Store
+from roadedge import wire
 
-DATA_TOPICS = ("owntracks/#", "re/#")
-RETAINED_TOPICS = ("re/+/status", "re/+/info", "re/+/state", "re/ctl/+/state")
+DATA_TOPICS = (wire.ALL_LOCATIONS, wire.ALL_DEVICES)
+RETAINED_TOPICS = (wire.every(wire.STATUS), wire.every(wire.INFO), wire.every(wire.STATE), wire.ALL_CTL_STATE)
 SUB_DATA, SUB_RETAINED = 1, 2
 BATCH = 1000
 SESSION_EXPIRY_S = 7 * 24 * 3600

@@ -1,6 +1,6 @@
 """Road network graph from a deployment and nearest-unit ranking by ETA along it.
 
-Pure code, no I/O. Roads come from the scenario/deployment file (sim.scenario): each road
+Pure code, no I/O. Roads come from the scenario/deployment file (host_tools.deployment.scenario): each road
 is a polyline with a speed; roads join where an end point of one lies within JOIN_M of
 another road (docs/scenarios.md). Units and incidents are snapped to the nearest segment
 (grid index); one Dijkstra from the incident over the reversed graph gives every node's
@@ -12,7 +12,7 @@ import heapq
 import math
 from dataclasses import dataclass
 
-from sim.geo import Polyline, Projection
+from host_tools.deployment.geo import Polyline, Projection
 
 JOIN_M = 15.0
 CELL_M = 250.0
@@ -208,7 +208,7 @@ class RoadNetwork:
 
     def rank(self, lat: float, lon: float, units: list[tuple[str, float, float]]) -> list[Ranked]:
         """Units (id, lat, lon) ordered by ETA to (lat, lon) along the roads; unroutable units last."""
-        from sim.geo import haversine_m
+        from host_tools.deployment.geo import haversine_m
 
         target = self.snap(lat, lon)
         out: list[Ranked] = []

@@ -22,7 +22,7 @@ class DispatchService:
         self.bus = Bus()
         scenario = None
         if deployment:
-            from sim.scenario import load
+            from host_tools.deployment.scenario import load
 
             scenario = load(deployment)
         if keyring is None:

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from sim.geo import haversine_m
+from host_tools.deployment.geo import haversine_m
 
 from .decode import Record
 

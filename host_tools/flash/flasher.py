@@ -20,6 +20,7 @@ from host_tools.config import ConfigError, Problem, Secrets, SecretsError, fit, 
 from host_tools.fleet import connect as broker
 from host_tools.flash import image as img
 from host_tools.flash import sync, targets
+from roadedge import wire
 
 
 @dataclass
@@ -149,7 +150,7 @@ def _flash(res: FlashResult, board_file: str, port: str, opts: FlashOptions, con
         lap("online")
         url = cfg["broker"]["url"]
         watch = broker.connect(url, opts.user, opts.password, opts.ca, secrets, name="flash")
-        sub = broker.Subscription(watch, [f"re/{cfg['id']}/status", f"re/{cfg['id']}/log"])
+        sub = broker.Subscription(watch, [wire.topic(cfg["id"], wire.STATUS), wire.topic(cfg["id"], wire.LOG)])
         how = target.start() if isinstance(target, targets.SerialTarget) else "boot it yourself (dir:)"
         console.print(f"[dim]{cfg['id']}: started ({how}); waiting for it to report online on {url}[/]")
         res.online, res.reason = _wait_online(cfg["id"], target, sub, opts.timeout_s, res, console)

@@ -8,6 +8,7 @@ import paho.mqtt.client as mqtt
 
 from host_tools.fleet.connect import BrokerError, Subscription
 from host_tools.keys import Keyring
+from roadedge import wire
 
 
 class NoAck(TimeoutError):
@@ -17,10 +18,10 @@ class NoAck(TimeoutError):
 def send_command(client: mqtt.Client, keyring: Keyring, dev: str, cmd: str, args: dict | None = None,
                  timeout: float = 15.0, ttl_s: int = 30) -> dict:
     """Publish re/<dev>/cmd/<cmd> signed with the device's key; return the device's ack object."""
-    sub = Subscription(client, [f"re/{dev}/ack"])
+    sub = Subscription(client, [wire.topic(dev, wire.ACK)])
     payload = keyring.signer(dev).sign(cmd, args or {}, ttl_s=ttl_s)
     ctr = json.loads(json.loads(payload)["body"])["ctr"]
-    info = client.publish(f"re/{dev}/cmd/{cmd}", payload, qos=1)
+    info = client.publish(wire.cmd_topic(dev, cmd), payload, qos=1)
     try:
         info.wait_for_publish(timeout)
     except (RuntimeError, ValueError) as e:

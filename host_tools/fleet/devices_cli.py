@@ -12,6 +12,7 @@ from rich.table import Table
 
 from host_tools.config.secrets import Secrets
 from host_tools.fleet import connect as broker
+from roadedge import wire
 
 
 @dataclass
@@ -37,10 +38,10 @@ def collect(sub: broker.Subscription, listen_s: float) -> dict[str, DeviceRow]:
 
 
 def fold(rows: dict[str, DeviceRow], topic: str, payload: bytes, retained: bool, now: float | None = None) -> None:
-    parts = topic.split("/")
-    if len(parts) != 3 or parts[0] != "re" or parts[1] == "sys":
+    parsed = wire.parse(topic)
+    if parsed is None or parsed[0] not in wire.DEVICE_KINDS:
         return
-    dev, kind = parts[1], parts[2]
+    kind, dev, _ = parsed
     row = rows.setdefault(dev, DeviceRow(dev))
     if not retained:
         row.last_seen = now if now is not None else time.time()
@@ -87,7 +88,7 @@ def run(args) -> int:
         err.print(f"[red]{e}[/]")
         return 1
     try:
-        sub = broker.Subscription(c, ["re/+/status", "re/+/info", "re/+/state", "re/+/tele"])
+        sub = broker.Subscription(c, [wire.every(k) for k in (wire.STATUS, wire.INFO, wire.STATE, wire.TELE)])
         if args.watch:
             return _watch(sub)
         with err.status(f"listening {args.listen:.0f} s for devices"):

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from host_tools.config.secrets import Secrets
 from host_tools.fleet import connect as broker
+from roadedge import wire
 
 LEVELS = "DIWE"
 STYLE = {"D": "dim", "I": "", "W": "yellow", "E": "bold red"}
@@ -50,9 +51,9 @@ def run(args) -> int:
     except (broker.BrokerError, ValueError) as e:
         err.print(f"[red]{e}[/]")
         return 1
-    kinds = ["log", "status"] + (["event", "ack"] if args.events else [])
+    kinds = [wire.LOG, wire.STATUS] + ([wire.EVENT, wire.ACK] if args.events else [])
     try:
-        sub = broker.Subscription(c, [f"re/{args.device}/{k}" for k in kinds])
+        sub = broker.Subscription(c, [wire.topic(args.device, k) for k in kinds])
         err.print(f"[dim]following re/{args.device}/{{{','.join(kinds)}}} (Ctrl-C to stop)[/]")
         deadline = time.monotonic() + args.duration if args.duration else None
         shown = 0

@@ -1,42 +1,33 @@
-"""Mosquitto ACL text: least privilege per device and per host service.
+"""Broker ACLs, generated from the one access table (`roadedge.wire.ACCESS`).
 
 Mosquitto's ACL has no deny rule: a client may do exactly what is listed for
 its user, nothing else. Devices get explicit per-user blocks (no `pattern`
-lines, which would apply to the service users too).
+lines, which would apply to the service users too). The embedded broker's JSON
+ACL (`amqtt_json`) comes from the same table, so every broker the project runs
+grants the same rights.
 """
 from __future__ import annotations
 
-# What a device may publish under its own subtree (docs/topics.md).
-DEVICE_PUBLISH = ("status", "info", "state", "tele", "event", "log", "ack")
+from roadedge import wire
 
-# Host services: role -> (read topics, write topics). Users named after their role.
+# Host services: user -> (read filters, write filters). Users are named after their service.
 SERVICE_ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    # fog-zone speed-limit controller: watches every device, commands signs and beacons, keeps the clock beacon
-    "controller": (("re/#",), ("re/+/cmd/#", "re/sys/#", "re/ctl/#")),
-    # dispatcher console: watches devices and tracker locations, commands trackers
-    "dispatcher": (("re/#", "owntracks/#"), ("re/+/cmd/#", "re/ctl/+/op")),
-    # ingest-only workers (store what devices report): read, never write; in particular never
-    # re/ctl/+/op, so holding their password does not let anyone act on the signs
-    "ingest": (("re/#", "owntracks/#"), ()),
-    # technician's laptop (`roadedge devices/logs/selftest/command`): read all, send commands
-    "technician": (("re/#", "owntracks/#"), ("re/+/cmd/#",)),
-}
+    svc: (wire.ACCESS[svc][1], wire.ACCESS[svc][0]) for svc in wire.SERVICES}
+
+RESERVED_IDS = set(wire.RESERVED_IDS)
 
 
-# Second-level names the host uses under re/: a device with such an id would share their topics.
-RESERVED_IDS = {"sys", "ctl"}
+def check_device_id(dev_id: str) -> None:
+    if dev_id in RESERVED_IDS or dev_id in SERVICE_ROLES:
+        raise ValueError(f"device id {dev_id!r} is reserved (re/{dev_id}/ and the service users); pick another")
+    if not wire.valid_id(dev_id):
+        raise ValueError(f"device id {dev_id!r} must be 1-64 characters without MQTT wildcards, '/', ':' or spaces")
 
 
 def device_rules(dev_id: str) -> list[str]:
-    if dev_id in RESERVED_IDS or dev_id in SERVICE_ROLES:
-        raise ValueError(f"device id {dev_id!r} is reserved (re/{dev_id}/ and the service users); pick another")
-    if not dev_id or any(c in dev_id for c in "+#/ :"):
-        raise ValueError(f"device id {dev_id!r} may not contain MQTT wildcards, '/', ':' or spaces")
-    rules = [f"topic write re/{dev_id}/{k}" for k in DEVICE_PUBLISH]
-    rules.append(f"topic write owntracks/roadedge/{dev_id}")
-    rules.append(f"topic read re/{dev_id}/cmd/#")
-    rules.append("topic read re/sys/#")
-    return rules
+    check_device_id(dev_id)
+    pub, sub = wire.access(wire.DEVICE_USER, dev_id)
+    return [f"topic write {t}" for t in pub] + [f"topic read {t}" for t in sub]
 
 
 def service_rules(role: str) -> list[str]:
@@ -56,3 +47,14 @@ def acl_file(devices: list[str], services: list[str]) -> str:
         out += device_rules(dev)
         out.append("")
     return "\n".join(out)
+
+
+def amqtt_json(services: tuple[str, ...] = (), everything: tuple[str, ...] = ()) -> dict:
+    """The embedded broker's JSON ACL: `default` = any other user is a device (its own subtree,
+    `{user}` = its id); `services` get their rows of the table, `everything` users all topics."""
+    pub, sub = wire.ACCESS[wire.DEVICE_USER]
+    users = {s: {"publish": list(wire.ACCESS[s][0]), "subscribe": list(wire.ACCESS[s][1])} for s in services}
+    users.update({u: {"publish": ["#"], "subscribe": ["#"]} for u in everything})
+    return {"users": users,
+            "default": {"publish": [f.replace("{id}", "{user}") for f in pub],
+                        "subscribe": [f.replace("{id}", "{user}") for f in sub]}}

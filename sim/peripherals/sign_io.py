@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from host_tools import fw
 
-fw.ensure_firmware_importable()
 from roadedge.sign import display_max7219 as mx  # noqa: E402
 from roadedge.sign.render import SEG, Matrix, crc16  # noqa: E402
 

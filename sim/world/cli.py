@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from sim.scenario import ScenarioError, load
+    from host_tools.deployment.scenario import ScenarioError, load
     from sim.world import World
     from sim.world.sinks import RecordingSink
 

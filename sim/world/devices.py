@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import hashlib
 
-from host_tools import fw
 
-fw.ensure_firmware_importable()
-from roadedge.beacon import modes as M  # noqa: E402
-from roadedge.beacon.logic import BeaconLogic  # noqa: E402
+from roadedge import wire
+from roadedge.beacon import app as beacon_app
+from roadedge.beacon import modes as M
+from roadedge.beacon.meter import MOR_MAX, MeterPoller, reply_line
+from roadedge.beacon.model import BeaconModel
 from roadedge.core.auth import sign_command  # noqa: E402
-from roadedge.sign.policy import SignPolicy, art81_level  # noqa: E402
-from roadedge.tracker import nmea, record, reporting  # noqa: E402
-from roadedge.tracker import sos as sos_mod  # noqa: E402
+from roadedge.sign import app as sign_app
+from roadedge.tracker import app as tracker_app
+from roadedge.tracker import nmea, record, reporting
+from roadedge.tracker.model import TrackerModel
 
 from sim.peripherals.gnss import GnssModule  # noqa: E402
 
@@ -31,72 +33,94 @@ def _phase(dev_id: str, period_ms: int) -> int:
     return int.from_bytes(hashlib.sha256(dev_id.encode()).digest()[:4], "big") % max(1, period_ms)
 
 
-class SimBeacon:
+class _Platform:
+    """What the firmware platform (core.app) does around a role, for an in-process device: its topics
+    (roadedge.wire), a seq per device that never repeats, and the event and ack envelopes."""
+
+    def __init__(self, dev_id: str, out) -> None:
+        self.id = dev_id
+        self.out = out
+        self.seq = 0
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def publish_state(self, st: dict) -> None:
+        self.out(wire.topic(self.id, wire.STATE), st, 1, True)
+
+    def event(self, unix_s: float, kind: str, fields: dict | None = None) -> None:
+        self.out(wire.topic(self.id, wire.EVENT), wire.event(self.next_seq(), unix_s, kind, fields), 1, False)
+
+    def ack(self, unix_s: float, cmd: str, ctr: int | None, code: str, detail) -> None:
+        self.out(wire.topic(self.id, wire.ACK), wire.ack(self.next_seq(), unix_s, cmd, ctr, code, detail), 1, False)
+
+
+class SimBeacon(_Platform):
+    """A beacon post: the firmware's BeaconModel, its meter readings through the firmware's meter decoder."""
+
     def __init__(self, spec, s_m: float, params: dict | None, out) -> None:
+        super().__init__(spec.id, out)
         self.spec = spec
-        self.id = spec.id
         self.s = s_m  # chainage: metres from the road's first point
         p = dict(params or {})
         p["position_m"] = round(spec.km * 1000, 1)
-        self.logic = BeaconLogic(p)
-        self.logic.meter_usable(False)  # safe mode until the meter first answers, as on the post
-        self.poll_ms = int(self.logic.cfg["meter"]["poll_s"] * 1000)
+        p = beacon_app.params({"beacon": p})
+        self.counters: dict[str, int] = {}
+        self._events: list = []
+        self._now = 0
+        self.poller = MeterPoller(None, p["meter"], self.counters, self._on_reading, self._on_meter)
+        self.model = BeaconModel(p, self.poller.health)
+        self.logic = self.model.logic
+        self.poll_ms = self.poller.poll_ms
         self.next_poll = _phase(self.id, self.poll_ms)
-        self.out = out
-        self.topic = f"re/{self.id}/state"
         self.last = None
-        self.meter_ok = False
         self.detections = 0
+
+    def _on_reading(self, mor, _flags) -> None:
+        self._events += self.model.reading(self._now, mor)
+
+    def _on_meter(self, _health) -> None:
+        self._events += self.model.meter_changed()
 
     def poll_due(self, mono_ms: int) -> bool:
         return mono_ms >= self.next_poll
 
     def reading(self, mono_ms: int, vis_m: float, unix_s: float) -> tuple[int, int]:
+        """One meter poll answered with vis_m, as the post's UART hears it."""
         self.next_poll = mono_ms + self.poll_ms
-        if not self.meter_ok:
-            self.meter_ok = True
-            self.logic.meter_usable(True)
-        old, new = self.logic.visibility(mono_ms, vis_m)
-        if new != old:
-            self.out(f"re/{self.id}/event", {"seq": 0, "ts": unix_s, "type": "vis_level", "from": old, "to": new,
-                                             "vis_m": vis_m, "mode": self.logic.modes.level_modes[new]}, 1, False)
+        self._now = mono_ms
+        old = self.logic.modes.level.level
+        self.poller.health.polled()
+        self.poller.line(reply_line(self.poller.cfg["addr"], max(0, min(MOR_MAX, round(vis_m))), 0))
+        for kind, fields in self._events:
+            self.event(unix_s, kind, fields)
+        self._events = []
         self.publish(mono_ms)
-        return old, new
+        return old, self.logic.modes.level.level
 
-    def command(self, mono_ms: int, cmd: str, args: dict) -> None:
+    def command(self, mono_ms: int, cmd: str, args: dict) -> tuple[str, object]:
         """A verified beacon command, as BeaconApp applies it."""
-        ttl = args.get("ttl_s")
-        until = None if ttl is None else mono_ms + int(ttl * 1000)
-        if cmd == "section_alarm":
-            self.logic.modes.set_alarm(bool(args.get("on")), until)
-        elif cmd == "mode":
-            mode = args.get("mode")
-            self.logic.modes.set_override(None if mode == "auto" else mode, until)
+        r = self.model.command(mono_ms, cmd, args)
         self.publish(mono_ms)
+        return r
 
     def detect(self, mono_ms: int, kmh: float) -> None:
         self.detections += 1
         self.logic.detect(mono_ms, kmh)
 
     def state(self, mono_ms: int) -> dict:
-        m = self.logic.modes
-        mode, reason = m.mode(mono_ms)
-        o = m.override
-        return {"mode": mode, "reason": reason, "level": m.level.level, "vis_m": self.logic.vis_m,
-                "meter": "ok" if self.meter_ok else "unknown", "meter_reason": None,
-                "override": o[0] if o is not None else None, "alarm": m.alarm is not None,
-                "levels_m": m.level.levels, "battery": self.logic.energy.state, "lamps": "ok",
-                "pos_m": self.logic.cfg["position_m"]}
+        return self.model.state(mono_ms)
 
     def publish(self, mono_ms: int) -> None:
         st = self.state(mono_ms)
         if st != self.last:
             self.last = st
-            self.out(self.topic, st, 1, True)
+            self.publish_state(st)
 
     def lamp(self, mono_ms: int) -> int:
         """What the post shows now, for the report: its mode, or red while a tail holds it."""
-        if not self.meter_ok:
+        if not self.poller.health.usable():
             return SAFE
         mode, _r = self.logic.modes.mode(mono_ms)
         if mode == M.ANTI_REAR_END and self.logic.tail.red(mono_ms):
@@ -110,109 +134,132 @@ class SimBeacon:
         return self.logic.vis_m
 
 
-class SimSign:
+class _NullBus:
+    """The display's SPI bus: the driver computes its bytes (and check value), nothing is wired."""
+
+    def write(self, _data) -> None:
+        pass
+
+
+class SimSign(_Platform):
+    """A speed-limit sign: the firmware's SignPolicy, command handling and display driver (for what the
+    face actually shows and its check value)."""
+
     def __init__(self, spec, params: dict | None, local_meter: bool, out) -> None:
+        super().__init__(spec.id, out)
         self.spec = spec
-        self.id = spec.id
-        self.policy = SignPolicy(params or {})
+        p = sign_app.params({"sign": dict(params or {})})
+        self.policy = sign_app.make_policy(p)
         self.policy.boot(0, "power_on", 0)
-        self.out = out
+        self.display = sign_app.make_display(p, _NullBus())
+        self._shown = self.display.show(*self.policy.shown())
         self.local_meter = local_meter
         self.next_vis = _phase(self.id, 5000)
 
     def shown(self):
-        return self.policy.shown()
+        """(limit, legend) the face shows now."""
+        return self._shown if not self.policy.hot else (None, "")
 
     def source(self) -> str | None:
         return self.policy.source
 
     def command(self, mono_ms: int, cmd: str, args: dict) -> tuple[str, str | None]:
-        if cmd == "set_limit":
-            return self.policy.set_limit(mono_ms, args)
-        if cmd == "clear":
-            return self.policy.clear(mono_ms, args)
-        if cmd == "heartbeat":
-            return self.policy.heartbeat(mono_ms)
-        return ("unknown_command", None)
+        return sign_app.command(self.policy, self.display, mono_ms, cmd, args)
 
     def step(self, mono_ms: int, unix_s: float) -> None:
-        self.policy.tick(mono_ms)
-        if self.policy.changed:
-            self.policy.changed = False
-            st = self.policy.state(mono_ms)
-            st["ts"] = unix_s
-            self.out(f"re/{self.id}/state", st, 1, True)
+        pol = self.policy
+        pol.tick(mono_ms)
+        if pol.changed:
+            pol.changed = False
+            self._shown = self.display.show(*pol.shown())
+            self.display.power(not pol.hot)
+            self.publish_state(sign_app.state_payload(pol, mono_ms, self._shown, self.display.check(), unix_s))
 
 
-class SimTracker:
-    """A patrol unit: virtual GNSS -> the firmware's NMEA decoder -> smart reporting -> OwnTracks."""
+class SimTracker(_Platform):
+    """A patrol unit: virtual GNSS -> the firmware's NMEA decoder -> the firmware's TrackerModel (smart
+    reporting, SOS, dispatch and duty) -> OwnTracks reports and the tracker's events and state. The rider
+    accepts a dispatch ACCEPT_S after it arrived (the accept button)."""
+
+    ACCEPT_S = 8.0
 
     def __init__(self, spec, patrol, roads, epoch_unix: float, seed: int, out, params: dict | None = None) -> None:
-        self.id = spec.id
+        super().__init__(spec.id, out)
         self.patrol = patrol
         self.roads = roads
         self.gnss = GnssModule(lambda t: patrol.truth(t, roads), style="sirf", start_unix=epoch_unix,
                                noise_m=2.0, seed=seed)
-        self.dec = nmea.Decoder()
-        self.rep = reporting.Reporter(params)
-        self.sos = sos_mod.SOS()
+        p = dict(tracker_app.DEFAULTS)
+        p.update(params or {})
+        self.dec = nmea.Decoder(int(p["max_hdop"] * 100 + 0.5), p["nmea_max_len"])
         self.tid = self.id[-2:]
-        self.seq = 0
-        self.out = out
-        self.last_fix = None
+        self.model = TrackerModel(p, self.tid)
+        self.model.batt = 95
+        self.model.ign.on = True
+        self.sos = self.model.sos
         self.reports: list[tuple[float, float, float]] = []  # (t, lat, lon) reported
+        self._dispatched_at: float | None = None
+        self._t = 0.0
 
-    def _seq(self) -> int:
-        self.seq += 1
-        return self.seq
+    @property
+    def last_fix(self):
+        return self.model.last_fix
 
     def state(self, unix_s: float) -> dict:
-        s = self.sos
-        return {"duty": "patrol", "incident": None, "sos": {"latched": s.latched, "id": s.id, "since": s.since},
-                "ign": True, "batt": 95, "fix": self.last_fix is not None, "tid": self.tid, "backlog": 0,
-                "dropped": 0, "ts": unix_s}
+        return self.model.state(0, 0, unix_s)
+
+    def _events(self, unix_s: float, evs) -> None:
+        for kind, fields in evs:
+            self.event(unix_s, kind, fields)
 
     def _report(self, fix, reason: int, t: float) -> None:
-        r = record.from_fix(fix, self._seq(), 95, self.sos.latched, True, reason)
-        self.out(f"owntracks/roadedge/{self.id}", record.owntracks_json(r, self.tid, True), 1, False)
+        r = self.model.record(fix, self.next_seq(), reason)
+        self.out(wire.location_topic(self.id), record.owntracks_json(r, self.tid, True), 1, False)
         self.reports.append((t, fix.lat / 1e7, fix.lon / 1e7))
-        self.rep.reported(fix.unix, fix.lat, fix.lon, fix.speed_kmh10(), fix.course)  # as tracker/app.py: 0.01 deg
 
     def second(self, t: float) -> None:
         """One GNSS epoch (1 Hz)."""
+        self._t = t
         for line in self.gnss.epoch(t):
             self.dec.feed((line + "\r\n").encode())
         fix = self.dec.take_fix()
         if fix is None:
             return
-        if self.last_fix is None:
-            self.last_fix = fix
-            self.out(f"re/{self.id}/state", self.state(fix.unix), 1, True)
-        self.last_fix = fix
-        cog = -1 if fix.course < 0 else fix.course
-        reason = self.rep.decide(fix.unix, fix.lat, fix.lon, fix.speed_kmh10(), cog, self.sos.latched)
-        if reason:
-            self._report(fix, reason, t)
+        why, evs, changed = self.model.fix(fix)
+        if why:
+            self._report(fix, why, t)
+        self._events(fix.unix, evs)
+        if self._dispatched_at is not None and t - self._dispatched_at >= self.ACCEPT_S:
+            self._dispatched_at = None
+            evs = self.model.accept(int(t * 1000))
+            self._events(fix.unix, evs)
+            changed = changed or bool(evs)
+        if changed:
+            self.publish_state(self.state(fix.unix))
+
+    def command(self, mono_ms: int, cmd: str, args: dict, unix_s: float) -> tuple[str, object]:
+        """A verified command, as TrackerApp applies it (acked like the platform does)."""
+        code, detail, evs = self.model.command(mono_ms, cmd, args)
+        self.ack(unix_s, cmd, None, code, detail)
+        if code == "ok":
+            self._events(unix_s, evs)
+            if self.model.duty.pending():
+                self._dispatched_at = self._t
+            self.publish_state(self.state(unix_s))
+        return code, detail
 
     def press_sos(self, t: float, unix_s: float) -> None:
-        self.sos.trigger(int(unix_s))
-        ev = {"seq": self._seq(), "ts": unix_s, "type": "sos", "id": self.sos.id, "since": self.sos.since,
-              "duty": "patrol"}
-        f = self.last_fix
-        if f is not None:
-            ev["lat"] = float(record.e7_str(f.lat))
-            ev["lon"] = float(record.e7_str(f.lon))
-        self.out(f"re/{self.id}/event", ev, 1, False)
-        if f is not None:
-            self._report(f, reporting.SOS, t)
-        self.out(f"re/{self.id}/state", self.state(unix_s), 1, True)
+        evs, report = self.model.raise_sos(int(unix_s))
+        self._events(unix_s, evs)
+        if report:
+            self._report(self.model.last_fix, reporting.SOS, t)
+        self.publish_state(self.state(unix_s))
 
 
 def lawful_limit(vis_m: float | None, normal: int) -> int:
     """Art. 81: the highest limit a sign may show at this visibility."""
-    if vis_m is None:
-        return normal
-    return (normal, 60, 40, 20)[art81_level(vis_m, 0, 0)]
+    lim = wire.art81_limit(vis_m)
+    return normal if lim is None else min(lim, normal)
 
 
 def command_payload(key: bytes, dev: str, cmd: str, ctr: int, exp: int, args: dict) -> bytes:

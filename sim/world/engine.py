@@ -33,6 +33,7 @@ from sim.world.devices import (
 from sim.world.fogmap import Weather
 from sim.world.patrol import Patrol
 from sim.world.traffic import Traffic
+from roadedge import wire
 
 EPOCH_UNIX = 1_795_000_000  # simulated wall clock at t = 0 (fixed: runs are reproducible)
 FOG_M = 200.0  # a vehicle "drives in fog" below this visibility (Art. 81 first level)
@@ -90,8 +91,8 @@ class Zone:
         self.ctl = Controller(self.cfg, _ZoneClient(world, self), keyring, Audit(":memory:", self.id),
                               time_beacon=False, now=world.unix)
         self.policy = self.ctl.policy
-        self.topics = {f"re/{d}/{k}" for d in self.feeds | {sp["id"] for sp in specs} for k in ("state", "tele",
-                                                                                                 "event")}
+        self.topics = {wire.topic(d, k) for d in self.feeds | {sp["id"] for sp in specs}
+                       for k in (wire.STATE, wire.TELE, wire.EVENT)}
         self.next_update = 2.0  # as the CLI: first decision once retained state is in
         self.next_hb = 0.0
 
@@ -160,7 +161,6 @@ class World:
         self.sign_lawful: dict[str, dict] = {s.id: {"onset": None, "lawful_at": None, "unlawful_s": 0.0,
                                                     "late_s": 0.0, "since": {}} for s in self.signs}
         self.started = False
-        self._seqs: dict[str, int] = {}
         self.hooks: list[Callable[[World], None]] = []  # run before each tick (e.g. messages from processes)
 
     # --- output ---------------------------------------------------------------
@@ -168,8 +168,6 @@ class World:
         return self.epoch + (self.t if t is None else t)
 
     def _out(self, topic: str, obj, qos: int = 0, retain: bool = False) -> None:
-        if isinstance(obj, dict) and obj.get("seq") == 0:
-            obj = dict(obj, seq=self._seq_for(topic))
         data = _payload(obj)
         self.metrics["messages"] += 1
         t = round(self.unix(), 3)
@@ -186,15 +184,15 @@ class World:
             for z, topic, data, retain in batch:
                 z.ctl.on_message(topic, data, retain)
 
-    def _seq_for(self, topic: str) -> int:
-        dev = topic.split("/")[1]
-        self._seqs[dev] = self._seqs.get(dev, 0) + 1
-        return self._seqs[dev]
-
     def _announced(self) -> None:
-        for d in [*self.beacons, *self.signs, *self.trackers]:
+        roles = [(d, "beacon") for d in self.beacons] + [(d, "sign") for d in self.signs] + \
+            [(d, "tracker") for d in self.trackers]
+        for d, role in roles:
             if getattr(d, "inproc", True):  # firmware processes announce themselves
-                self._out(f"re/{d.id}/status", "online", 1, True)
+                self._out(wire.topic(d.id, wire.STATUS), "online", 1, True)
+                # as the platform's info: the role model runs in the world's process
+                self._out(wire.topic(d.id, wire.INFO), {"role": role, "board": "sim", "fw": "world",
+                                                        "boot": "power_on", "cfg": "", "ts": self.unix()}, 1, True)
 
     def all_beacons(self) -> list:
         return self.beacons
@@ -267,9 +265,9 @@ class World:
                 road = s.spec.road
                 vis = round(flicker(self.weather.visibility(road, (s.spec.km - self.sc.roads[road].km0) * 1000, t), t, 0))
                 s.policy.set_visibility(mono, vis)
-                tele = json.dumps({"vis_m": vis, "ts": unix_s}).encode()  # its telemetry's reading (not recorded)
+                tele = json.dumps({wire.F_VIS: vis, "ts": unix_s}).encode()  # its telemetry's reading (not recorded)
                 for z in self.feeds.get(s.id, ()):
-                    self.to_controllers.append((z, f"re/{s.id}/tele", tele, False))
+                    self.to_controllers.append((z, wire.topic(s.id, wire.TELE), tele, False))
             s.step(mono, unix_s)
         if t >= self.next_second:
             self.next_second = math.floor(t) + 1.0
@@ -294,11 +292,11 @@ class World:
     def _from_controller(self, z: Zone, topic: str, payload, qos: int, retain: bool) -> None:
         """A zone controller published: its state goes to the sinks; a signed command is applied to the
         sign the way its firmware would (verification aside), with the sign's ack."""
-        parts = topic.split("/")
-        if len(parts) != 4 or parts[2] != "cmd" or parts[1] not in self.sign_by_id:
+        parsed = wire.parse(topic)
+        if parsed is None or parsed[0] != wire.COMMAND or parsed[1] not in self.sign_by_id:
             self._out(topic, payload, qos, retain)
             return
-        sign, cmd = self.sign_by_id[parts[1]], parts[3]
+        sign, cmd = self.sign_by_id[parsed[1]], parsed[2]
         mono, unix_s = int(self.t * 1000), self.unix()
         body = json.loads(json.loads(payload)["body"])
         args = body["args"]
@@ -308,8 +306,7 @@ class World:
             return
         self._out(topic, payload, qos, retain)
         code, detail = sign.command(mono, cmd, args)
-        self._out(f"re/{sign.id}/ack", {"seq": 0, "ts": unix_s, "cmd": cmd, "ctr": body["ctr"], "ok": code == "ok",
-                                        "code": code, "detail": detail}, 1, False)
+        sign.ack(unix_s, cmd, body["ctr"], code, detail)  # the ack names the command's counter
         if cmd != "heartbeat":
             sign.step(mono, unix_s)
 
@@ -339,10 +336,12 @@ class World:
                 if 0 <= ahead * 1000 <= ALARM_UPSTREAM_M:
                     args = {"on": True, "ttl_s": ALARM_S}
                     if getattr(b, "inproc", True):
-                        self._out(f"re/{b.id}/cmd/section_alarm",
+                        self._out(wire.cmd_topic(b.id, "section_alarm"),
                                   command_payload(self.key, b.id, "section_alarm", mono + 1, int(unix_s) + 30, args), 1,
                                   False)
-                    b.command(mono, "section_alarm", args)
+                    code, detail = b.command(mono, "section_alarm", args)
+                    if getattr(b, "inproc", True):
+                        b.ack(unix_s, "section_alarm", mono + 1, code, detail)
 
     def _safety(self, t: float, mono: int) -> None:
         dt = self.dt

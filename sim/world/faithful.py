@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from sim.world.devices import MODE_CODE, RED, SAFE
+from roadedge import wire
 
 REPO = Path(__file__).resolve().parents[2]
 HEAP = "256K"  # the platform plus a role on the 64-bit unix port (see docs/architecture.md, Memory)
@@ -39,8 +40,7 @@ class _Proxy:
         self.state: dict | None = None
 
     def _signed(self, cmd: str, args: dict, ttl: int = 30) -> None:
-        self.f.client.publish(f"re/{self.id}/cmd/{cmd}", self.f.keyring.signer(self.id).sign(cmd, args, ttl),
-                              qos=0 if cmd == "heartbeat" else 1)
+        self.f.client.publish(wire.cmd_topic(self.id, cmd), self.f.keyring.signer(self.id).sign(cmd, args, ttl), qos=1)
 
 
 class ProcessBeacon(_Proxy):
@@ -199,8 +199,8 @@ class Faithful:
 
         user, password = self.observer or (None, None)
         self.client, b = make_client(self.broker_url, "roadedge-world", user=user, password=password)
-        self.client.on_connect = lambda c, *_a: [c.subscribe(f"re/{i}/#", 1) for i in self.ids] + \
-            [c.subscribe(f"owntracks/roadedge/{i}", 1) for i in self.ids if i in w.tracker_by_id]
+        self.client.on_connect = lambda c, *_a: [c.subscribe(wire.device_filter(i), 1) for i in self.ids] + \
+            [c.subscribe(wire.location_topic(i), 1) for i in self.ids if i in w.tracker_by_id]
         self.client.on_message = lambda _c, _u, m: self.inbox.put((time.time(), m.topic, m.payload, m.qos, m.retain))
         self.client.connect(b.host, b.port, 30)
         self.client.loop_start()
@@ -226,7 +226,7 @@ class Faithful:
         """Before each tick: the broker time beacon; the processes' messages into the world."""
         if w.t >= self.next_time:
             self.next_time = w.t + 1.0
-            self.client.publish("re/sys/time", json.dumps({"t": int(w.unix() * 1000)}), 0, retain=True)
+            self.client.publish(wire.TIME_TOPIC, json.dumps({"t": int(w.unix() * 1000)}), 0)
         while True:
             try:
                 at, topic, payload, qos, retain = self.inbox.get_nowait()

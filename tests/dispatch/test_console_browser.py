@@ -5,12 +5,10 @@ import time
 
 import pytest
 
-from host_tools.fw import ensure_firmware_importable
 
 from dispatch_support import location
 from support.browser import login
 
-ensure_firmware_importable()
 from roadedge.core.auth import CommandAuth  # noqa: E402
 
 def verify(keyring, dev: str, cmd: str, payload: bytes, tmp_path) -> dict:
@@ -104,7 +102,7 @@ def test_console_live_map_sos_dispatch(console, publisher, collector_factory, mo
 def test_only_a_supervisor_changes_a_sign_and_both_attempts_are_audited(console, publisher, collector_factory,
                                                                          mosquitto, browser, keyring, tmp_path):
     ops = collector_factory(mosquitto.port, ["re/ctl/+/op"])
-    publisher.send("re/vsl-1/state", {"displayed": 80, "source": "central", "legend": "", "check": "a1"}, retain=True)
+    publisher.send("re/vsl-1/state", {"limit": 80, "source": "central", "legend": "", "check": "a1"}, retain=True)
     # the zone controller's retained view (host_tools/controller/policy.py ZonePolicy.snapshot)
     publisher.send("re/ctl/z1/state", {"zone": "z1", "mode": "approve", "ts": time.time(), "updates": 3, "closure": [],
                                        "signs": [{"id": "vsl-1", "km": 0.3, "vis_m": 150, "level": 1, "recommended": 60,

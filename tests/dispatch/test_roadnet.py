@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from dispatch_support import U_ROAD
-from sim.scenario import parse
+from host_tools.deployment.scenario import parse
 
 from host_tools.dispatch.roadnet import RoadNetwork
 

@@ -21,8 +21,7 @@ from sim.hw.server import HardwareServer
 from sim.peripherals.sign_io import SignIO
 from support.waiting import first_from
 
-fw.ensure_firmware_importable()
-from roadedge.core.auth import sign_command  # noqa: E402
+from roadedge.core.auth import sign_command
 
 REPO = fw.REPO
 

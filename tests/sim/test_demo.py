@@ -2,6 +2,7 @@
 units move, fog is drawn, beacons change mode, signs show limits; Ctrl-C stops it cleanly."""
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -78,6 +79,20 @@ def test_demo_console_shows_units_fog_lamps_signs(tmp_path):
                 assert not errors, errors
             finally:
                 browser.close()
+        # the technician's ready line: `roadedge devices` against the demo's broker lists every device
+        ready = _wait_line(q, "technician:", seen).split()
+        cmd = ready[ready.index("roadedge") + 1:ready.index("(also")]
+        res = subprocess.run([sys.executable, "-m", "host_tools.cli", *cmd, "--json", "--listen", "1"], cwd=REPO,
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stdout + res.stderr
+        rows = {r["id"]: r for r in json.loads(res.stdout)}
+        from host_tools.deployment.scenario import load
+
+        sc = load(REPO / "sim" / "scenarios" / "demo.json")
+        want = {b.id: "beacon" for b in sc.beacons} | {s.id: "sign" for s in sc.signs} | \
+            {t.id: "tracker" for t in sc.trackers}
+        assert {i: rows[i]["role"] for i in want if i in rows} == want
+        assert all(rows[i]["fw"] and rows[i]["status"] == "online" for i in want)
     finally:
         proc.send_signal(signal.SIGINT)
         try:

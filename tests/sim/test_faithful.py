@@ -11,8 +11,8 @@ import json
 import time
 from pathlib import Path
 
-from sim.geo import haversine_m
-from sim.scenario import parse
+from host_tools.deployment.geo import haversine_m
+from host_tools.deployment.scenario import parse
 from sim.world import World
 from sim.world.faithful import Faithful, select
 from sim.world.sinks import MemorySink

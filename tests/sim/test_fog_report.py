@@ -7,7 +7,7 @@ import pytest
 
 from host_tools import fw
 from sim.report import summary
-from sim.scenario import load
+from host_tools.deployment.scenario import load
 from sim.world.engine import World
 
 

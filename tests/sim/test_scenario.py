@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from sim import scenario
+from host_tools.deployment import scenario
 
 
 def test_shipped_scenarios_load():

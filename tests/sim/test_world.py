@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from sim.replay import Replay
-from sim.scenario import load
+from host_tools.deployment.scenario import load
 from sim.world import World
 from sim.world.sinks import MemorySink, RecordingSink
 

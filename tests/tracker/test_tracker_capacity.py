@@ -3,9 +3,7 @@ reports inside a Pico W's 1.5 MB filesystem (record size x config), shown on
 the real RecordLog."""
 from __future__ import annotations
 
-from host_tools import fw
 
-fw.ensure_firmware_importable()
 from roadedge.core.store import HDR, RecordLog  # noqa: E402
 from roadedge.tracker import app, forward, record  # noqa: E402
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from host_tools import fw
 from sim.peripherals import gnss
 
-fw.ensure_firmware_importable()
 from roadedge.tracker import nmea  # noqa: E402
 
 

@@ -120,8 +120,7 @@
   }
   function signLimit(st) {
     if (!st) return null;
-    for (const k of ["displayed", "limit", "shown", "speed"]) if (st[k] != null) return st[k];
-    return null;
+    return st.limit == null ? null : st.limit;  // the sign's state: what its face shows (docs/topics.md)
   }
   function upsertSign(s) {
     RE.signs[s.id] = s;

@@ -9,6 +9,7 @@
 import sys
 import json
 
+from roadedge import wire
 from roadedge.core.compat import IS_MICROPYTHON, const, gc_collect, mem_free, sleep_ms, ticks_diff, ticks_ms
 
 try:
@@ -115,10 +116,7 @@ class Device:
 
     # ---- role API
     def topic(self, kind, *rest):
-        t = "re/" + self.id + "/" + kind
-        for r in rest:
-            t += "/" + str(r)
-        return t
+        return wire.topic(self.id, kind, *rest)
 
     def publish(self, kind, obj, qos=0, retain=False):
         """JSON-encode obj (str/bytes go as they are) and queue it on
@@ -132,6 +130,10 @@ class Device:
             self.count("pub_dropped")
             return False
         return True
+
+    def event(self, kind, fields=None):
+        """Publish an event (the wire envelope: seq, ts, type, fields) at QoS 1."""
+        return self.publish(wire.EVENT, wire.event(self.next_seq(), self.now_s(), kind, fields), 1)
 
     def on_command(self, name, handler):
         """handler(args: dict) -> (code, detail_or_None), called only for
@@ -192,8 +194,8 @@ class Device:
         m = self.mqtt
         setattr(m, "on_message", self._on_message)
         setattr(m, "on_connect", self._on_connect)
-        m.subscribe(self.topic("cmd", "#"), 1)
-        m.subscribe("re/sys/time", 0)
+        m.subscribe(self.topic(wire.CMD, "#"), 1)
+        m.subscribe(wire.TIME_TOPIC, 0)
         self.spawn(self._network(), "network")
         self.spawn(self._commands_task(), "commands")
         self.spawn(self._log_out(), "log")
@@ -371,14 +373,14 @@ class Device:
                 self.log.exc(e, "on_connect")
 
     def _on_message(self, topic, payload, retained):
-        pre = "re/" + self.id + "/cmd/"
+        pre = wire.cmd_topic(self.id, "")
         if topic.startswith(pre):
             if len(self._cmdq) >= self.params["cmd_queue"]:
                 self.count("cmd_dropped")
                 return
             self._cmdq.append((topic[len(pre):], payload))
             self._cmd_ev.set()
-        elif topic == "re/sys/time":
+        elif topic == wire.TIME_TOPIC:
             try:
                 t = json.loads(payload)["t"]
                 if type(t) is not int and type(t) is not float:
@@ -400,8 +402,7 @@ class Device:
         self.count("cmd_ok" if ok else "cmd_rejected")
         if not ok:
             self.count("cmd_" + code)
-        self.publish("ack", {"seq": self.next_seq(), "ts": self.now_s(), "cmd": name, "ctr": ctr,
-                             "ok": ok, "code": code, "detail": detail}, 1)
+        self.publish(wire.ACK, wire.ack(self.next_seq(), self.now_s(), name, ctr, code, detail), 1)
 
     async def _run_command(self, name, payload):
         if self.auth is None:

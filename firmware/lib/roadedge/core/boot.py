@@ -5,9 +5,10 @@
 # so none of this stays on the heap while the device runs.
 import sys
 
+from roadedge import wire
 from roadedge.core import config
 
-ROLES = ("sign", "beacon", "tracker", "base")
+ROLES = wire.ALL_ROLES
 
 # Platform parameters: cfg["device"], every one with a default here; plus the
 # board config's top-level "watchdog_ms" and "log": {"level", "mqtt"}.
@@ -94,7 +95,7 @@ def mqtt_spec(cfg, dev_id, params):
     data, so the client can be built after this module is dropped."""
     _scheme, host, port, tls = config.parse_broker_url(config.get(cfg, "broker.url"))
     b = cfg["broker"]
-    status = "re/" + dev_id + "/status"
+    status = wire.topic(dev_id, wire.STATUS)
     return (dev_id, host, port), {
         "user": b.get("user") or dev_id, "password": b.get("password"), "keepalive": b.get("keepalive", 30),
         "tls": tls, "ca": b.get("ca"), "clean": b.get("clean", True),

@@ -57,6 +57,5 @@ async def selftest(dev, args):
     passed = True
     for k in checks:
         passed = passed and checks[k][0]
-    dev.publish("event", {"seq": dev.next_seq(), "ts": dev.now_s(), "type": "selftest",
-                          "pass": passed, "checks": checks}, 1)
+    dev.event("selftest", {"pass": passed, "checks": checks})
     return "ok", {"pass": passed, "checks": checks}

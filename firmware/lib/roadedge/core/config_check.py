@@ -3,9 +3,10 @@
 # drops both after boot, so these checks do not stay on a running device's heap.
 import json
 
+from roadedge import wire
 from roadedge.core.config import ConfigError, _tname, get, require
 
-ROLES = ("sign", "beacon", "tracker")
+ROLES = wire.ROLES
 BOARDS = ("pico_w", "esp32", "sim")
 
 
@@ -77,8 +78,8 @@ def check_device(cfg):
     """Validate the fields every device needs before it starts a role; returns
     (id, role, board). Role parameters are checked by the role via section()."""
     dev = cfg.get("id")
-    require(isinstance(dev, str) and 0 < len(dev) <= 64 and "/" not in dev and "+" not in dev and "#" not in dev,
-            "id", "must be a non-empty string without / + # (got %r)" % (dev,))
+    require(wire.valid_id(dev), "id", "must be 1-64 characters without / + # : or spaces, not one of %s (got %r)"
+            % (", ".join(wire.RESERVED_IDS + wire.SERVICES), dev))
     role = cfg.get("role")
     require(role in ROLES, "role", "must be one of %s (got %r)" % (", ".join(ROLES), role))
     board = cfg.get("board")

@@ -32,33 +32,73 @@ DEFAULTS.update({
 STATE_FILE = "sign.json"
 
 
+def params(cfg):
+    """The sign section of a board config over DEFAULTS."""
+    return config.section(cfg, "sign", DEFAULTS)
+
+
+def make_policy(p):
+    """The sign's SignPolicy from its parameters (ConfigError names a bad one)."""
+    pol = {}
+    for k in sp.DEFAULTS:
+        if p[k] is not None:
+            pol[k] = p[k]
+    try:
+        return sp.SignPolicy(pol)
+    except ValueError as e:
+        raise config.ConfigError("sign", str(e))
+
+
+def make_display(p, spi, legend_lamp=None):
+    """The display driver the config names, writing to spi (any object with write(bytes))."""
+    if p["display"] == "7seg":
+        from roadedge.sign.display_7seg import SevenSegDisplay
+
+        return SevenSegDisplay(spi, p["digits"], legend_lamp)
+    from roadedge.sign.display_max7219 import MatrixDisplay
+
+    return MatrixDisplay(spi, p["matrix_cols"], p["matrix_rows"])
+
+
+def command(policy, display, now_ms, name, args):
+    """A verified sign command: (code, detail). Pure but for the display's check-value preview."""
+    if name == "set_limit":
+        # NTCIP practice: an activation naming a check value is refused unless the message the
+        # sign would draw has exactly that check value (the centre and the sign agree on pixels)
+        chk = args.get("check") if isinstance(args, dict) else None
+        if chk is not None and not policy.local:
+            v = policy.check_args(args)
+            if not isinstance(v, str) and display.preview_check(v[0], v[3]) != chk:
+                return ("refused", "check_value")
+        return policy.set_limit(now_ms, args)
+    if name == "clear":
+        return policy.clear(now_ms, args if args is not None else {})
+    if name == "heartbeat":
+        return policy.heartbeat(now_ms)
+    return ("unknown_command", None)
+
+
+def state_payload(policy, now_ms, shown, check, ts):
+    """re/<id>/state: the policy's state with what the hardware actually shows."""
+    st = policy.state(now_ms)
+    st["limit"], st["legend"] = shown if not policy.hot else (None, "")
+    st["check"] = check
+    st["ts"] = ts
+    return st
+
+
 class SignApp:
     def __init__(self, dev):
         self.dev = dev
-        p = config.section(dev.cfg, "sign", DEFAULTS)
+        p = params(dev.cfg)
         self.p = p
-        pol = {}
-        for k in sp.DEFAULTS:
-            if p[k] is not None:
-                pol[k] = p[k]
-        try:
-            self.policy = sp.SignPolicy(pol)
-        except ValueError as e:
-            raise config.ConfigError("sign", str(e))
+        self.policy = make_policy(p)
         config.require(p["display"] in ("matrix", "7seg"), "sign.display", "\"matrix\" or \"7seg\"")
         hal = dev.hal
         pins = dev.cfg.get("pins") or {}
         uarts = dev.cfg.get("uarts") or {}
         spi = hal.spi("display")
-        if p["display"] == "7seg":
-            from roadedge.sign.display_7seg import SevenSegDisplay
-
-            lamp = hal.output("legend") if "legend" in pins else None
-            self.display = SevenSegDisplay(spi, p["digits"], lamp)
-        else:
-            from roadedge.sign.display_max7219 import MatrixDisplay
-
-            self.display = MatrixDisplay(spi, p["matrix_cols"], p["matrix_rows"])
+        self.display = make_display(p, spi, hal.output("legend") if p["display"] == "7seg" and "legend" in pins else None)
         self.maint = hal.input("maint_switch") if "maint_switch" in pins else None
         self.temp = hal.adc("temp") if "temp" in pins else None
         self.ambient = hal.adc("ambient") if "ambient" in pins else None
@@ -81,43 +121,25 @@ class SignApp:
         c = self.dev.counters
         c[name] = c.get(name, 0) + 1
 
-    def cmd_set_limit(self, args):
-        # NTCIP practice: an activation naming a check value is refused unless the message the
-        # sign would draw has exactly that check value (the centre and the sign agree on pixels)
-        chk = args.get("check") if isinstance(args, dict) else None
-        if chk is not None and not self.policy.local:
-            v = self.policy.check_args(args)
-            if not isinstance(v, str) and self.display.preview_check(v[0], v[3]) != chk:
+    def _command(self, name):
+        def handler(args):
+            held = self.policy.held
+            r = command(self.policy, self.display, ticks_ms(), name, args)
+            if r == ("refused", "check_value"):
                 self._count("cmd_check_value")
-                return ("refused", "check_value")
-        held = self.policy.held
-        r = self.policy.set_limit(ticks_ms(), args)
-        self._count("cmd_" + r[0])
-        if self.policy.held != held:
-            self._alive()  # a supervisor's hold (or its release) survives a power loss
-        self._refresh()
-        return r
-
-    def cmd_clear(self, args):
-        held = self.policy.held
-        r = self.policy.clear(ticks_ms(), args if args is not None else {})
-        self._count("cmd_" + r[0])
-        if self.policy.held != held:
-            self._alive()
-        self._refresh()
-        return r
-
-    def cmd_heartbeat(self, args):
-        r = self.policy.heartbeat(ticks_ms())
-        self._refresh()
-        return r
+            elif name != "heartbeat":
+                self._count("cmd_" + r[0])
+            if self.policy.held != held:
+                self._alive()  # a supervisor's hold (or its release) survives a power loss
+            self._refresh()
+            return r
+        return handler
 
     def _on_vis(self, mor, flags):
         self.policy.set_visibility(ticks_ms(), mor)
 
     def _on_meter(self, health):
-        self.dev.publish("event", {"seq": self.dev.next_seq(), "ts": self._now_s(), "type": "meter",
-                                   "status": health.status, "reason": health.reason}, qos=1)
+        self.dev.event("meter", {"status": health.status, "reason": health.reason})
 
     # --- helpers -------------------------------------------------------------
     def _now_s(self):
@@ -179,11 +201,8 @@ class SignApp:
 
     def publish_state(self):
         now = ticks_ms()
-        st = self.policy.state(now)
-        # what the hardware shows, not what was asked for
-        st["limit"], st["legend"] = self.shown if not self.policy.hot else (None, "")
-        st["check"] = self.display.check()
-        st["ts"] = self.published_ts = self._now_s()
+        self.published_ts = self._now_s()
+        st = state_payload(self.policy, now, self.shown, self.display.check(), self.published_ts)
         self.dev.publish("state", st, qos=1, retain=True)
         self.published_ms = now
 
@@ -211,8 +230,7 @@ class SignApp:
         await sleep_ms(ms)
         self.display.lamp_test(False)
         self._count("selftests")
-        self.dev.publish("event", {"seq": self.dev.next_seq(), "ts": self._now_s(), "type": "selftest",
-                                   "kind": "lamp", "ms": ms}, qos=1)
+        self.dev.event("selftest", {"kind": "lamp", "ms": ms})
 
     async def run(self):
         self._boot()
@@ -248,9 +266,8 @@ class SignApp:
 
 def start(dev):
     app = SignApp(dev)
-    dev.on_command("set_limit", app.cmd_set_limit)
-    dev.on_command("clear", app.cmd_clear)
-    dev.on_command("heartbeat", app.cmd_heartbeat)
+    for name in ("set_limit", "clear", "heartbeat"):
+        dev.on_command(name, app._command(name))
     dev.on_telemetry(app.telemetry)
     dev.on_selftest(app.selftest)
     dev.spawn(app.run(), "sign")

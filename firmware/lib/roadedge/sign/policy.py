@@ -7,6 +7,7 @@
 # the sign never shows a value nobody decided; every loss (comms, power,
 # reset, end of duration) has its own configured message, blank by default;
 # the source of what is shown is always reported.
+from roadedge import wire
 from roadedge.core.compat import ticks_add, ticks_diff
 
 CENTRAL = "central"
@@ -46,8 +47,8 @@ DEFAULTS = {
     "selftest_period_s": 86400,
 }
 
-# Art. 81 (expressways): visibility below the threshold -> maximum speed.
-ART81 = ((50, 20), (100, 40), (200, 60))
+# Art. 81 (expressways): visibility below the threshold -> maximum speed (defined once, in the contract).
+ART81 = wire.ART81
 VIS_MAX_M = 20000  # a reading above this (or below 0) is a fault, not weather
 
 

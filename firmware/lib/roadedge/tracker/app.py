@@ -3,10 +3,12 @@
 # and sends them oldest first with delete-after-PUBACK (forward), runs the SOS
 # latch (sos) and dispatch/duty status (duty), reads the battery and the
 # ignition (power), drives the LED/buzzer, publishes state and events.
+from roadedge import wire
 from roadedge.core import config, state
 from roadedge.core.compat import sleep_ms, ticks_ms, ticks_diff
 from roadedge.core.store import RecordLog
-from roadedge.tracker import nmea, reporting, record, forward, sos, duty, power
+from roadedge.tracker import nmea, reporting, forward, sos, duty, power
+from roadedge.tracker.model import TrackerModel
 
 try:
     import asyncio
@@ -31,7 +33,6 @@ DEFAULTS.update({
     "state_s": 300,
 })
 STATE_FILE = "tracker.json"
-TOPIC_PREFIX = "owntracks/roadedge/"
 
 
 class MqttLink:
@@ -79,21 +80,13 @@ class TrackerApp:
         self.led = hal.output("led") if "led" in pins else None
         self.buzzer = hal.output("buzzer") if "buzzer" in pins else None
         self.dec = nmea.Decoder(int(p["max_hdop"] * 100 + 0.5), p["nmea_max_len"])
-        self.rep = reporting.Reporter(_pick(p, reporting.DEFAULTS))
         self.path = dev.data_dir + "/" + STATE_FILE
-        saved = state.read_json(self.path, None)
-        if not isinstance(saved, dict):
-            saved = {}
-        self.sos = sos.SOS(_pick(p, sos.DEFAULTS), saved.get("sos"))
-        self.duty = duty.Duty(_pick(p, duty.DEFAULTS), saved.get("duty"))
-        self.ign = power.Ignition(_pick(p, power.DEFAULTS))
+        self.model = m = TrackerModel(p, tid, state.read_json(self.path, None))
+        self.sos, self.duty, self.ign = m.sos, m.duty, m.ign
         seg, nseg = forward.store_geometry(p["store_records"], p["seg_bytes"])
         self.store = RecordLog(dev.data_dir + "/track", seg, nseg)
         self.fwd = forward.Forwarder(self.store, tid, p["send_window"])
-        self.link = MqttLink(dev.mqtt, TOPIC_PREFIX + dev.id)
-        self.batt = -1
-        self.last_fix = None
-        self.fix_ok = False
+        self.link = MqttLink(dev.mqtt, wire.location_topic(dev.id))
         self._wake = asyncio.Event()
         self._rtc_at = None
         self._accept_down = None
@@ -106,34 +99,28 @@ class TrackerApp:
 
     def _save(self):
         try:
-            state.write_json(self.path, {"sos": self.sos.state(), "duty": self.duty.state()})
+            state.write_json(self.path, self.model.stored())
         except OSError:
             self._count("state_write_errors")
 
-    def _event(self, ev):
-        ev["seq"] = self.dev.next_seq()
-        ev["ts"] = self.dev.now_s()
-        self.dev.publish("event", ev, 1)
+    def _events(self, evs):
+        for kind, fields in evs:
+            self.dev.event(kind, fields)
 
     def state(self):
-        s = self.sos
-        inc = self.duty.incident
-        return {"duty": self.duty.status, "incident": inc["id"] if inc else None,
-                "sos": {"latched": s.latched, "id": s.id, "since": s.since},
-                "ign": self.ign.on, "batt": self.batt, "fix": self.fix_ok, "tid": self.tid,
-                "backlog": self.fwd.backlog(), "dropped": self.fwd.dropped(), "ts": self.dev.now_s()}
+        return self.model.state(self.fwd.backlog(), self.fwd.dropped(), self.dev.now_s())
 
     def publish_state(self):
         self.dev.publish("state", self.state(), 1, True)
 
     def telemetry(self):
         t = {"nmea": self.dec.counters(), "backlog": self.fwd.backlog(), "dropped": self.fwd.dropped(),
-             "sent": self.fwd.sent, "batt": self.batt}
+             "sent": self.fwd.sent, "batt": self.model.batt}
         return t
 
     # --- reports -------------------------------------------------------------
     def _report(self, fix, reason):
-        r = record.from_fix(fix, self.dev.next_seq(), self.batt, self.sos.latched, self.ign.on, reason)
+        r = self.model.record(fix, self.dev.next_seq(), reason)
         try:
             self.fwd.add(r, self.link.connected())
         except (OSError, ValueError) as e:
@@ -144,10 +131,7 @@ class TrackerApp:
         self._wake.set()
 
     def on_fix(self, fix, at_ticks):
-        self.last_fix = fix
-        if not self.fix_ok:
-            self.fix_ok = True
-            self.publish_state()
+        why, evs, changed = self.model.fix(fix)
         self.dev.clock.set(fix.unix * 1000 + fix.ms, "gnss", at_ticks)
         if self._rtc_at is None or ticks_diff(at_ticks, self._rtc_at) >= self.p["rtc_s"] * 1000:
             self._rtc_at = at_ticks
@@ -155,15 +139,12 @@ class TrackerApp:
                 self.dev.hal.set_rtc(fix.unix)
             except Exception:
                 self._count("rtc_errors")
-        v = fix.speed_kmh10()
-        why = self.rep.decide(fix.unix, fix.lat, fix.lon, v, fix.course, self.sos.latched)
         if why:
             self._report(fix, why)
-            self.rep.reported(fix.unix, fix.lat, fix.lon, v, fix.course)
-        ev = self.duty.on_fix(fix.lat, fix.lon, v)
-        if ev:
-            self._event(ev)
+        self._events(evs)
+        if evs:
             self._save()
+        if changed:
             self.publish_state()
 
     async def gnss_task(self):
@@ -197,7 +178,7 @@ class TrackerApp:
             if self.store.dropped != self._dropped_reported:
                 lost = self.store.dropped - self._dropped_reported
                 self._dropped_reported = self.store.dropped
-                self._event({"type": "store_overflow", "dropped": lost, "total": self.store.dropped})
+                self.dev.event("store_overflow", {"dropped": lost, "total": self.store.dropped})
                 self.publish_state()
             self._wake.clear()
             try:
@@ -208,49 +189,28 @@ class TrackerApp:
     def _on_reconnect(self):
         self.publish_state()
         if self.sos.latched:  # re-sent on every reconnect until acknowledged
-            self._sos_event()
+            self._events([self.model.sos_event()])
 
     # --- SOS ---------------------------------------------------------------
-    def _sos_event(self):
-        s = self.sos
-        ev = {"type": "sos", "id": s.id, "since": s.since, "duty": self.duty.status}
-        f = self.last_fix
-        if f is not None:
-            ev["lat"] = float(record.e7_str(f.lat))
-            ev["lon"] = float(record.e7_str(f.lon))
-        self._event(ev)
-
     def raise_sos(self):
-        self.sos.trigger(self.dev.now_s())
+        evs, report = self.model.raise_sos(self.dev.now_s())
         self._save()
         self._count("sos")
         self.dev.log.warn("SOS %d raised" % self.sos.id)
-        self._sos_event()
-        f = self.last_fix
-        if f is not None:
-            self._report(f, reporting.SOS)
+        self._events(evs)
+        if report:
+            self._report(self.model.last_fix, reporting.SOS)
         self.publish_state()
 
-    def cmd_sos_ack(self, args):
-        sid = args.get("id")
-        if sid is not None and type(sid) is not int:
-            return "bad_args", "id: integer"
-        by = args.get("by", "")
-        if not isinstance(by, str) or len(by) > 32:
-            return "bad_args", "by: string up to 32"
-        code, detail = self.sos.ack(sid, by, ticks_ms())
-        if code == "ok":
-            self._save()
-            self._event({"type": "sos_ack", "id": self.sos.id, "by": by})
-            self.publish_state()
-        return code, detail
-
-    def cmd_dispatch(self, args):
-        code, detail = self.duty.dispatch(args, ticks_ms())
-        if code == "ok":
-            self._save()
-            self.publish_state()
-        return code, detail
+    def _command(self, name):
+        def handler(args):
+            code, detail, evs = self.model.command(ticks_ms(), name, args)
+            if code == "ok":
+                self._save()
+                self._events(evs)
+                self.publish_state()
+            return code, detail
+        return handler
 
     # --- buttons, ignition, battery, indicators ----------------------------
     async def io_task(self):
@@ -263,25 +223,20 @@ class TrackerApp:
                 self.raise_sos()
             if self.accept_btn is not None:
                 self._accept_poll(self.accept_btn.value() == 0, now)
-            if self.ign_in is not None and self.ign.feed(self.ign_in.value(), now):
-                self._event({"type": "ignition", "on": self.ign.on})
-                self.publish_state()
             if self.ign_in is not None:
-                ev = self.duty.ignition(self.ign.on, self.dev.uptime_s())
-                if ev:
-                    self._event(ev)
+                evs = self.model.ignition(self.ign_in.value(), now, self.dev.uptime_s())
+                if evs:
+                    self._events(evs)
                     self._save()
                     self.publish_state()
             if self.batt_adc is not None and ticks_diff(now, next_batt) >= 0:
                 next_batt = now + self.p["batt_s"] * 1000
                 mv = power.battery_mv(self.batt_adc.read_u16(), self.p["vref"], self.p["divider"])
-                self.batt = power.percent(mv)
+                self.model.batt = power.percent(mv)
             if ticks_diff(now, next_state) >= 0:
                 next_state = now + self.p["state_s"] * 1000
                 self.publish_state()
-            led, buzz = self.sos.indicator(now)
-            if not led and not buzz:
-                led, buzz = self.duty.indicator(now)
+            led, buzz = self.model.indicator(now)
             if self.led is not None:
                 self.led.value(led)
             if self.buzzer is not None:
@@ -297,24 +252,17 @@ class TrackerApp:
         down = self._accept_down
         self._accept_down = None
         if down is not None and ticks_diff(now, down) >= self.p["debounce_ms"]:
-            ev = self.duty.accept(now)
-            if ev:
-                self._event(ev)
+            evs = self.model.accept(now)
+            if evs:
+                self._events(evs)
                 self._save()
                 self.publish_state()
 
 
-def _pick(p, keys):
-    out = {}
-    for k in keys:
-        out[k] = p[k]
-    return out
-
-
 def start(dev):
     app = TrackerApp(dev)
-    dev.on_command("sos_ack", app.cmd_sos_ack)
-    dev.on_command("dispatch", app.cmd_dispatch)
+    for name in ("sos_ack", "dispatch"):
+        dev.on_command(name, app._command(name))
     dev.on_telemetry(app.telemetry)
     dev.spawn(app.gnss_task(), "gnss")
     dev.spawn(app.send_task(), "forward")

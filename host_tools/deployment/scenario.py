@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jsonschema
 
-from sim.geo import Polyline, Projection
+from host_tools.deployment.geo import Polyline, Projection
 
 SCHEMA_PATH = Path(__file__).with_name("scenario.schema.json")
 
