@@ -295,7 +295,7 @@ async def read_packet(reader):
     while not dec.ready:
         b = await reader.readexactly(1)
         dec.feed(b)
-    return dec.kind, dec.flags, bytes(dec.body())
+    return dec.kind, dec.flags, bytes(dec.body)
 
 
 async def serve_well(b: FakeBroker, reader, writer, ack=True) -> None:
@@ -305,11 +305,11 @@ async def serve_well(b: FakeBroker, reader, writer, ack=True) -> None:
     while True:
         kind, flags, body = await read_packet(reader)
         if kind == pk.PUBLISH:
-            _t, payload, qos, _r, dup, pid = pk.parse_publish(flags, body)
+            _t, payload, qos, _r, dup, pid = pk.parse(pk.PUBLISH, flags, body)
             b.published.append((bytes(payload), qos, dup, pid))
             b.events.put("publish")
             if qos and ack:
-                writer.write(bytes(pk.encode_pid(pk.PUBACK, pid)))
+                writer.write(ps.encode_pid(pk.PUBACK, pid))
         elif kind == pk.SUBSCRIBE:
             pid, subs = ps.parse_subscribe(body)
             writer.write(ps.encode_suback(pid, [q for _t, q in subs]))
@@ -387,7 +387,7 @@ def test_qos1_dup_retransmit_and_in_order_resend_after_reconnect(runtime, tmp_pa
         while True:
             kind, flags, body = await read_packet(reader)
             if kind == pk.PUBLISH:
-                _t, payload, qos, _r, dup, pid = pk.parse_publish(flags, body)
+                _t, payload, qos, _r, dup, pid = pk.parse(pk.PUBLISH, flags, body)
                 b.published.append((bytes(payload), qos, dup, pid))
                 seen += 1
                 if dup:  # the timeout retransmission came: drop the link
