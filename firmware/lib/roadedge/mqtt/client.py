@@ -65,7 +65,7 @@ throughput collapsed (commit 9aa1234).
 import asyncio
 import random
 
-from roadedge.core.compat import IS_MICROPYTHON, const, ticks_ms, ticks_diff, sleep_ms, gc_collect
+from roadedge.core.compat import IS_MICROPYTHON, const, ticks_ms, ticks_diff, sleep_ms, gc_collect, mem_free
 from roadedge.mqtt import packet as pk
 
 _RESERVE = const(1024)  # bytes held back for the reconnect after a MemoryError
@@ -263,7 +263,7 @@ class MQTTClient:
         """A MemoryError (or, ok=True, proof the session works: a PUBACK or PINGRESP)."""
         if ok:
             self.oom_streak = 0
-            if self._reserve is None:
+            if self._reserve is None and not 0 <= mem_free() < 4 * _RESERVE:  # not the last KB
                 try:
                     self._reserve = bytearray(_RESERVE)
                 except MemoryError:
