@@ -355,3 +355,47 @@ def test_shipped_sim_board_configs_boot(name, mosquitto, collector_factory, lib,
             assert "role_start_failed" not in tele["ctr"] and "task_errors" not in tele["ctr"], (tele, p.console())
         finally:
             p.kill()
+
+
+def test_offline_with_link_up_resets_and_keeps_persisted_state(collector_factory, lib, tmp_path):
+    """Issue 18: a device that cannot reach the broker while its link is up is
+    unhealthy after offline_reset_s, so the watchdog resets it; it comes back
+    online (boot "watchdog") once the broker is back, and its persisted
+    message sequence goes on from where it was (no record numbers reused)."""
+    import asyncio
+
+    from sim.boot import boot_devices
+
+    broker = Mosquitto(tmp_path / "mq").start()
+    dev = "base-or"
+    cfg = {"board": "sim", "role": "base", "command_key": KEY.hex(), "pins": {}, "id": dev,
+           "broker": {"url": broker.url, "user": dev, "keepalive": 5}, "watchdog_ms": 1000,
+           "device": {"offline_reset_s": 3, "tele_s": 1}}
+
+    def tele_seq(col):
+        t, pl, _r, _q = col.wait_for(lambda t, pl, r, q: t == f"re/{dev}/tele", 30)
+        return json.loads(pl)["seq"]
+
+    async def scenario():
+        col = collector_factory(broker.port, [f"re/{dev}/#"])
+        col.c.publish("re/sys/time", json.dumps({"t": int(time.time() * 1000)}), 0, retain=True)
+        fleet = await boot_devices([cfg], broker.url, tmp_path / "fleet", heap=HEAP, lib=lib)
+        try:
+            before = max([await asyncio.to_thread(tele_seq, col) for _ in range(3)])
+            broker.stop()  # the link stays up: only the broker is gone
+            deadline = time.monotonic() + 60
+            while fleet.devices[dev].hw.watchdog_fired < 1:
+                assert time.monotonic() < deadline, "never reset while offline with the link up"
+                await asyncio.sleep(0.1)
+            broker.start()
+            col2 = collector_factory(broker.port, [f"re/{dev}/#"])
+            col2.c.publish("re/sys/time", json.dumps({"t": int(time.time() * 1000)}), 0, retain=True)
+            await asyncio.to_thread(col2.wait_for, lambda t, pl, r, q: t == f"re/{dev}/info"
+                                    and json.loads(pl)["boot"] == "watchdog", 60)
+            assert await asyncio.to_thread(tele_seq, col2) > before
+        finally:
+            await fleet.stop()
+            await fleet.hw.close()
+            broker.stop()
+
+    asyncio.run(scenario())

@@ -1,6 +1,9 @@
 # Device side of bench/mqtt/run.py: runs under micropython (or CPython) and
 # prints one JSON line. Usage:
-#   mp_bench.py HOST PORT QOS COUNT SIZE   publish rate, heap, event-loop stall
+#   mp_bench.py HOST PORT QOS COUNT SIZE CONF   publish rate, heap, event-loop stall;
+#       CONF "bench" (queue 32, window 8, max_packet 4096) or "device" (the
+#       device defaults: queue 16, window 4, max_packet 2560); every message
+#       its own payload object, as a device's telemetry is
 #   mp_bench.py HOST PORT detect KEEPALIVE  time to notice a broker gone silent
 import sys
 import gc
@@ -17,10 +20,12 @@ gc.collect()
 a1 = mem_alloc()
 
 
-async def main(host, port, qos, count, size):
-    c = MQTTClient("bench", host, port=port, keepalive=30, queue_size=32, window=8)
-    gc.collect()
-    a2 = mem_alloc()
+CONF = {"bench": (32, 8, 4096), "device": (16, 4, 2560)}
+
+
+async def main(host, port, qos, count, size, conf):
+    q, w, mp = CONF[conf]
+    c = MQTTClient("bench", host, port=port, keepalive=30, queue_size=q, window=w, max_packet=mp)
     gap = [0]
 
     async def heartbeat():
@@ -35,13 +40,15 @@ async def main(host, port, qos, count, size):
     hb = asyncio.create_task(heartbeat())
     runner = asyncio.create_task(c.run())
     await c.wait_connected(10000)
-    payload = b"x" * size
+    gc.collect()
+    a2 = mem_alloc()  # import + one connected instance = a2 - a0
+    pad = "x" * max(0, size - 16)
     gc.collect()
     base = mem_alloc()
     t0 = ticks_ms()
-    for _ in range(count):
+    for i in range(count):
         await c.wait_space()
-        c.publish("bench/t", payload, qos)
+        c.publish("bench/t", '{"seq":%06d,"p":"%s"}' % (i, pad), qos)  # distinct payloads
     while c.queued() or c.in_flight():
         await sleep_ms(1)
     ms = ticks_diff(ticks_ms(), t0)
@@ -51,7 +58,7 @@ async def main(host, port, qos, count, size):
     await runner
     hb.cancel()
     print(json.dumps({"qos": qos, "count": count, "size": size, "ms": ms,
-                      "import": a1 - a0, "instance": a2 - a1, "leak": after - base,
+                      "conf": conf, "import": a1 - a0, "instance": a2 - a1, "leak": after - base,
                       "stats": c.stats, "last_error": c.last_error, "max_gap_ms": gap[0]}))
 
 
@@ -79,4 +86,5 @@ async def detect(host, port, keepalive):
 if sys.argv[3] == "detect":
     asyncio.run(detect(sys.argv[1], int(sys.argv[2]), int(sys.argv[4])))
 else:
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])))
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]),
+                     sys.argv[6] if len(sys.argv) > 6 else "bench"))

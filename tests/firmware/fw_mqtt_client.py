@@ -12,7 +12,7 @@ def _client(**kw):
 
 
 def _queued(c):
-    return [bytes(c._q[(c._qhead + i) % len(c._q)][1]) for i in range(c.queued())]
+    return [bytes(c._qp[(c._qh + i) % len(c._qp)]) for i in range(c.queued())]
 
 
 def test_accepts_until_full_then_refuses_qos0():
@@ -61,24 +61,67 @@ async def test_wait_space_returns_when_a_slot_frees():
     await asyncio.sleep(0)
     assert not waiter.done()
     # what the writer does when it takes a message off the queue
-    c._q[c._qhead][0] = None
-    c._qhead = (c._qhead + 1) % len(c._q)
-    c._qlen -= 1
+    c._qp[c._qh] = None
+    c._qh = (c._qh + 1) % len(c._qp)
+    c._qn -= 1
     c._space.set()
     await asyncio.wait_for(waiter, 1)
     assert c.publish("t", b"y", 1)
 
 
-def test_ack_bookkeeping_out_of_order():
+class _Reader:
+    """Stands in for the socket stream: hands the read loop the given bytes, then EOF."""
+
+    def __init__(self, data):
+        self.data = data
+
+    async def read(self, n):
+        d, self.data = self.data[:n], self.data[n:]
+        return d
+
+    async def readinto(self, buf):
+        d = await self.read(len(buf))
+        buf[:len(d)] = d
+        return len(d)
+
+
+def _ack(pid):
+    return bytes((0x40, 2, pid >> 8, pid & 255))
+
+
+async def test_ack_bookkeeping_out_of_order():
     c = _client(window=3)
     for pid in (1, 2, 3):
-        s = c._win[(c._whead + c._wlen) % 3]
-        s[0], s[1], s[2] = pid, b"t", b"p"
-        c._wlen += 1
-    c._acked(2)
+        j = (c._wh + c._wn) % 3
+        c._wid[j], c._wt[j], c._wp[j] = pid, b"t", b"p"
+        c._wn += 1
+    c._connack = (False, 0)
+    await c._read_loop(_Reader(_ack(2)))
     assert c.in_flight() == 3  # head (1) still unacked
-    c._acked(1)
-    assert c.in_flight() == 1
-    c._acked(9)  # unknown id: ignored
-    c._acked(3)
+    await c._read_loop(_Reader(_ack(1) + _ack(9)))  # 9: unknown id, ignored
+    assert c.in_flight() == 1 and c.stats["acked"] == 2
+    await c._read_loop(_Reader(_ack(3)))
     assert c.in_flight() == 0 and c.stats["acked"] == 3
+    assert "closed by broker" in str(c._fail)  # each EOF handed to the writer loop
+
+
+async def test_repeated_memory_errors_shed_qos0_never_qos1():
+    c = _client(queue_size=6)
+    for i in range(3):
+        c.publish("re/d/tele", b"t%d" % i, 0)
+        c.publish("re/d/event", b"e%d" % i, 1)
+    c._oom()  # one MemoryError: a reconnect, nothing shed yet
+    assert c.queued() == 6 and c.stats["mem_errors"] == 1 and c._reserve is None
+    c._oom()  # repeated: every queued QoS 0 goes, oldest first; QoS 1 stays in order
+    assert _queued(c) == [b"e0", b"e1", b"e2"]
+    assert c.stats["shed"] == 3 and c.stats["dropped"] == 3
+    assert not c.publish("re/d/tele", b"new", 0) and c.stats["shed"] == 4  # new QoS 0 refused
+    assert c.publish("re/d/event", b"e3", 1)  # QoS 1 still accepted
+    for _ in range(3):
+        c._oom()
+    assert c.wedged() and _queued(c) == [b"e0", b"e1", b"e2", b"e3"]
+    # a PINGRESP: the session works again; pressure over, the reserve re-armed
+    c._connack = (False, 0)
+    await c._read_loop(_Reader(b"\xd0\x00"))
+    assert not c.wedged() and c.oom_streak == 0 and c._reserve is not None
+    assert c.publish("re/d/tele", b"ok", 0)

@@ -15,7 +15,7 @@ def _frame(data, max_packet=4096, chunk=None):
         while pos < len(part):
             pos = dec.feed(part, pos, len(part))
             if dec.ready:
-                out.append((dec.kind, dec.flags, bytes(dec.body())))
+                out.append((dec.kind, dec.flags, bytes(dec.body)))
                 dec.reset()
     return out, dec
 
@@ -23,8 +23,8 @@ def _frame(data, max_packet=4096, chunk=None):
 def test_varlen_boundaries():
     for n in (0, 1, 127, 128, 16383, 16384, 2097151, 2097152, 268435455):
         buf = bytearray(5)
-        end = pk.put_varlen(buf, 0, n)
-        assert end == pk.varlen_size(n)
+        end = ps.put_varlen(buf, 0, n)
+        assert end == ps.varlen_size(n)
         dec = pk.Decoder(200)
         # only the header: length without the body
         if n > 200:
@@ -35,8 +35,13 @@ def test_varlen_boundaries():
         if n == 0:
             assert dec.ready
         else:
-            assert dec._len == n and not dec.ready
-    raises(ValueError, pk.put_varlen, bytearray(5), 0, 268435456)
+            assert dec.held == n and not dec.ready
+        if n < 100:  # put_head writes the same length bytes
+            big = bytearray(n + 6)
+            assert pk.put_head(big, 0x30, n) == end + 1 and big[1:end + 1] == buf[:end]
+    raises(ValueError, ps.put_varlen, bytearray(5), 0, 268435456)
+    raises(ValueError, pk.put_head, bytearray(5), 0x30, 268435456)
+    raises(pk.PacketTooLarge, pk.put_head, bytearray(5), 0x30, 4)
 
 
 def test_publish_round_trip_qos0_and_qos1_any_chunking():
@@ -46,12 +51,12 @@ def test_publish_round_trip_qos0_and_qos1_any_chunking():
     data = bytes(buf[:n + n1])
     for chunk in (None, 1, 3, 7):
         pkts, dec = _frame(data, chunk=chunk)
-        assert len(pkts) == 2 and not dec.mid_packet()
+        assert len(pkts) == 2 and not dec.state
         kind, flags, body = pkts[0]
         assert kind == pk.PUBLISH
-        topic, payload, qos, retain, dup, pid = pk.parse_publish(flags, body)
+        topic, payload, qos, retain, dup, pid = pk.parse(pk.PUBLISH, flags, body)
         assert (topic, bytes(payload), qos, retain, dup, pid) == ("re/dev1/tele", b'{"seq":1}', 0, True, False, 0)
-        topic, payload, qos, retain, dup, pid = pk.parse_publish(pkts[1][1], pkts[1][2])
+        topic, payload, qos, retain, dup, pid = pk.parse(pk.PUBLISH, pkts[1][1], pkts[1][2])
         assert (topic, bytes(payload), qos, retain, dup, pid) == ("re/dev1/event", b"x" * 200, 1, False, True, 513)
 
 
@@ -67,33 +72,41 @@ def test_publish_too_big_for_buffer():
     raises(pk.PacketTooLarge, pk.encode_publish, bytearray(20), b"topic", b"y" * 20)
 
 
+def _connect(*a):
+    buf = bytearray(256)
+    return bytes(buf[:pk.encode_connect(buf, *a)])
+
+
 def test_connect_round_trip():
-    data = pk.encode_connect("dev-1", 30, False, "dev-1", "s3cret", ("re/dev-1/status", b"offline", 1, True))
+    data = _connect("dev-1", 30, False, "dev-1", "s3cret", ("re/dev-1/status", b"offline", 1, True))
     (kind, flags, body), = _frame(data)[0]
     assert kind == pk.CONNECT
     c = ps.parse_connect(body)
     assert c["client_id"] == "dev-1" and c["keepalive"] == 30 and c["clean"] is False
     assert c["user"] == "dev-1" and c["password"] == b"s3cret"
     assert c["will"] == ("re/dev-1/status", b"offline", 1, True)
-    c = ps.parse_connect(_frame(pk.encode_connect("x", 5))[0][0][2])
+    c = ps.parse_connect(_frame(_connect("x", 5))[0][0][2])
     assert c["user"] is None and c["will"] is None and c["clean"] is True
-    raises(ValueError, pk.encode_connect, "x", 5, True, None, "pw")
+    raises(ValueError, _connect, "x", 5, True, None, "pw")
+    raises(pk.PacketTooLarge, pk.encode_connect, bytearray(20), "a-long-client-id", 5, True, "u", "p")
 
 
 def test_connack_suback_puback_subscribe_round_trip():
     (k, f, b), = _frame(ps.encode_connack(True, 0))[0]
-    assert k == pk.CONNACK and pk.parse_connack(b) == (True, 0)
+    assert k == pk.CONNACK and pk.parse(k, f, b) == (True, 0)
     (k, f, b), = _frame(ps.encode_suback(9, [1, 0x80]))[0]
-    assert k == pk.SUBACK and pk.parse_suback(b) == (9, [1, 0x80])
-    (k, f, b), = _frame(bytes(pk.encode_pid(pk.PUBACK, 65535)))[0]
-    assert k == pk.PUBACK and pk.parse_pid(b) == 65535
-    (k, f, b), = _frame(pk.encode_subscribe(3, [("re/d/cmd/#", 1), ("re/sys/#", 0)]))[0]
+    assert k == pk.SUBACK and pk.parse(k, f, b) == (9, [1, 0x80])
+    (k, f, b), = _frame(ps.encode_pid(pk.PUBACK, 65535))[0]
+    assert k == pk.PUBACK and pk.parse(k, f, b) == 65535
+    buf = bytearray(64)
+    (k, f, b), = _frame(bytes(buf[:pk.encode_subscribe(buf, 3, [("re/d/cmd/#", 1), ("re/sys/#", 0)])]))[0]
     assert k == pk.SUBSCRIBE and f == 2
     assert ps.parse_subscribe(b) == (3, [("re/d/cmd/#", 1), ("re/sys/#", 0)])
     (k, f, b), = _frame(ps.encode_unsubscribe(4, ["a/b"]))[0]
     assert k == pk.UNSUBSCRIBE and f == 2
     pkts = _frame(pk.PINGREQ_BYTES + pk.PINGRESP_BYTES + pk.DISCONNECT_BYTES)[0]
     assert [p[0] for p in pkts] == [pk.PINGREQ, pk.PINGRESP, pk.DISCONNECT]
+    assert pk.parse(pk.PINGRESP, 0, b"") is None
 
 
 def test_truncated_packet_is_mid_packet():
@@ -101,7 +114,7 @@ def test_truncated_packet_is_mid_packet():
     n = pk.encode_publish(buf, b"a/b", b"hello", 1, False, False, 1)
     for cut in range(1, n):
         pkts, dec = _frame(bytes(buf[:cut]))
-        assert not pkts and dec.mid_packet()
+        assert not pkts and (dec.state or dec.ready)
 
 
 def test_malformed_framing_raises():
@@ -118,19 +131,19 @@ def test_malformed_framing_raises():
 
 
 def test_malformed_bodies_raise():
-    raises(pk.MalformedPacket, pk.parse_connack, b"\x00")
-    raises(pk.MalformedPacket, pk.parse_connack, b"\x00\x00\x00")
-    raises(pk.MalformedPacket, pk.parse_connack, b"\x02\x00")
-    raises(pk.MalformedPacket, pk.parse_connack, b"\x00\x06")
-    raises(pk.MalformedPacket, pk.parse_publish, 0, b"\x00\x09ab")      # topic past the end
-    raises(pk.MalformedPacket, pk.parse_publish, 0, b"\x00\x00xy")      # empty topic
-    raises(pk.MalformedPacket, pk.parse_publish, 2, b"\x00\x01a\x00")   # no room for pid
-    raises(pk.MalformedPacket, pk.parse_publish, 2, b"\x00\x01a\x00\x00")  # pid 0
-    raises(pk.MalformedPacket, pk.parse_publish, 0, b"\x00\x03a/#")     # wildcard
-    raises(pk.MalformedPacket, pk.parse_publish, 0, b"\x00\x02\xff\xfe")  # not UTF-8
-    raises(pk.MalformedPacket, pk.parse_pid, b"\x00")
-    raises(pk.MalformedPacket, pk.parse_suback, b"\x00\x01")
-    raises(pk.MalformedPacket, pk.parse_suback, b"\x00\x01\x05")
+    C, P = pk.CONNACK, pk.PUBLISH
+    for kind, flags, body in ((C, 0, b"\x00"), (C, 0, b"\x00\x00\x00"), (C, 0, b"\x02\x00"), (C, 0, b"\x00\x06"),
+                              (P, 0, b"\x00\x09ab"),        # topic past the end
+                              (P, 0, b"\x00\x00xy"),        # empty topic
+                              (P, 0, b"\x00"),               # no room for the topic length
+                              (P, 2, b"\x00\x01a\x00"),     # no room for pid
+                              (P, 2, b"\x00\x01a\x00\x00"),  # pid 0
+                              (P, 0, b"\x00\x03a/#"),       # wildcard
+                              (P, 0, b"\x00\x02\xff\xfe"),  # not UTF-8
+                              (pk.PUBACK, 0, b"\x00"), (pk.SUBACK, 0, b"\x00\x01"),
+                              (pk.SUBACK, 0, b"\x00\x01\x05"), (pk.PINGRESP, 0, b"x"),
+                              (pk.SUBSCRIBE, 2, b"\x00\x01\x00\x01a\x00")):  # not sent by a broker
+        raises(pk.MalformedPacket, pk.parse, kind, flags, body)
     raises(pk.MalformedPacket, ps.parse_connect, b"\x00\x04MQTX\x04\x02\x00\x05\x00\x01x")
     raises(pk.MalformedPacket, ps.parse_connect, b"\x00\x04MQTT\x03\x02\x00\x05\x00\x01x")
     raises(pk.MalformedPacket, ps.parse_connect, b"\x00\x04MQTT\x04\x02\x00\x05\x00\x05x")
@@ -151,15 +164,7 @@ def test_garbage_never_escapes_as_other_errors():
             while pos < len(data):
                 pos = dec.feed(data, pos, len(data))
                 if dec.ready:
-                    k, f, b = dec.kind, dec.flags, dec.body()
-                    if k == pk.PUBLISH:
-                        pk.parse_publish(f, b)
-                    elif k == pk.CONNACK:
-                        pk.parse_connack(b)
-                    elif k == pk.SUBACK:
-                        pk.parse_suback(b)
-                    elif k in (pk.PUBACK, pk.UNSUBACK):
-                        pk.parse_pid(b)
+                    pk.parse(dec.kind, dec.flags, dec.body)
                     dec.reset()
         except pk.MalformedPacket:
             pass

@@ -6,6 +6,7 @@
 #   pub <seq>              message <seq> accepted by publish()
 #   stats <json>           client stats (on every connect/disconnect and at the end)
 #   done                   every message published and acknowledged
+#   fragmented <n>         "fragment": the free heap was cut into n small holes
 # Usage: <runtime> driver.py CONFIG.json  (see tests/test_mqtt_client.py). A file,
 # not an argument: this unix-port build dies ("uncaught NLR") on argv over ~256 chars.
 import sys
@@ -21,8 +22,12 @@ def out(*a):
 
 
 def stats(c):
+    import gc
+
+    gc.collect()  # the heap-pressure tests run this driver at the edge of its heap
     d = dict(c.stats)
     d["last_error"] = c.last_error
+    d["wedged"] = c.wedged()
     out("stats", json.dumps(d))
 
 
@@ -34,9 +39,31 @@ async def heartbeat(ms):
         await sleep_ms(ms)
 
 
+def fragment(block):
+    """Fill the free heap with block-byte objects, then free every other one:
+    what is left free is small holes, no block a connect could ask for."""
+    import gc
+
+    keep = []
+    try:
+        while True:
+            keep.append(bytearray(block))
+    except MemoryError:
+        pass
+    for i in range(0, len(keep), 2):
+        keep[i] = None
+    gc.collect()
+    return keep
+
+
 async def publisher(c, p):
     await c.wait_connected()
+    hold = None
+    if p.get("fragment"):
+        hold = fragment(p["fragment"])
+        out("fragmented", len(hold) // 2)
     qos = p.get("qos", 1)
+    tele_every = p.get("qos0_every", 0)
     every = p.get("interval_ms", 0)
     size = p.get("size", 0)
     pad = "x" * size
@@ -47,6 +74,8 @@ async def publisher(c, p):
         ok = c.publish(p["topic"], payload, qos, p.get("retain", False))
         if p.get("verbose", True):
             out("pub", seq) if ok else out("refused", seq)
+        if tele_every and seq % tele_every == 0:  # QoS 0 telemetry beside the QoS 1 stream
+            c.publish(p["topic"] + "/tele", '{"tele":%d}' % seq, 0)
         if every:
             await sleep_ms(every)
         elif seq % 8 == 0:
@@ -55,6 +84,7 @@ async def publisher(c, p):
         await sleep_ms(10)
     stats(c)
     out("done")
+    return hold
 
 
 async def main(cfg):

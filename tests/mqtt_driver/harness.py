@@ -19,10 +19,11 @@ HEAP = "96K"  # a small board's heap
 class Device:
     """A driver process; its stdout lines are collected by a thread."""
 
-    def __init__(self, runtime: str, cfg: dict, tmp: Path, name: str = "dev", lib: Path | None = None) -> None:
+    def __init__(self, runtime: str, cfg: dict, tmp: Path, name: str = "dev", lib: Path | None = None,
+                 heap: str = HEAP) -> None:
         path = tmp / f"{name}.json"
         path.write_text(json.dumps(cfg))
-        self.proc = fw.spawn(runtime, DRIVER, [str(path)], heap=HEAP, lib=lib if runtime == "micropython" else None,
+        self.proc = fw.spawn(runtime, DRIVER, [str(path)], heap=heap, lib=lib if runtime == "micropython" else None,
                              stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, bufsize=1)
         self.lines: list[str] = []

@@ -99,6 +99,8 @@ class Device:
         self._stop = asyncio.Event()
         self._beat = ticks_ms()
         self._offline_since = ticks_ms()
+        self._link_up = False  # the network link (offline_reset_s counts only while it is up)
+        self._mem_seen = 0  # MQTT MemoryErrors already logged
         self._boot_ticks = ticks_ms()
         self.boot_reason = "unknown"
         key = cfg.get("command_key")
@@ -229,6 +231,7 @@ class Device:
         session and waits instead of retrying into a dead radio) and the link
         re-joined."""
         await self._join()
+        self._link_up = True
         self.log.info("network up")
         if ON_BOARD and self.params["ntp"]:
             self.spawn(_ntp(self), "ntp")
@@ -250,6 +253,7 @@ class Device:
 
     def _link(self, up):
         """Tell the MQTT client the link is down/up (a test double may lack it)."""
+        self._link_up = up
         fn = getattr(self.mqtt, "set_link", None)
         if fn is not None:
             fn(up)
@@ -274,11 +278,15 @@ class Device:
             return False
         if ticks_diff(ticks_ms(), self._beat) > self.params["stall_ms"]:
             return False
+        # No broker for offline_reset_s with the link up, or an MQTT client
+        # wedged by repeated MemoryErrors: only a reset brings it back (issue 18).
         lim = self.params["offline_reset_s"]
         m = self.mqtt
         if lim and m is not None and not m.is_connected():
             if ticks_diff(ticks_ms(), self._offline_since) > lim * 1000:
                 return False
+        if getattr(m, "wedged", lambda: False)():
+            return False
         for fn in self._health:
             try:
                 if not fn():
@@ -314,8 +322,15 @@ class Device:
         while True:
             self._beat = ticks_ms()
             m = self.mqtt
-            if m is None or m.is_connected():
+            if m is None or m.is_connected() or not self._link_up:
                 self._offline_since = self._beat
+            st = getattr(m, "stats", {})
+            if st.get("mem_errors", 0) != self._mem_seen:
+                self._mem_seen = st["mem_errors"]
+                try:
+                    self.log.warn("mqtt: %d MemoryErrors, %d QoS 0 messages shed" % (self._mem_seen, st["shed"]))
+                except MemoryError:
+                    pass
             await sleep_ms(_HEARTBEAT_MS)
 
     async def _watchdog(self, wdt, timeout_ms):

@@ -22,7 +22,12 @@ DEFAULTS = {
     "mqtt_max_packet": 2560,  # largest MQTT packet either way (a signed command is <= 2 KiB)
     "mqtt_window": 4,  # QoS 1 in flight
     "cmd_queue": 4,  # commands waiting to run (beyond: dropped, counted)
-    "offline_reset_s": 0,  # reboot (via the watchdog) after this long without MQTT; 0 = never
+    # Reset (via the watchdog) after this long without the broker while the
+    # network link is up (0 = never): longer than a broker restart or the
+    # client's 30 s backoff cap, and than a sign's 2-minute comm-loss timer
+    # (a sign already shows its comm-loss message when it resets), short
+    # enough that a wedged roadside box is back within ~10 minutes unattended.
+    "offline_reset_s": 600,
     "stall_ms": 5000,  # main loop heartbeat older than this = unhealthy (watchdog not fed)
     "ntp": "",  # NTP host on boards ("" = none; the broker time beacon is always used)
 }

@@ -8,64 +8,73 @@
     asyncio.create_task(c.run())         # connection manager, until c.close()
     c.publish("re/vsl-k012-n/tele", b"{...}")   # never blocks
 
-Nothing here blocks the event loop: one reader task and one writer loop per
-connection, every socket operation is an asyncio stream call under a
-deadline. The one exception is name resolution (getaddrinfo) on MicroPython,
-which the port does synchronously: configure brokers by IP address on boards.
+Per connection a reader task, a clock task (wakes the writer every tick) and
+the writer loop in run(); every socket operation is an asyncio stream call
+under a deadline, except name resolution on MicroPython (synchronous there:
+configure brokers by IP address on boards).
 
-Timings (keepalive k seconds, set in CONNECT):
-- PINGREQ at least every k/2 s, whatever else is sent.
-- Read deadline: if nothing at all arrives from the broker for k s (a live
-  broker answers each ping at once) the link is declared dead: the writer
-  loop sleeps until exactly that deadline, so a dead or silent broker is
-  noticed k s after its last byte (plus scheduling delay), inside the
-  1.5 * k bound. bench/mqtt measures it. Connecting (TCP/TLS + CONNACK) is bounded by
-  connect_timeout_ms, every write by write_timeout_ms.
-- QoS 1: at most `window` PUBLISHes await a PUBACK. One unacknowledged for
-  ack_timeout_ms is resent with DUP set (counted in stats["retransmits"]);
-  after a reconnect every unacknowledged one is resent first, in the original
-  order, before anything new. Delivery is at-least-once: consumers dedupe.
-- Reconnect: exponential backoff from backoff_ms[0] doubling to backoff_ms[1],
-  with jitter (the wait is a random point in the upper half of the step);
-  it restarts from the bottom after a connection reached CONNACK.
+Timings (keepalive k s): PINGREQ at least every k/2 s; nothing at all from
+the broker for k s (a live broker answers each ping at once) = link dead,
+noticed within k s + one tick (min(k/4, 1 s)), inside the 1.5 k bound
+(bench/mqtt measures it). Connecting (TCP/TLS + CONNACK) is bounded by
+connect_timeout_ms, every write by write_timeout_ms.
 
-Link gate: the device app calls set_link(False) when its radio loses the
-network: the session is dropped at once (stats["link_down"]) and no
-connection is tried until set_link(True); the queue is kept.
+QoS 1: at most `window` PUBLISHes await a PUBACK; one unacknowledged for
+ack_timeout_ms is resent with DUP (stats["retransmits"]); after a reconnect
+every unacknowledged one is resent first, in order. At-least-once: consumers
+dedupe. Reconnect: exponential backoff backoff_ms[0] .. backoff_ms[1], jitter
+in the upper half of each step, from the bottom again after a CONNACK.
 
-Outbound queue and drop policy (queue_size slots, shared by QoS 0 and 1,
-kept across reconnects, so messages published while offline go out later):
-1. queue not full: accepted (publish() returns True);
-2. full, new message QoS 1: the OLDEST QUEUED QoS 0 message is evicted to
-   make room (stats["dropped"] and stats["evicted"] +1) and the new one is
-   accepted;
-3. full and nothing to evict (or the new message is QoS 0): the NEW message
-   is refused: publish() returns False, stats["dropped"] and
-   stats["refused"] +1. Messages already accepted are never dropped.
-A message larger than max_packet is refused too (stats["too_large"]).
-Producers that must not lose anything await `c.wait_space()` before publishing.
+Link gate: set_link(False) (the device's radio lost the network) drops the
+session at once (stats["link_down"]); no connection is tried until
+set_link(True); the queue is kept.
 
-Broker input is untrusted: a truncated, oversized (over max_packet),
-malformed or out-of-protocol packet closes the connection, counts
-stats["malformed"] and reconnects with backoff; it never raises out of run().
+Outbound queue (queue_size slots, QoS 0 and 1, kept across reconnects):
+1. not full: accepted (publish() returns True);
+2. full, new message QoS 1: the OLDEST QUEUED QoS 0 is evicted
+   (stats["dropped"], stats["evicted"]) and the new one accepted;
+3. otherwise the NEW message is refused (False; "dropped", "refused").
+Over max_packet: refused ("too_large"). Producers that must lose nothing
+await wait_space() first.
 
-Birth and will: `will` is registered in CONNECT; `birth` is published right
-after every CONNACK (before the resent backlog). close() publishes the will
-message itself before DISCONNECT, since a clean DISCONNECT suppresses it.
+Memory pressure (issue 18): a MemoryError anywhere in a session drops it,
+counts stats["mem_errors"] and oom_streak (consecutive, reset by the next
+PUBACK or PINGRESP), and releases a block reserved at start so the reconnect
+finds room even in a fragmented heap (re-armed once the link works). From
+OOM_SHED in a row the client sheds what QoS 0 promises no delivery of: new
+QoS 0 publishes are refused and every queued QoS 0 (oldest first) dropped,
+each counted in stats["shed"] (and "dropped"); queued or unacknowledged
+QoS 1 is never shed. From OOM_WEDGED in a row wedged() is true: the device
+app then reports unhealthy and its watchdog resets the board.
 
-Memory: fixed buffers allocated once (decoder body of max_packet, an encode
-buffer of max_packet, a 256-byte read chunk, queue and window slots); per
-message only the caller's payload and the topic bytes are held. The encode
-buffer earns its RAM: a PUBLISH leaves in one write. Written as header then
-payload, Nagle holds the payload back until the broker ACKs the header
-(delayed ACK, up to ~40 ms a message): tried, bench/mqtt's 20,000-message
-QoS 1 run went from about a second to minutes.
+Broker input is untrusted: a truncated, oversized, malformed or
+out-of-protocol packet closes the connection (stats["malformed"]) and
+reconnects; nothing raises out of run().
+
+Birth and will: `will` goes in CONNECT; `birth` is published after every
+CONNACK (before the resent backlog); close() publishes the will itself before
+DISCONNECT, since a clean DISCONNECT suppresses it.
+
+RAM: one max_packet buffer serves both ways (the reader frames an incoming
+packet at its start, the writer encodes behind it: encode and write are one
+synchronous step, so they never overlap), a 128-byte read chunk, parallel
+rings for queue and window. A PUBLISH leaves in one write: written as header
+then payload, Nagle held the payload until the broker's delayed ACK and QoS 1
+throughput collapsed (commit 9aa1234).
 """
 import asyncio
 import random
 
-from roadedge.core.compat import IS_MICROPYTHON, ticks_ms, ticks_diff, sleep_ms, gc_collect
+from roadedge.core.compat import IS_MICROPYTHON, const, ticks_ms, ticks_diff, sleep_ms, gc_collect, mem_free
 from roadedge.mqtt import packet as pk
+
+_RESERVE = const(1024)  # bytes held back for the reconnect after a MemoryError
+OOM_SHED = const(2)  # MemoryErrors in a row before QoS 0 is shed
+OOM_WEDGED = const(5)  # ... before wedged(): the watchdog's turn
+
+_STATS = ("connects", "disconnects", "conn_fail", "refused_connack", "published", "acked", "dropped",
+          "evicted", "refused", "too_large", "shed", "mem_errors", "retransmits", "malformed",
+          "received", "pings", "cb_errors", "sub_failed", "errors", "link_down")
 
 
 def _wait_ms(aw, ms):
@@ -74,22 +83,8 @@ def _wait_ms(aw, ms):
     return asyncio.wait_for(aw, ms / 1000)
 
 
-class _LinkDown(Exception):
-    pass
-
-
-class _Refused(Exception):
-    pass
-
-
-def _load_ca(ca):
-    """CA certificate(s) as DER bytes, from bytes or a file path."""
-    if ca is None:
-        return None
-    if isinstance(ca, (bytes, bytearray)):
-        return bytes(ca)
-    with open(ca, "rb") as f:
-        return f.read()
+class _Drop(Exception):
+    """The session ends for the reason given (link down, refused, silent...)."""
 
 
 class MQTTClient:
@@ -97,123 +92,91 @@ class MQTTClient:
                  tls=False, ca=None, clean=True, will=None, birth=None, queue_size=32, window=4,
                  max_packet=4096, backoff_ms=(500, 30000), ack_timeout_ms=10000,
                  connect_timeout_ms=None, write_timeout_ms=None, server_hostname=None):
-        if not client_id:
-            raise ValueError("client_id is required")
-        if queue_size < 1 or window < 1:
-            raise ValueError("queue_size and window must be >= 1")
-        if not 2 <= keepalive <= 65535:
-            raise ValueError("keepalive must be 2..65535 s (dead-broker detection needs it)")
-        self.client_id = client_id
-        self.host = host
-        self.port = port
-        self.user = user
-        self.password = password
+        if not client_id or queue_size < 1 or window < 1 or not 2 <= keepalive <= 65535:
+            raise ValueError("client_id, queue_size, window >= 1, keepalive 2..65535 s")
         self.keepalive = keepalive
-        self.tls = tls
-        self.ca = ca
-        self.server_hostname = server_hostname
-        self.clean = clean
         self.will = will
         self.birth = birth
-        self.max_packet = max_packet
+        # what a connect needs, in one tuple (an attribute each costs heap)
+        self._conn = (host, port, tls, ca, server_hostname or host, client_id, clean, user, password)
         self.backoff_ms = backoff_ms
         self.ack_timeout_ms = ack_timeout_ms
-        ka_ms = keepalive * 1000
-        self._ka_ms = ka_ms
-        self._ping_ms = ka_ms // 2
-        self._tick_ms = min(ka_ms // 4, 1000)
-        self.connect_timeout_ms = connect_timeout_ms or min(ka_ms, 15000)
-        self.write_timeout_ms = write_timeout_ms or min(ka_ms, 15000)
-
-        self.on_message = None
-        self.on_connect = None
-        self.on_disconnect = None
-
-        self.stats = {"connects": 0, "disconnects": 0, "conn_fail": 0, "refused_connack": 0,
-                      "published": 0, "acked": 0, "dropped": 0, "evicted": 0, "refused": 0,
-                      "too_large": 0, "retransmits": 0, "malformed": 0, "received": 0,
-                      "pings": 0, "cb_errors": 0, "sub_failed": 0, "errors": 0, "link_down": 0}
+        ka = keepalive * 1000
+        self._ka_ms = ka
+        self._tick_ms = min(ka // 4, 1000)
+        self.connect_timeout_ms = connect_timeout_ms or min(ka, 15000)
+        self.write_timeout_ms = write_timeout_ms or min(ka, 15000)
+        self.on_message = self.on_connect = self.on_disconnect = None
+        self.stats = {k: 0 for k in _STATS}
         self.last_error = ""
-
-        # Outbound queue: ring of preallocated slots [topic bytes, payload, qos, retain].
-        self._q = [[None, None, 0, False] for _ in range(queue_size)]
-        self._qhead = 0
-        self._qlen = 0
-        # In flight QoS 1: ring of slots [pid, topic, payload, retain, sent_ticks]; pid 0 = acked.
-        self._win = [[0, None, None, False, 0] for _ in range(window)]
-        self._whead = 0
-        self._wlen = 0
-        self._pid = 0
-        self._subs = []  # [topic, qos, sent_on_this_connection]
-        self._acks = []  # incoming QoS 1 ids the writer must PUBACK (bounded)
-        self._ack_max = 16
-
-        self._dec = pk.Decoder(max_packet)
-        self._out = bytearray(max_packet)
-        self._outmv = memoryview(self._out)
-        self._chunk = bytearray(256)
-        self._ackbuf = bytearray(4)
-
-        self._closed = False
-        self._connected = False
+        self.oom_streak = 0
+        # Outbound queue ring: topic bytes, payload, flags (bit 0 QoS 1, bit 1 retain).
+        self._qt = [b""] * queue_size
+        self._qp = [b""] * queue_size
+        self._qf = bytearray(queue_size)
+        self._qh = self._qn = 0
+        # QoS 1 in flight ring: packet id (0 = acked), topic, payload, flags, sent ticks.
+        self._wid = [0] * window
+        self._wt = [b""] * window
+        self._wp = [b""] * window
+        self._wf = bytearray(window)
+        self._ws = [0] * window
+        self._wh = self._wn = self._pid = 0
+        self._subs = []  # [topic, qos, sent on this connection]
+        self._tn, self._tb = None, b""  # last topic and its bytes: one object for a stream of messages
+        self._buf = bytearray(max_packet)
+        self._dec = pk.Decoder(self._buf)
+        self._chunk = bytearray(128)
+        self._ack = bytearray(b"\x40\x02\x00\x00")  # PUBACK
+        self._reserve = bytearray(_RESERVE)
         self._wake = asyncio.Event()
         self._space = asyncio.Event()
         self._up = asyncio.Event()
         self._stop = asyncio.Event()
         self._link = asyncio.Event()  # the network link is up (set_link)
         self._link.set()
-        self._ack_room = asyncio.Event()
-        self._writer = None
-        self._reader_task = None
-        self._fail = None
-        self._connack = None
-        self._got_connack = asyncio.Event()
-        self._last_rx = 0
-        self._last_tx = 0
-        self._last_ping = 0
-        self._attempt = 0
+        self._w = self._fail = self._connack = None
+        self._connected = self._closed = False
+        self._last_rx = self._last_ping = self._attempt = 0
 
     # --- public API --------------------------------------------------------
 
     def is_connected(self):
         return self._connected
 
+    def wedged(self):
+        """True after OOM_WEDGED MemoryErrors in a row: only a reset helps."""
+        return self.oom_streak >= OOM_WEDGED
+
     async def wait_connected(self, timeout_ms=None):
         """True once connected (at once if already); False on timeout."""
-        if self._connected:
-            return True
-        if timeout_ms is None:
-            await self._up.wait()
-            return True
-        try:
-            await _wait_ms(self._up.wait(), timeout_ms)
-            return True
-        except asyncio.TimeoutError:
-            return self._connected
+        if not self._connected:
+            try:
+                await (self._up.wait() if timeout_ms is None else _wait_ms(self._up.wait(), timeout_ms))
+            except asyncio.TimeoutError:
+                pass
+        return self._connected
 
     def queued(self):
         """Messages waiting to be sent (not counting those in flight)."""
-        return self._qlen
+        return self._qn
 
     def in_flight(self):
-        return self._wlen
+        return self._wn
 
     async def wait_space(self):
         """Wait until publish() would be accepted without dropping anything."""
-        while self._qlen >= len(self._q):
+        while self._qn >= len(self._qt):
             self._space.clear()
             await self._space.wait()
 
     def subscribe(self, topic, qos=1):
         """Remember a subscription; (re)sent on every connect. QoS capped at 1."""
-        qos = 1 if qos else 0
         for s in self._subs:
             if s[0] == topic:
-                s[1] = qos
-                s[2] = False
-                self._wake.set()
-                return
-        self._subs.append([topic, qos, False])
+                self._subs.remove(s)
+                break
+        self._subs.append([topic, 1 if qos else 0, False])
         self._wake.set()
 
     def publish(self, topic, payload, qos=0, retain=False):
@@ -224,27 +187,25 @@ class MQTTClient:
             raise ValueError("qos must be 0 or 1")
         if isinstance(payload, str):
             payload = payload.encode()
-        tb = topic.encode() if isinstance(topic, str) else topic
-        if not tb or b"+" in tb or b"#" in tb:
-            raise ValueError("bad publish topic %r" % (topic,))
-        st = self.stats
-        if pk.publish_size(len(tb), len(payload), qos) > self.max_packet:
-            st["too_large"] += 1
-            st["dropped"] += 1
-            return False
-        q = self._q
-        cap = len(q)
-        if self._qlen >= cap:
-            if qos == 0 or not self._evict_qos0():
-                st["refused"] += 1
-                st["dropped"] += 1
-                return False
-        slot = q[(self._qhead + self._qlen) % cap]
-        slot[0] = tb
-        slot[1] = payload
-        slot[2] = qos
-        slot[3] = retain
-        self._qlen += 1
+        if topic == self._tn:
+            tb = self._tb
+        else:
+            tb = topic.encode() if isinstance(topic, str) else bytes(topic)
+            if not tb or b"+" in tb or b"#" in tb:
+                raise ValueError("bad publish topic %r" % (topic,))
+            self._tn, self._tb = topic, tb
+        if pk.publish_size(len(tb), len(payload), qos) > len(self._buf):
+            return self._drop("too_large")
+        if not qos and self.oom_streak >= OOM_SHED:
+            return self._drop("shed")
+        cap = len(self._qt)
+        if self._qn >= cap and (not qos or not self._evict("evicted")):
+            return self._drop("refused")
+        i = (self._qh + self._qn) % cap
+        self._qt[i] = tb
+        self._qp[i] = payload
+        self._qf[i] = qos | (2 if retain else 0)
+        self._qn += 1
         self._wake.set()
         return True
 
@@ -256,19 +217,16 @@ class MQTTClient:
         self._link.set()
 
     def set_link(self, up):
-        """The network link under the client went down or came back (the device
-        app watches the radio). Down: the session is dropped at once (the socket
-        is dead; waiting for the keepalive would only delay it) and no
-        connection is tried until the link is back; what is published
-        meanwhile stays queued."""
+        """The network link under the client went down or came back. Down: the
+        session is dropped at once and no connection tried until it is back;
+        what is published meanwhile stays queued."""
         if up:
             self._link.set()
         elif self._link.is_set():
             self._link.clear()
             self.stats["link_down"] += 1
-            self._fail = _LinkDown("network link down")
+            self._fail = _Drop("network link down")
             self._wake.set()
-            self._got_connack.set()
 
     async def run(self):
         """Connection manager: connect, serve, reconnect with backoff, until close()."""
@@ -280,48 +238,142 @@ class MQTTClient:
                 continue
             try:
                 await self._session()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # noqa: BLE001 - e.g. MemoryError outside a session: never leave run()
+            except MemoryError:  # outside the session's own handling (teardown, callbacks)
+                self._oom()
+            except Exception as e:  # noqa: BLE001 - never leave run()
                 self.stats["errors"] += 1
-                self.last_error = "%s: %s" % (type(e).__name__, e)
+                self.last_error = type(e).__name__  # no formatting: it may be memory we lack
                 gc_collect()
             if self._closed:
                 break
+            lo, hi = self.backoff_ms
+            step = min(hi, lo << min(self._attempt, 16))
+            self._attempt += 1
             try:
-                await self._backoff()
-            except asyncio.CancelledError:
-                raise
+                await _wait_ms(self._stop.wait(), max(1, step - (random.getrandbits(16) * (step // 2) >> 16)))
+            except asyncio.TimeoutError:
+                pass
             except Exception:  # noqa: BLE001 - no memory for a timed wait: a plain sleep
                 gc_collect()
-                await sleep_ms(self.backoff_ms[0])
+                await sleep_ms(lo)
+
+    # --- memory ------------------------------------------------------------
+
+    def _oom(self, ok=False):
+        """A MemoryError (or, ok=True, proof the session works: a PUBACK or PINGRESP)."""
+        if ok:
+            self.oom_streak = 0
+            if self._reserve is None and not 0 <= mem_free() < 4 * _RESERVE:  # not the last KB
+                try:
+                    self._reserve = bytearray(_RESERVE)
+                except MemoryError:
+                    pass
+            return
+        self._reserve = None  # a contiguous block for the next connect's allocations
+        self.stats["mem_errors"] += 1
+        self.oom_streak += 1
+        self.last_error = "MemoryError"
+        if self.oom_streak >= OOM_SHED:
+            self._evict("shed", True)
+        gc_collect()
+
+    def _drop(self, why):
+        self.stats[why] += 1
+        self.stats["dropped"] += 1
+        return False
+
+    def _evict(self, why, every=False):
+        """Drop the oldest queued QoS 0 message (every one if every); True if any."""
+        qt, qp, qf = self._qt, self._qp, self._qf
+        cap = len(qt)
+        hit = False
+        i = 0
+        while i < self._qn:
+            if qf[(self._qh + i) % cap] & 1:
+                i += 1
+                continue
+            for j in range(i, self._qn - 1):  # shift the later ones down, keeping order
+                a = (self._qh + j) % cap
+                b = (a + 1) % cap
+                qt[a], qp[a], qf[a] = qt[b], qp[b], qf[b]
+            a = (self._qh + self._qn - 1) % cap
+            qt[a] = qp[a] = b""
+            self._qn -= 1
+            self._space.set()
+            self._drop(why)
+            hit = True
+            if not every:
+                break
+        return hit
+
+    # --- session -----------------------------------------------------------
 
     async def _session(self):
         reached = False
         reason = "closed"
+        tasks = ()
+        host, port, tls, ca, sni, cid, clean, user, pw = self._conn
         try:
-            await self._connect()
+            self._fail = self._connack = None
+            self._dec.reset()
+            kw = {}
+            if tls:
+                import ssl
+
+                if isinstance(ca, str):
+                    with open(ca, "rb") as f:
+                        ca = f.read()
+                if IS_MICROPYTHON:
+                    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                    ctx.verify_mode = ssl.CERT_REQUIRED if ca else ssl.CERT_NONE
+                    if ca:
+                        ctx.load_verify_locations(cadata=bytes(ca))
+                else:
+                    ctx = ssl.create_default_context(cadata=ca) if ca else ssl.create_default_context()  # type: ignore
+                kw["ssl"] = ctx
+                kw["server_hostname"] = sni
+            r, self._w = await _wait_ms(asyncio.open_connection(host, port, **kw), self.connect_timeout_ms)
+            t0 = self._last_rx = self._last_ping = ticks_ms()
+            tasks = (asyncio.create_task(self._read_loop(r)), asyncio.create_task(self._clock()))
+            await self._put(0, cid, self.keepalive, clean, user, pw, self.will)
+            while self._connack is None:  # the reader sets it
+                if self._fail:
+                    raise self._fail
+                if ticks_diff(ticks_ms(), t0) > self.connect_timeout_ms:
+                    raise _Drop("no CONNACK in %d ms" % self.connect_timeout_ms)
+                await self._wake.wait()
+                self._wake.clear()
+            sp, rc = self._connack  # type: ignore[misc]
+            if rc:  # checked before _fail: a broker refusing us closes the socket at once
+                self.stats["refused_connack"] += 1
+                raise _Drop("refused: " + pk.CONNACK_REASONS[rc])
+            if self._fail:
+                raise self._fail
             reached = True
             self._attempt = 0
+            self._connected = True
+            self.stats["connects"] += 1
+            self._up.set()
+            for s in self._subs:
+                s[2] = False
+            self._callback(self.on_connect, sp)
             await self._serve()
+        except MemoryError:
+            reason = "MemoryError"
+            self._oom()
         except pk.MalformedPacket as e:
             self.stats["malformed"] += 1
             reason = "malformed: %s" % e
-        except _Refused as e:
-            self.stats["refused_connack"] += 1
-            reason = "refused: %s" % e
-        except _LinkDown as e:
-            reason = str(e)
+        except _Drop as e:
+            reason = e.args[0]
         except asyncio.TimeoutError:
             reason = "timeout"
         except asyncio.CancelledError:
-            await self._teardown()
+            await self._teardown(tasks)
             raise
-        except Exception as e:  # noqa: BLE001 - OSError, MemoryError...: reconnect
+        except Exception as e:  # noqa: BLE001 - OSError...: reconnect
             reason = "%s: %s" % (type(e).__name__, e)
-            if isinstance(e, MemoryError):
-                gc_collect()
-        await self._teardown()
+        await self._teardown(tasks)
         self.last_error = reason
         if reached:
             self.stats["disconnects"] += 1
@@ -329,271 +381,152 @@ class MQTTClient:
         else:
             self.stats["conn_fail"] += 1
 
-    async def _backoff(self):
-        lo, hi = self.backoff_ms
-        step = min(hi, lo << min(self._attempt, 16))
-        self._attempt += 1
-        half = step // 2
-        delay = half + (random.getrandbits(16) * (step - half) >> 16)
-        try:
-            await _wait_ms(self._stop.wait(), max(delay, 1))
-        except asyncio.TimeoutError:
-            pass
-
-    # --- connection --------------------------------------------------------
-
-    def _ssl_context(self):
-        import ssl
-
-        ca = _load_ca(self.ca)
-        if IS_MICROPYTHON:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            if ca:
-                ctx.verify_mode = ssl.CERT_REQUIRED
-                ctx.load_verify_locations(cadata=ca)
-            else:
-                ctx.verify_mode = ssl.CERT_NONE
-            return ctx
-        ctx = ssl.create_default_context(cadata=ca) if ca else ssl.create_default_context()  # type: ignore
-        return ctx
-
-    async def _connect(self):
-        self._fail = None
-        self._connack = None
-        self._got_connack.clear()
-        self._dec.reset()
-        kw = {}
-        if self.tls:
-            kw["ssl"] = self._ssl_context()
-            kw["server_hostname"] = self.server_hostname or self.host
-        reader, writer = await _wait_ms(asyncio.open_connection(self.host, self.port, **kw),
-                                        self.connect_timeout_ms)
-        self._writer = writer
-        self._last_rx = self._last_ping = ticks_ms()
-        self._reader_task = asyncio.create_task(self._read_loop(reader))
-        await self._send(pk.encode_connect(self.client_id, self.keepalive, self.clean,
-                                           self.user, self.password, self.will))
-        try:
-            await _wait_ms(self._got_connack.wait(), self.connect_timeout_ms)
-        except asyncio.TimeoutError:
-            if self._fail:
-                raise self._fail
-            raise _LinkDown("no CONNACK in %d ms" % self.connect_timeout_ms)
-        ack = self._connack
-        if ack is not None and ack[1]:
-            # checked before _fail: a broker refusing us closes the socket at once
-            raise _Refused(pk.CONNACK_REASONS[ack[1]])
-        if self._fail:
-            raise self._fail
-        sp = ack[0]  # type: ignore
-        self._connected = True
-        self.stats["connects"] += 1
-        self._up.set()
-        for s in self._subs:
-            s[2] = False
-        self._acks.clear()
-        self._callback(self.on_connect, sp)
-
-    async def _teardown(self):
+    async def _teardown(self, tasks):
         self._connected = False
         self._up.clear()
-        t = self._reader_task
-        self._reader_task = None
-        if t is not None:
+        for t in tasks:
             t.cancel()
+        for t in tasks:
             try:
                 await t
-            except BaseException:  # noqa: BLE001 - CancelledError or the reader's failure
+            except BaseException:  # noqa: BLE001 - CancelledError or the task's failure
                 pass
-        w = self._writer
-        self._writer = None
+        w = self._w
+        self._w = None
         if w is not None:
             try:
                 w.close()
-                await _wait_ms(w.wait_closed(), 1000)
+                # (MicroPython closes the socket in wait_closed, without waiting)
+                await (w.wait_closed() if IS_MICROPYTHON else _wait_ms(w.wait_closed(), 1000))
             except Exception:  # noqa: BLE001 - closing a broken socket may fail either way
                 pass
 
-    async def _send(self, data):
-        w = self._writer
-        if w is None:
-            raise _LinkDown("not connected")
-        if IS_MICROPYTHON:
-            w.write(data)
-            # Stream.write() sends at once what the socket takes; only a backlog
-            # needs the (allocating) timed drain.
-            if getattr(w, "out_buf", b"x"):
-                await _wait_ms(w.drain(), self.write_timeout_ms)
-        else:
-            w.write(bytes(data))
-            await _wait_ms(w.drain(), self.write_timeout_ms)
-        self._last_tx = ticks_ms()
+    async def _clock(self):
+        while True:
+            await sleep_ms(self._tick_ms)
+            self._wake.set()
 
-    # --- session -----------------------------------------------------------
+    async def _put(self, kind, *a):
+        """Encode a packet into the shared buffer, behind the one the reader is
+        framing (waiting until it fits), and send it: kind 0 CONNECT (a =
+        connect's fields), 3 PUBLISH (a = topic, payload, flags, dup, pid),
+        8 SUBSCRIBE (a = pid, topics), or None: a = (bytes,), or () to flush."""
+        w = self._w
+        if w is None:
+            raise _Drop("not connected")
+        if kind is None:
+            data = a[0] if a else None
+        else:
+            dec = self._dec
+            n = len(self._buf) if kind != 3 else pk.publish_size(len(a[0]), len(a[1]), a[2] & 1)
+            while dec.held + n > len(self._buf):
+                if self._fail:
+                    raise self._fail
+                await self._wake.wait()
+                self._wake.clear()
+            mv = memoryview(self._buf)[dec.held:]
+            if kind == 3:
+                data = mv[:pk.encode_publish(mv, a[0], a[1], a[2] & 1, a[2] & 2, a[3], a[4])]
+            elif kind:
+                data = mv[:pk.encode_subscribe(mv, *a)]
+            else:
+                data = mv[:pk.encode_connect(mv, *a)]
+        if data is not None:
+            # one synchronous step from encode to write: the buffer is free again after it
+            w.write(data if IS_MICROPYTHON else bytes(data))
+        elif not IS_MICROPYTHON:
+            return
+        # MicroPython's write() sends at once what the socket takes: only a
+        # backlog needs the (allocating) timed drain.
+        if not IS_MICROPYTHON or getattr(w, "out_buf", b"x"):
+            await _wait_ms(w.drain(), self.write_timeout_ms)
+
+    async def _put_tuple(self, m):
+        t, p, q, r = m
+        await self._put(3, pk._b(t), pk._b(p), (1 if q else 0) | (2 if r else 0), False,
+                        self._next_pid() if q else 0)
 
     async def _serve(self):
         if self.birth:
-            t, p, q, r = self.birth
-            await self._send_publish(t.encode() if isinstance(t, str) else t,
-                                     p.encode() if isinstance(p, str) else p, q, r, False,
-                                     self._next_pid() if q else 0)
-        # Resend everything unacknowledged, oldest first, with DUP.
-        await self._resend_due(True)
+            await self._put_tuple(self.birth)
+        every = True  # first: everything unacknowledged, oldest first, with DUP
+        qt, qp, qf = self._qt, self._qp, self._qf
+        wid = self._wid
+        cap = len(qt)
+        wcap = len(wid)
         while True:
+            now = ticks_ms()
+            # Resend (DUP) unacked messages in order: all, or those past
+            # ack_timeout_ms; from a snapshot of ids, as PUBACKs during the
+            # awaits move the window.
+            for i in range(self._wn):
+                j = (self._wh + i) % wcap
+                if every or wid[j] and ticks_diff(now, self._ws[j]) >= self.ack_timeout_ms:
+                    for pid in [wid[(self._wh + k) % wcap] for k in range(self._wn)]:
+                        if pid and pid in wid:
+                            j = wid.index(pid)
+                            if every or ticks_diff(ticks_ms(), self._ws[j]) >= self.ack_timeout_ms:
+                                self._ws[j] = ticks_ms()
+                                self.stats["retransmits"] += 1
+                                await self._put(3, self._wt[j], self._wp[j], self._wf[j], True, pid)
+                    break
+            every = False
             if self._fail:
                 raise self._fail
             if self._closed:
-                await self._farewell()
+                try:
+                    if self.will:
+                        await self._put_tuple(self.will)
+                    await self._put(None, pk.DISCONNECT_BYTES)
+                except Exception:  # noqa: BLE001 - best effort on the way out
+                    pass
                 return
-            now = ticks_ms()
-            if ticks_diff(now, self._last_rx) > self._ka_ms:
-                raise _LinkDown("broker silent for %d s" % self.keepalive)
-            await self._flush_acks()
-            await self._flush_subs()
-            # Retransmit the in-flight ones that waited too long for PUBACK.
-            if self._wlen and ticks_diff(now, self._oldest_sent()) >= self.ack_timeout_ms:
-                await self._resend_due(False)
-            busy = await self._send_queued()
-            if ticks_diff(ticks_ms(), self._last_ping) >= self._ping_ms:
-                self._last_ping = ticks_ms()
-                await self._send(pk.PINGREQ_BYTES)
-                self.stats["pings"] += 1
-            if busy:
-                await sleep_ms(0)  # fairness: let the device's other tasks run
-                continue
-            now = ticks_ms()
-            wait = min(self._ping_ms - ticks_diff(now, self._last_ping),
-                       self._ka_ms + 1 - ticks_diff(now, self._last_rx), self._tick_ms)
-            wait = max(1, wait)
-            self._wake.clear()
-            try:
-                await _wait_ms(self._wake.wait(), wait)
-            except asyncio.TimeoutError:
-                pass
-
-    async def _send_queued(self):
-        """Send up to one window's worth from the queue; True if more could go now."""
-        q = self._q
-        cap = len(q)
-        win = self._win
-        wcap = len(win)
-        sent = 0
-        while self._qlen and sent < wcap:
-            slot = q[self._qhead]
-            qos = slot[2]
-            if qos and self._wlen >= wcap:
-                return False
-            tb, payload, retain = slot[0], slot[1], slot[3]
-            pid = 0
-            if qos:
-                pid = self._next_pid()
-                w = win[(self._whead + self._wlen) % wcap]
-                w[0] = pid
-                w[1] = tb
-                w[2] = payload
-                w[3] = retain
-                w[4] = ticks_ms()
-                self._wlen += 1
-            # Taken off the queue before the await: a failed send leaves a QoS 1
-            # message in the window (resent on reconnect); a QoS 0 one is gone,
-            # as QoS 0 promises no more.
-            slot[0] = slot[1] = None
-            self._qhead = (self._qhead + 1) % cap
-            self._qlen -= 1
-            self._space.set()
-            await self._send_publish(tb, payload, qos, retain, False, pid)
-            self.stats["published"] += 1
-            sent += 1
-        return self._qlen > 0 and (self._q[self._qhead][2] == 0 or self._wlen < wcap)
-
-    async def _send_publish(self, tb, payload, qos, retain, dup, pid):
-        n = pk.encode_publish(self._out, tb, payload, qos, retain, dup, pid)
-        await self._send(self._outmv[:n])
-
-    def _oldest_sent(self):
-        win = self._win
-        cap = len(win)
-        t = ticks_ms()
-        for i in range(self._wlen):
-            s = win[(self._whead + i) % cap]
-            if s[0] and ticks_diff(s[4], t) < 0:
-                t = s[4]
-        return t
-
-    async def _resend_due(self, every):
-        """Resend (DUP) unacked messages in order: all, or those past ack_timeout_ms.
-
-        Works from a snapshot of packet ids: PUBACKs arriving during the awaits
-        move the window, so slot positions are not stable across them."""
-        win = self._win
-        cap = len(win)
-        pids = [win[(self._whead + i) % cap][0] for i in range(self._wlen)]
-        for pid in pids:
-            if not pid:
-                continue
-            for s in win:
-                if s[0] == pid:
-                    if every or ticks_diff(ticks_ms(), s[4]) >= self.ack_timeout_ms:
-                        await self._resend(s)
+            if ticks_diff(ticks_ms(), self._last_rx) > self._ka_ms:
+                raise _Drop("broker silent for %d s" % self.keepalive)
+            await self._put(None)  # what the reader wrote (PUBACKs) and the socket did not take
+            for s in self._subs:
+                if not s[2]:
+                    s[2] = True
+                    await self._put(8, self._next_pid(), ((s[0], s[1]),))
+            # Up to one window's worth from the queue.
+            sent = 0
+            while self._qn and sent < wcap:
+                i = self._qh
+                f = qf[i]
+                if f & 1 and self._wn >= wcap:
                     break
-
-    async def _resend(self, s):
-        s[4] = ticks_ms()
-        self.stats["retransmits"] += 1
-        await self._send_publish(s[1], s[2], 1, s[3], True, s[0])
-
-    async def _flush_acks(self):
-        acks = self._acks
-        while acks:
-            pid = acks.pop(0)
-            await self._send(pk.encode_pid(pk.PUBACK, pid, self._ackbuf))
-        self._ack_room.set()
-
-    async def _flush_subs(self):
-        for s in self._subs:
-            if not s[2]:
-                s[2] = True
-                await self._send(pk.encode_subscribe(self._next_pid(), ((s[0], s[1]),)))
-
-    async def _farewell(self):
-        try:
-            if self.will:
-                t, p, q, r = self.will
-                await self._send_publish(t.encode() if isinstance(t, str) else t,
-                                         p.encode() if isinstance(p, str) else p, q, r, False,
-                                         self._next_pid() if q else 0)
-            await self._send(pk.DISCONNECT_BYTES)
-        except Exception:  # noqa: BLE001 - best effort on the way out
-            pass
+                tb, p = qt[i], qp[i]
+                pid = 0
+                if f & 1:
+                    pid = self._next_pid()
+                    j = (self._wh + self._wn) % wcap
+                    wid[j], self._wt[j], self._wp[j], self._wf[j], self._ws[j] = pid, tb, p, f, ticks_ms()
+                    self._wn += 1
+                # Off the queue before the await: a failed send leaves a QoS 1
+                # message in the window (resent on reconnect); a QoS 0 one is
+                # gone, as QoS 0 promises no more.
+                qt[i] = qp[i] = b""
+                self._qh = (i + 1) % cap
+                self._qn -= 1
+                self._space.set()
+                await self._put(3, tb, p, f, False, pid)
+                self.stats["published"] += 1
+                sent += 1
+            if ticks_diff(ticks_ms(), self._last_ping) >= self._ka_ms // 2:
+                self._last_ping = ticks_ms()
+                await self._put(None, pk.PINGREQ_BYTES)
+                self.stats["pings"] += 1
+            if self._qn and (not qf[self._qh] & 1 or self._wn < wcap):
+                await sleep_ms(0)  # more could go now; fairness: the device's other tasks run
+            else:
+                await self._wake.wait()  # publish, packet in, tick, close...
+                self._wake.clear()
 
     def _next_pid(self):
-        win = self._win
         while True:
             self._pid = self._pid % 65535 + 1
-            for s in win:
-                if s[0] == self._pid:
-                    break
-            else:
+            if self._pid not in self._wid:
                 return self._pid
-
-    def _evict_qos0(self):
-        q = self._q
-        cap = len(q)
-        n = self._qlen
-        for i in range(n):
-            if q[(self._qhead + i) % cap][2] == 0:
-                # shift the later ones down over the evicted slot, keeping order
-                for j in range(i, n - 1):
-                    a = q[(self._qhead + j) % cap]
-                    b = q[(self._qhead + j + 1) % cap]
-                    a[0], a[1], a[2], a[3] = b[0], b[1], b[2], b[3]
-                last = q[(self._qhead + n - 1) % cap]
-                last[0] = last[1] = None
-                self._qlen -= 1
-                self.stats["evicted"] += 1
-                self.stats["dropped"] += 1
-                return True
-        return False
 
     # --- reading -----------------------------------------------------------
 
@@ -601,6 +534,7 @@ class MQTTClient:
         chunk = self._chunk
         mv = memoryview(chunk)
         dec = self._dec
+        wid = self._wid
         try:
             while True:
                 if IS_MICROPYTHON:
@@ -612,86 +546,68 @@ class MQTTClient:
                     n = len(data)
                     chunk[:n] = data
                 if not n:
-                    if dec.mid_packet():
+                    if dec.state or dec.ready:
                         raise pk.MalformedPacket("connection closed inside a packet (truncated)")
-                    raise _LinkDown("connection closed by broker")
+                    raise _Drop("connection closed by broker")
                 self._last_rx = ticks_ms()
                 pos = 0
                 while pos < n:
                     pos = dec.feed(mv, pos, n)
-                    if dec.ready:
-                        await self._handle(dec.kind, dec.flags, dec.body())
-                        dec.reset()
-        except asyncio.CancelledError:
-            raise
+                    if not dec.ready:
+                        continue
+                    kind = dec.kind
+                    if self._connack is None and kind != pk.CONNACK:
+                        raise pk.MalformedPacket("expected CONNACK, got type %d" % kind)
+                    v = pk.parse(kind, dec.flags, dec.body)
+                    pid = 0
+                    if kind == pk.CONNACK:
+                        if self._connack is not None:
+                            raise pk.MalformedPacket("second CONNACK")
+                        self._connack = v
+                    elif kind == pk.PUBLISH:
+                        if v[2] == 2:  # type: ignore[index]
+                            raise pk.MalformedPacket("QoS 2 PUBLISH but we never subscribe above 1")
+                        self.stats["received"] += 1
+                        self._callback(self.on_message, v[0], bytes(v[1]), v[3])  # type: ignore[index]
+                        pid = v[5]  # type: ignore[index]
+                    elif kind == pk.SUBACK:
+                        self.stats["sub_failed"] += v[1].count(0x80)  # type: ignore[index]
+                    elif kind == pk.PUBACK and v in wid:
+                        wcap = len(wid)
+                        j = wid.index(v)
+                        wid[j] = 0
+                        self._wt[j] = self._wp[j] = b""
+                        self.stats["acked"] += 1
+                        while self._wn and not wid[self._wh]:
+                            self._wh = (self._wh + 1) % wcap
+                            self._wn -= 1
+                    # (a PUBACK for an id not in flight: a late duplicate, harmless)
+                    if kind == pk.PUBACK or kind == pk.PINGRESP:
+                        self._oom(True)  # the session works
+                    dec.reset()
+                    self._wake.set()
+                    if pid:
+                        # PUBACK in one synchronous write (never inside another
+                        # packet's bytes); not while MicroPython's Stream drains
+                        # a backlog: its drain() ends with out_buf = b"", which
+                        # would lose what we add.
+                        w = self._w
+                        while IS_MICROPYTHON and getattr(w, "out_buf", b""):
+                            await sleep_ms(1)
+                        a = self._ack
+                        a[2] = pid >> 8  # type: ignore[operator]
+                        a[3] = pid & 255  # type: ignore[operator]
+                        w.write(a if IS_MICROPYTHON else bytes(a))  # type: ignore[union-attr]
         except Exception as e:  # noqa: BLE001 - handed to the writer loop, which reconnects
             self._fail = e
             self._wake.set()
-            self._got_connack.set()
 
-    async def _handle(self, kind, flags, body):
-        if self._connack is None:
-            if kind != pk.CONNACK:
-                raise pk.MalformedPacket("expected CONNACK, got type %d" % kind)
-            self._connack = pk.parse_connack(body)
-            self._got_connack.set()
-            return
-        if kind == pk.PUBLISH:
-            topic, payload, qos, retain, _dup, pid = pk.parse_publish(flags, body)
-            if qos == 2:
-                raise pk.MalformedPacket("QoS 2 PUBLISH but we never subscribe above 1")
-            self.stats["received"] += 1
-            cb = self.on_message
-            if cb is not None:
-                try:
-                    cb(topic, bytes(payload), retain)
-                except Exception as e:  # noqa: BLE001 - a callback bug must not kill the link
-                    self.stats["cb_errors"] += 1
-                    self.last_error = "on_message: %r" % (e,)
-            if qos:
-                while len(self._acks) >= self._ack_max:
-                    self._ack_room.clear()
-                    self._wake.set()
-                    await self._ack_room.wait()
-                self._acks.append(pid)
-                self._wake.set()
-        elif kind == pk.PUBACK:
-            self._acked(pk.parse_pid(body, "PUBACK"))
-        elif kind == pk.SUBACK:
-            _pid, codes = pk.parse_suback(body)
-            for c in codes:
-                if c == 0x80:
-                    self.stats["sub_failed"] += 1
-        elif kind == pk.PINGRESP or kind == pk.UNSUBACK:
-            if kind == pk.UNSUBACK:
-                pk.parse_pid(body, "UNSUBACK")
-            elif len(body):
-                raise pk.MalformedPacket("PINGRESP with a body")
-        else:
-            raise pk.MalformedPacket("unexpected packet type %d from broker" % kind)
-
-    def _acked(self, pid):
-        win = self._win
-        cap = len(win)
-        for i in range(self._wlen):
-            s = win[(self._whead + i) % cap]
-            if s[0] == pid:
-                s[0] = 0
-                s[1] = s[2] = None
-                self.stats["acked"] += 1
-                break
-        else:
-            return  # a late ack for a message already acked: harmless
-        while self._wlen and win[self._whead][0] == 0:
-            self._whead = (self._whead + 1) % cap
-            self._wlen -= 1
-        self._wake.set()
-
-    def _callback(self, cb, arg):
-        if cb is None:
-            return
-        try:
-            cb(arg)
-        except Exception as e:  # noqa: BLE001
-            self.stats["cb_errors"] += 1
-            self.last_error = "callback: %r" % (e,)
+    def _callback(self, cb, *args):
+        if cb is not None:
+            try:
+                cb(*args)
+            except MemoryError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a callback bug must not kill the link
+                self.stats["cb_errors"] += 1
+                self.last_error = "callback: %r" % (e,)

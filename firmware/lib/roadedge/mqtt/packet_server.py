@@ -2,7 +2,49 @@
 # by the device (it would only cost RAM there); used by the fake brokers in
 # tests and the codec round-trip tests, on top of roadedge.mqtt.packet.
 # (UNSUBSCRIBE is here too: the device client never unsubscribes.)
-from roadedge.mqtt.packet import MalformedPacket, put_varlen, varlen_size, _b, _put_str, _str_at, _need, _text
+from roadedge.mqtt.packet import (MalformedPacket, PUBREL, SUBSCRIBE, UNSUBSCRIBE, _b,
+                                  _put_str)
+
+
+def varlen_size(n):
+    """Bytes needed to encode remaining length n."""
+    return 1 if n < 128 else 2 if n < 16384 else 3 if n < 2097152 else 4
+
+
+def put_varlen(buf, pos, n):
+    """Write remaining length n at buf[pos]; returns the next position."""
+    if not 0 <= n <= 268435455:
+        raise ValueError("remaining length out of range")
+    while n > 127:
+        buf[pos] = (n & 127) | 128
+        n >>= 7
+        pos += 1
+    buf[pos] = n
+    return pos + 1
+
+
+def encode_pid(kind, pid):
+    """A 4-byte packet carrying only a packet id (PUBACK, UNSUBACK...)."""
+    return bytes((kind << 4 | (2 if kind in (PUBREL, SUBSCRIBE, UNSUBSCRIBE) else 0), 2, pid >> 8, pid & 255))
+
+
+def _need(body, n, what):
+    if len(body) < n:
+        raise MalformedPacket("%s truncated" % what)
+
+
+def _str_at(body, pos, what):
+    _need(body, pos + 2, what)
+    n = (body[pos] << 8) | body[pos + 1]
+    _need(body, pos + 2 + n, what)
+    return body[pos + 2:pos + 2 + n], pos + 2 + n
+
+
+def _text(mv, what):
+    try:
+        return str(bytes(mv), "utf-8")
+    except Exception:
+        raise MalformedPacket("%s is not UTF-8" % what)
 
 
 def encode_unsubscribe(pid, topics):
