@@ -18,10 +18,9 @@ DEFAULTS.update(reporting.DEFAULTS)
 DEFAULTS.update(sos.DEFAULTS)
 DEFAULTS.update(duty.DEFAULTS)
 DEFAULTS.update(power.DEFAULTS)
+DEFAULTS.update(nmea.DEFAULTS)  # GNSS validity rules
 DEFAULTS.update({
     "tid": "",  # OwnTracks tracker id (2 chars); default: last 2 of the device id
-    "max_hdop": 5.0,  # fixes with a worse HDOP are rejected
-    "nmea_max_len": 82,
     "store_records": 12000,  # flash ring capacity (32 B + 8 B header each: ~480 KB)
     "seg_bytes": 16384,
     "send_window": 8,  # reports per publish batch during catch-up
@@ -78,7 +77,7 @@ class TrackerApp:
         self.batt_adc = hal.adc("battery") if "battery" in pins else None
         self.led = hal.output("led") if "led" in pins else None
         self.buzzer = hal.output("buzzer") if "buzzer" in pins else None
-        self.dec = nmea.Decoder(int(p["max_hdop"] * 100 + 0.5), p["nmea_max_len"])
+        self.dec = nmea.Decoder(_pick(p, nmea.DEFAULTS))
         self.rep = reporting.Reporter(_pick(p, reporting.DEFAULTS))
         self.path = dev.data_dir + "/" + STATE_FILE
         saved = state.read_json(self.path, None)
@@ -172,9 +171,11 @@ class TrackerApp:
         t_rmc = ticks_ms()
         while True:
             line = await u.readline()
+            if dec.lines & 63 == 0:  # the device clock dates GGA-only epochs and checks week rollover
+                dec.set_clock(self.dev.now_s())
             kind = dec.feed(line)
-            if kind == nmea.RMC:
-                t_rmc = ticks_ms()  # no PPS: the RMC's arrival stands for the epoch
+            if kind == nmea.RMC or kind == nmea.GGA and dec.rmc_time != dec.gga_time:
+                t_rmc = ticks_ms()  # no PPS: the epoch's first timed sentence stands for it
             f = dec.take_fix()
             if f is not None:
                 self.on_fix(f, t_rmc)
