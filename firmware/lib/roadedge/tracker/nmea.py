@@ -643,7 +643,7 @@ class Decoder:
         self._h3 = self._h2
         self._h2 = self._h1
         self._h1 = self._ep_mask
-        self._pattern = self._h1 | self._h2 | self._h3
+        self._pattern = self._h1 | self._h2 | self._h3 or _K_RMC | _K_GGA  # nothing learnt yet: the usual pair
         self._ep_time = t
         self._ep_mask = 0
         self._ep_done = False
