@@ -190,3 +190,24 @@ def test_fuzz_100k_lines_no_exception_no_invalid_fix(seed):
     c = d.counters()
     assert c["bad_cs"] > 500 and c["garbage"] > 1000 and c["too_long"] > 10, c
     assert fixes > 300  # valid epochs still get through
+
+
+@pytest.mark.parametrize("key,value", [("gnss_modes", "AX"), ("gnss_week_rollover", "maybe"), ("gnss_min_sats_3d", 1),
+                                       ("gnss_quality", [6]), ("gnss_not_before", "2024-13-01"), ("max_hdop", -1)])
+def test_bad_validity_config_is_refused_by_flash_checks_and_by_the_device(key, value):
+    import json
+    from pathlib import Path
+
+    from host_tools.config import validate
+    from roadedge.core.config import ConfigError
+
+    cfg = json.loads((Path(__file__).resolve().parents[2] / "board_configs" / "sim-tracker.json").read_text())
+    cfg.setdefault("tracker", {})[key] = value
+    _, problems = validate.check(cfg, "t.json", literal_secrets_ok=True)
+    assert any(p.field.startswith(f"tracker.{key}") and not p.warning for p in problems), problems
+    with pytest.raises(ConfigError) as e:
+        nmea.Decoder(_params(**{key: value}))
+    assert e.value.field == f"tracker.{key}"
+    cfg["tracker"][key] = nmea.DEFAULTS[key]  # the legal neighbour: the default
+    _, problems = validate.check(cfg, "t.json", literal_secrets_ok=True)
+    assert not [p for p in problems if not p.warning and p.field.startswith("tracker")], problems
