@@ -1,17 +1,19 @@
 # On-device NMEA 0183 decoder for the tracker's GNSS UART.
 #
-# Decodes RMC, GGA, GSA and VTG from any two-letter talker (GP, GN, GL, BD,
-# GB, GA, ...), checks the checksum, and assembles one Fix per epoch (RMC and
-# GGA with the same time of day). Numbers are parsed straight from the line's
-# bytes into scaled integers held in preallocated attributes: no slicing, no
-# float parsing, no split(), so a sentence costs (almost) no heap. Coordinates
-# stay integers (1e-7 degrees) because rp2/esp32 floats are single precision
-# (about 1 m at 180 degrees).
+# Decodes RMC, GGA, GSA and VTG from any two-letter talker (GP, GN, GL, GA,
+# BD, GB, GQ, ...). A line's sentence starts at its last '$' (binary UBX/SiRF
+# bytes or noise before it are skipped and counted), may be as long as the
+# UART line, and is checksummed whole; fields are read by position, so extra
+# or missing trailing fields do no harm. Numbers are parsed straight from the
+# line's bytes into scaled integers held in preallocated attributes: no
+# slicing, no float parsing, no split(), so a sentence costs no heap.
+# Coordinates stay integers (1e-7 degrees) because rp2/esp32 floats are
+# single precision (about 1 m at 180 degrees).
 #
-# Everything that is not a good sentence is counted and skipped; feed() never
-# raises. A Fix is only produced when it is valid: RMC status A, mode not N,
-# GGA quality > 0, last GSA fix type >= 2 (when the receiver sends GSA) and
-# HDOP within the configured limit.
+# An epoch is whatever the receiver sends for one time of day (RMC alone,
+# GGA alone, RMC+GGA+GSA+VTG); it is judged once against the configurable
+# validity rules (DEFAULTS) and gives one Fix or one refusal, counted by
+# reason. feed() never raises.
 from roadedge.core import config
 from roadedge.core.compat import const
 
