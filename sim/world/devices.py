@@ -18,7 +18,7 @@ from roadedge.core.auth import sign_command  # noqa: E402
 from roadedge.sign import app as sign_app
 from roadedge.tracker import app as tracker_app
 from roadedge.tracker import nmea, record, reporting
-from roadedge.tracker.model import TrackerModel
+from roadedge.tracker.model import TrackerModel, pick
 
 from sim.peripherals.gnss import GnssModule  # noqa: E402
 
@@ -191,7 +191,7 @@ class SimTracker(_Platform):
                                noise_m=2.0, seed=seed)
         p = dict(tracker_app.DEFAULTS)
         p.update(params or {})
-        self.dec = nmea.Decoder(int(p["max_hdop"] * 100 + 0.5), p["nmea_max_len"])
+        self.dec = nmea.Decoder(pick(p, nmea.DEFAULTS))
         self.tid = self.id[-2:]
         self.model = TrackerModel(p, self.tid)
         self.model.batt = 95

@@ -25,36 +25,44 @@ def write_nmea(path: Path, module: gnss.GnssModule, t0: float, t1: float) -> Non
 
 
 def receiver_fixes(path: Path) -> list[dict]:
-    """Valid epochs as pynmea2 reads them: RMC and GGA with the same time,
-    RMC status A / mode not N, GGA quality > 0, HDOP <= limit, last GSA fix >= 2."""
-    out, rmc, gga, gsa_fix, done = [], None, None, None, None
+    """Valid epochs as pynmea2 reads them: an epoch is the sentences of one time of day (a GSA belongs to
+    the epoch open when it arrives); RMC and GGA both present, RMC status A / mode not N, GGA quality
+    1/2/4/5, >= 4 satellites, HDOP <= limit, the epoch's own GSA (if any) fix >= 2."""
+    out: list[dict] = []
+    ep: dict = {}
+
+    def close() -> None:
+        rmc, gga, gsa_fix = ep.get("RMC"), ep.get("GGA"), ep.get("GSA")
+        if rmc is None or gga is None:
+            return
+        ok = (rmc.status == "A" and getattr(rmc, "mode_indicator", "A") != "N" and (gga.gps_qual or 0) in (1, 2, 4, 5)
+              and gga.num_sats and int(gga.num_sats) >= 4
+              and gga.horizontal_dil and float(gga.horizontal_dil) <= MAX_HDOP and (gsa_fix is None or gsa_fix >= 2)
+              and rmc.datestamp and rmc.lat)
+        if not ok:
+            return
+        t = calendar.timegm(rmc.datestamp.timetuple()) + rmc.timestamp.hour * 3600 + rmc.timestamp.minute * 60 \
+            + rmc.timestamp.second
+        kn_milli = round((rmc.spd_over_grnd or 0) * 1000)
+        out.append({"t": t, "lat": rmc.latitude, "lon": rmc.longitude, "kmh": (kn_milli * 1852 + 50000) // 100000 / 10,
+                    "cog": rmc.true_course})
+
     for raw in open(path, encoding="latin-1"):
         try:
             m = pynmea2.parse(raw.strip(), check=True)
         except (pynmea2.ParseError, ValueError, AttributeError):
             continue
         if isinstance(m, pynmea2.GSA):
-            gsa_fix = int(m.mode_fix_type) if m.mode_fix_type else -1
+            if "t" in ep:
+                ep["GSA"] = int(m.mode_fix_type) if m.mode_fix_type else -1
             continue
-        if isinstance(m, pynmea2.RMC):
-            rmc = m
-        elif isinstance(m, pynmea2.GGA):
-            gga = m
-        else:
+        if not isinstance(m, (pynmea2.RMC, pynmea2.GGA)) or m.timestamp is None:
             continue
-        if rmc is None or gga is None or rmc.timestamp != gga.timestamp or rmc.timestamp == done:
-            continue
-        done = rmc.timestamp
-        ok = (rmc.status == "A" and getattr(rmc, "mode_indicator", "A") != "N" and (gga.gps_qual or 0) > 0
-              and gga.horizontal_dil and float(gga.horizontal_dil) <= MAX_HDOP and (gsa_fix is None or gsa_fix >= 2)
-              and rmc.datestamp and rmc.lat)
-        if not ok:
-            continue
-        t = calendar.timegm(rmc.datestamp.timetuple()) + rmc.timestamp.hour * 3600 + rmc.timestamp.minute * 60 \
-            + rmc.timestamp.second
-        kn_milli = round((rmc.spd_over_grnd or 0) * 1000)
-        out.append({"t": t, "lat": rmc.latitude, "lon": rmc.longitude, "kmh": (kn_milli * 1852 + 50000) // 100000 / 10,
-                    "cog": rmc.true_course})
+        if ep.get("t") != m.timestamp:
+            close()
+            ep = {"t": m.timestamp}
+        ep[m.sentence_type] = m
+    close()
     return out
 
 

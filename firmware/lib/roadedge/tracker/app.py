@@ -8,7 +8,7 @@ from roadedge.core import config, state
 from roadedge.core.compat import sleep_ms, ticks_ms, ticks_diff
 from roadedge.core.store import RecordLog
 from roadedge.tracker import nmea, reporting, forward, sos, duty, power
-from roadedge.tracker.model import TrackerModel
+from roadedge.tracker.model import TrackerModel, pick
 
 try:
     import asyncio
@@ -20,10 +20,9 @@ DEFAULTS.update(reporting.DEFAULTS)
 DEFAULTS.update(sos.DEFAULTS)
 DEFAULTS.update(duty.DEFAULTS)
 DEFAULTS.update(power.DEFAULTS)
+DEFAULTS.update(nmea.DEFAULTS)  # GNSS validity rules
 DEFAULTS.update({
     "tid": "",  # OwnTracks tracker id (2 chars); default: last 2 of the device id
-    "max_hdop": 5.0,  # fixes with a worse HDOP are rejected
-    "nmea_max_len": 82,
     "store_records": 12000,  # flash ring capacity (32 B + 8 B header each: ~480 KB)
     "seg_bytes": 16384,
     "send_window": 8,  # reports per publish batch during catch-up
@@ -79,7 +78,7 @@ class TrackerApp:
         self.batt_adc = hal.adc("battery") if "battery" in pins else None
         self.led = hal.output("led") if "led" in pins else None
         self.buzzer = hal.output("buzzer") if "buzzer" in pins else None
-        self.dec = nmea.Decoder(int(p["max_hdop"] * 100 + 0.5), p["nmea_max_len"])
+        self.dec = nmea.Decoder(pick(p, nmea.DEFAULTS))
         self.path = dev.data_dir + "/" + STATE_FILE
         self.model = m = TrackerModel(p, tid, state.read_json(self.path, None))
         self.sos, self.duty, self.ign = m.sos, m.duty, m.ign
@@ -153,9 +152,11 @@ class TrackerApp:
         t_rmc = ticks_ms()
         while True:
             line = await u.readline()
+            if dec.lines & 63 == 0:  # the device clock dates GGA-only epochs and checks week rollover
+                dec.set_clock(self.dev.now_s())
             kind = dec.feed(line)
-            if kind == nmea.RMC:
-                t_rmc = ticks_ms()  # no PPS: the RMC's arrival stands for the epoch
+            if kind == nmea.RMC or kind == nmea.GGA and dec.rmc_time != dec.gga_time:
+                t_rmc = ticks_ms()  # no PPS: the epoch's first timed sentence stands for it
             f = dec.take_fix()
             if f is not None:
                 self.on_fix(f, t_rmc)
