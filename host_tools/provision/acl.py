@@ -1,5 +1,9 @@
 """Mosquitto ACL text: least privilege per device and per host service.
 
+Every account is one identity: the shipped config sets `use_username_as_clientid`,
+so a client's id is its user name and no account can take over another's session
+(each service worker therefore has its own account, e.g. ingest-1 .. ingest-4).
+
 Mosquitto's ACL has no deny rule: a client may do exactly what is listed for
 its user, nothing else. Devices get explicit per-user blocks (no `pattern`
 lines, which would apply to the service users too).
@@ -9,6 +13,9 @@ from __future__ import annotations
 # What a device may publish under its own subtree (docs/topics.md).
 DEVICE_PUBLISH = ("status", "info", "state", "tele", "event", "log", "ack")
 
+# Read-only ingest worker accounts provisioned by default (one per worker process).
+INGEST_WORKERS = 4
+
 # Host services: role -> (read topics, write topics). Users named after their role.
 SERVICE_ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # fog-zone speed-limit controller: watches every device, commands signs and beacons, keeps the clock beacon
@@ -17,6 +24,8 @@ SERVICE_ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "dispatcher": (("re/#", "owntracks/#"), ("re/+/cmd/#", "re/ctl/+/op")),
     # technician's laptop (`roadedge devices/logs/selftest/command`): read all, send commands
     "technician": (("re/#", "owntracks/#"), ("re/+/cmd/#",)),
+    # read-only ingest workers (a shared group of consoles/recorders): store, never command
+    **{f"ingest-{n}": (("re/#", "owntracks/#"), ()) for n in range(1, INGEST_WORKERS + 1)},
 }
 
 
