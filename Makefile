@@ -13,7 +13,7 @@ STUBS := $(VENV)/stubs
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml host_tools/dispatch/web/package.json
-	@missing=""; for pair in mosquitto:mosquitto mosquitto_passwd:mosquitto socat:socat chromium:chromium openssl:openssl curl:curl npm:npm; do \
+	@missing=""; for pair in mosquitto:mosquitto mosquitto_passwd:mosquitto mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients socat:socat chromium:chromium openssl:openssl curl:curl npm:npm; do \
 	  command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then echo "installing$$missing with apt-get"; \

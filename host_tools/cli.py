@@ -12,7 +12,7 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "broker": ("host_tools.broker.cli", "run the embedded amqtt broker (zero set-up)"),
+    "broker": ("host_tools.broker.cli", "run a managed Mosquitto with the provisioned accounts and ACL (zero set-up)"),
     "sim": ("sim.cli", "boot simulated devices / run a scenario / attach a board (HIL)"),
     "flash": ("host_tools.flash.cli", "validate, build, flash a board and watch it come online"),
     "validate": ("host_tools.flash.validate_cli", "validate board configs without flashing"),

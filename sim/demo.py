@@ -1,7 +1,7 @@
 """`roadedge demo` (what `make demo` runs): the demo deployment, live, with the dispatcher console.
 
 On a fresh clone, with nothing else set up, it starts:
-- the embedded amqtt broker on a free port, with a password file and the device ACL;
+- a managed Mosquitto on a free port, with a password file, the device ACL and client ids bound to accounts;
 - credentials for every demo device, provisioned into the work dir (`var/demo/secrets`), so the console
   signs its commands with the devices' own keys;
 - the demo scenario (sim/scenarios/demo.json: a 2 km fog section with beacons both sides, 3 signs and
@@ -15,7 +15,6 @@ A live status line follows fog, lamps, signs, traffic and patrols. Ctrl-C stops 
 from __future__ import annotations
 
 import argparse
-import json
 import secrets as pysecrets
 import shutil
 import signal
@@ -46,13 +45,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 class _Broker:
-    """The embedded amqtt broker (zero set-up) with the demo's own password file
-    and ACL: devices write only their own subtree and read only their own
-    commands (docs/topics.md); the console may read everything and write only
-    commands and operator actions; the simulated world (standing in for the
-    in-process devices and the zone controller) may write everything."""
+    """A managed Mosquitto with the demo's own password file and ACL, the provisioned ones
+    (devices write only their own subtree and read only their own commands, docs/topics.md;
+    the console reads everything and writes only commands and operator actions) plus two
+    accounts for the simulated world: its publisher (standing in for the in-process devices
+    and the zone controller, so it may write everything) and the observer of the firmware
+    processes. Client ids are bound to user names, as in a deployment."""
 
-    WORLD = "sim-world"
+    WORLD, OBSERVER = "sim-world", "sim-observer"
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -60,18 +60,22 @@ class _Broker:
         self.url = ""
 
     def start(self, users: dict[str, str]) -> str:
-        from host_tools.broker.amqtt_broker import EmbeddedBroker, hash_password
-        from host_tools.provision.acl import amqtt_json
+        from host_tools.broker import conf as broker_conf
+        from host_tools.broker.mosquitto import Mosquitto
+        from host_tools.provision import acl as acl_rules
+        from host_tools.provision import passwd
 
-        d = self.workdir / "amqtt"
+        d = self.workdir / "mosquitto"
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
-        passwd, acl = d / "passwd.json", d / "acl.json"
-        passwd.write_text(json.dumps({"users": {u: hash_password(pw) for u, pw in users.items()}}))
-        passwd.chmod(0o600)
-        rules = amqtt_json(services=tuple(u for u in wire.SERVICES if u in users), everything=(self.WORLD,))
-        acl.write_text(json.dumps(rules, indent=1))
-        self.handle = EmbeddedBroker(port=0, passwd=passwd, acl=acl).start()
+        pw, acl = d / "passwd", d / "acl"
+        pw.write_text(passwd.password_file(users))
+        pw.chmod(0o600)
+        devices = [u for u in users if u not in acl_rules.SERVICE_ROLES and u not in (self.WORLD, self.OBSERVER)]
+        services = [u for u in users if u in acl_rules.SERVICE_ROLES]
+        acl.write_text(acl_rules.acl_file(devices, services)
+                       + f"user {self.WORLD}\ntopic readwrite #\n\nuser {self.OBSERVER}\ntopic read #\n")
+        self.handle = Mosquitto(d, extra_conf=broker_conf.auth_lines(pw, acl)).start()
         self.url = self.handle.url
         return self.url
 
@@ -139,12 +143,13 @@ def run(args) -> int:
         print(f"credentials: {len(ids)} devices provisioned in {sdir}", file=out, flush=True)
         sec = Secrets.load(sdir)
         firmware_ids = select(w, which) if which else []
-        world_pw = pysecrets.token_urlsafe(16)
+        world_pw, observer_pw = pysecrets.token_urlsafe(16), pysecrets.token_urlsafe(16)
         dispatcher_pw = sec.services["dispatcher"]["mqtt_password"]
         technician_pw = sec.services["technician"]["mqtt_password"]
-        url = broker.start({_Broker.WORLD: world_pw, "dispatcher": dispatcher_pw, "technician": technician_pw,
+        url = broker.start({_Broker.WORLD: world_pw, _Broker.OBSERVER: observer_pw, "dispatcher": dispatcher_pw,
+                            "technician": technician_pw,
                             **{i: sec.devices[i]["mqtt_password"] for i in firmware_ids}})
-        print(f"broker: {url} (embedded amqtt; password file and ACL in {work / 'amqtt'})", file=out, flush=True)
+        print(f"broker: {url} (mosquitto; password file and ACL in {work / 'mosquitto'})", file=out, flush=True)
         users = work / "users.json"
         users.unlink(missing_ok=True)
         password = pysecrets.token_urlsafe(12)
@@ -172,7 +177,7 @@ def run(args) -> int:
 
             print(f"booting {len(firmware_ids)} devices as micropython firmware processes ...", file=out, flush=True)
             faithful = Faithful(w, firmware_ids, url, work / "devices", keyring=Keyring.load(sdir),
-                                observer=(_Broker.WORLD, world_pw)).start()
+                                observer=(_Broker.OBSERVER, observer_pw)).start()
             print(f"firmware up: {', '.join(firmware_ids)}", file=out, flush=True)
         _start_clock(w)
         print(f"technician: roadedge devices --broker {url} --secrets {sdir}   (also logs DEVICE, selftest DEVICE; "

@@ -1,1 +1,1 @@
-"""Brokers: the embedded amqtt broker and a managed Mosquitto process."""
+"""Brokers: a managed Mosquitto process (mosquitto.py), its shipped config (conf/) and `roadedge broker`."""

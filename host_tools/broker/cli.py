@@ -1,20 +1,19 @@
-"""`roadedge broker`: the embedded amqtt broker, zero set-up.
+"""`roadedge broker`: a managed Mosquitto, zero set-up, with the files a deployment uses.
 
-    roadedge broker                                  # anonymous, 127.0.0.1:1883
-    roadedge broker --listen 0.0.0.0:1883 --passwd users.json --acl acl.json
-    roadedge broker --passwd users.json --add-user vsl-k012-n   # asks for the password
-    roadedge broker --acl acl.json --write-default-acl ops      # the device ACL of docs/topics.md
+    roadedge broker                                  # 127.0.0.1:1883, secrets/ provisioned if new
+    roadedge broker --listen 127.0.0.1:0 --tls-port 8883 --secrets var/secrets
 
-Production deployments use Mosquitto with the config in host_tools/broker/conf.
+It provisions the secrets folder (service accounts; devices given as arguments), writes the
+password file and ACL (host_tools.provision), and runs Mosquitto as a child process with
+`use_username_as_clientid` and no anonymous access. Ctrl-C stops it.
+A deployment runs the same files with the rendered mosquitto.conf (`roadedge provision`).
 """
 from __future__ import annotations
 
 import argparse
-import asyncio
-import getpass
-import json
 import signal
 import sys
+import threading
 from pathlib import Path
 
 
@@ -26,68 +25,54 @@ def parse_listen(s: str) -> tuple[str, int]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("devices", nargs="*", metavar="DEVICE", help="device ids to provision (new ones get secrets)")
     p.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 1883), metavar="HOST:PORT",
-                   help="address to listen on (default 127.0.0.1:1883; port 0 = any free port)")
-    p.add_argument("--passwd", metavar="FILE", help="JSON password file; without it clients are anonymous")
-    p.add_argument("--acl", metavar="FILE", help="JSON topic ACL file ({user} patterns)")
-    p.add_argument("--add-user", metavar="NAME", help="add or update NAME in --passwd and exit")
-    p.add_argument("--password", help="with --add-user: the password (default: ask)")
-    p.add_argument("--write-default-acl", nargs="*", metavar="OPS_USER",
-                   help="write the device ACL (devices: own subtree only; OPS_USERs: everything) to --acl and exit")
+                   help="plain listener (default 127.0.0.1:1883; port 0 = any free port)")
+    p.add_argument("--tls-port", type=int, help="also a TLS listener on this port (the provisioned CA)")
+    p.add_argument("--secrets", help="secrets folder (default: secrets/ or $ROADEDGE_SECRETS)")
+    p.add_argument("--workdir", type=Path, help="where passwd, acl, config and log go (default: <secrets>/broker)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from host_tools.broker import amqtt_broker as ab
-
-    if args.add_user:
-        if not args.passwd:
-            print("--add-user needs --passwd FILE", file=sys.stderr)
-            return 2
-        pw = args.password or getpass.getpass(f"password for {args.add_user}: ")
-        if not pw:
-            print("empty password refused", file=sys.stderr)
-            return 2
-        ab.add_user(args.passwd, args.add_user, pw)
-        print(f"{args.add_user} written to {args.passwd}")
-        return 0
-    if args.write_default_acl is not None:
-        if not args.acl:
-            print("--write-default-acl needs --acl FILE", file=sys.stderr)
-            return 2
-        Path(args.acl).write_text(json.dumps(ab.default_acl(tuple(args.write_default_acl)), indent=1) + "\n")
-        print(f"device ACL written to {args.acl}")
-        return 0
-    for what, f in (("password file", args.passwd), ("ACL file", args.acl)):
-        if f and not Path(f).is_file():
-            print(f"{what} not found: {f}", file=sys.stderr)
-            return 2
-    host, port = args.listen
-
-    async def serve() -> None:
-        try:
-            broker = await ab.start_embedded_broker(host, port, args.passwd, args.acl)
-        except (OSError, ValueError) as e:
-            print(f"broker failed to start on {host}:{port}: {e}", file=sys.stderr)
-            raise SystemExit(1) from e
-        auth = f"users from {args.passwd}" if args.passwd else "anonymous clients allowed"
-        acl = f", ACL {args.acl}" if args.acl else ""
-        print(f"roadedge broker (amqtt) listening on {broker.roadedge_url}  [{auth}{acl}]  Ctrl-C stops",
-              flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, stop.set)  # clean shutdown, no KeyboardInterrupt mid-task
-            except (NotImplementedError, RuntimeError):
-                pass
-        try:
-            await stop.wait()
-        finally:
-            await broker.shutdown()
-            print("broker stopped", flush=True)
+    from host_tools.broker import conf as broker_conf
+    from host_tools.broker.mosquitto import Mosquitto
+    from host_tools.config.secrets import Secrets, SecretsError
+    from host_tools.provision.core import provision
 
     try:
-        asyncio.run(serve())
-    except KeyboardInterrupt:
-        pass
+        secrets = Secrets.load(args.secrets)
+        if secrets.root is None:
+            print("roadedge broker needs a secrets folder, not a single file", file=sys.stderr)
+            return 2
+        work = args.workdir or secrets.root / "broker"
+        res = provision(secrets, list(args.devices), out=work,
+                        tls_hosts=["localhost", "127.0.0.1"] if args.tls_port else None)
+    except (ValueError, SecretsError, OSError) as e:
+        print(f"roadedge broker: provisioning failed: {e}", file=sys.stderr)
+        return 1
+    host, port = args.listen
+    extra = broker_conf.auth_lines(res.files["password_file"], res.files["acl_file"])
+    if args.tls_port:
+        extra += broker_conf.tls_listener_lines(args.tls_port, work / "ca.pem", work / "server.pem",
+                                                work / "server.key")
+    broker = Mosquitto(work / "run", port=port or None, extra_conf=extra, host=host)
+    try:
+        broker.start()
+    except (RuntimeError, FileNotFoundError) as e:
+        print(f"broker failed to start on {host}:{port}: {e}", file=sys.stderr)
+        return 1
+    tls = f", TLS on {args.tls_port}" if args.tls_port else ""
+    print(f"roadedge broker (mosquitto) listening on {broker.url}{tls}  [users {res.files['password_file']}, "
+          f"ACL {res.files['acl_file']}]  Ctrl-C stops", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            if broker.proc is None or broker.proc.poll() is not None:
+                print(f"mosquitto exited: see {broker.log_path}", file=sys.stderr)
+                return 1
+    finally:
+        broker.stop()
+        print("broker stopped", flush=True)
     return 0

@@ -50,7 +50,8 @@ class Mosquitto:
 
     def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = "",
                  allow_anonymous: bool | None = None, max_queued: int = 100000,
-                 users: dict[str, str] | None = None) -> None:
+                 users: dict[str, str] | None = None, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -71,11 +72,11 @@ class Mosquitto:
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"mqtt://{self.host}:{self.port}"
 
     def write_conf(self) -> None:
         lines = [
-            f"listener {self.port} 127.0.0.1",
+            f"listener {self.port} {self.host}",
             f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
             "persistence false",
             # Debian default 1000 drops QoS 1 bursts to slow subscribers (domain.md).
@@ -95,7 +96,7 @@ class Mosquitto:
         self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(self.conf_path)],
                                      stdout=log, stderr=subprocess.STDOUT)
         try:
-            wait_port("127.0.0.1", self.port, timeout)
+            wait_port("127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host, self.port, timeout)
         except TimeoutError:
             self.stop()
             raise RuntimeError(f"mosquitto did not start: {self.log_path.read_text()[-2000:]}") from None

@@ -5,6 +5,12 @@ message to one worker of the group, and the store's unique keys make any redeliv
 harmless. Shared subscriptions get no retained messages, so each worker also subscribes
 plainly to the retained state topics (subscription id 2) and uses only the retained copies
 from it. Falls back to MQTT 3.1.1 (without subscription ids) for brokers without MQTT 5.
+
+Nothing acknowledged is lost: QoS 1 messages are acknowledged by hand (paho manual_ack) only once
+the batch holding them is committed, and with an account the session is persistent under a stable
+id (the account name; the broker binds ids to accounts), so a crash or restart finds the backlog
+waiting at the broker. The broker sends at most RECEIVE_MAXIMUM unacknowledged messages, which
+bounds memory and keeps the connection responsive while a large backlog drains.
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ RETAINED_TOPICS = (wire.every(wire.STATUS), wire.every(wire.INFO), wire.every(wi
 SUB_DATA, SUB_RETAINED = 1, 2
 BATCH = 1000
 SESSION_EXPIRY_S = 7 * 24 * 3600
+RECEIVE_MAXIMUM = 1000  # unacknowledged messages in flight from the broker (MQTT 5)
 
 
 class Ingest:
@@ -37,7 +44,10 @@ class Ingest:
                  client_id: str | None = None, ca: str | None = None,
                  credentials: tuple[str, str] | None = None) -> None:
         self.store, self.url, self.group = store, url, shared_group
-        # a fixed client id = a persistent session: the broker keeps QoS 1 messages while ingest is down
+        # a fixed client id = a persistent session: the broker keeps QoS 1 messages while ingest is down.
+        # With an account the id defaults to its name: stable per worker, and what the broker binds it to.
+        if client_id is None and credentials:
+            client_id = credentials[0]
         self.client_id, self.ca = client_id, ca
         self.credentials = credentials
         self.on_change = on_change
@@ -70,13 +80,25 @@ class Ingest:
         if not rc.is_failure:
             self.connected.set()
             self._subscribe(c)
+            if self.client_id and getattr(flags, "session_present", False):
+                self.subscribed.set()  # the session kept the subscriptions: its backlog is already flowing
 
     def _on_message(self, c, u, m: mqtt.MQTTMessage) -> None:
         if self.v5 and self.group:
             ids = getattr(m.properties, "SubscriptionIdentifier", None) or []
             if SUB_DATA not in ids and not m.retain:
+                self._ack([(m.mid, m.qos)])  # nothing to store
                 return  # the live copy of a state message: the shared subscription delivers it
-        self.q.put((m.topic, m.payload, time.time()))  # blocks when full: back-pressure, never drop
+        # blocks when full: back-pressure, never drop; acknowledged by the writer after the commit
+        self.q.put((m.topic, m.payload, time.time(), m.mid, m.qos))
+
+    def _ack(self, acks: list[tuple[int, int]]) -> None:
+        c = self.c
+        if c is None:
+            return
+        for mid, qos in acks:
+            if qos:
+                c.ack(mid, qos)
 
     def start(self, timeout: float = 10.0) -> Ingest:
         self._writer.start()
@@ -88,11 +110,15 @@ class Ingest:
                                password=self.credentials[1] if self.credentials else None)
             c.on_message = self._on_message
             c.on_subscribe = lambda *a: self.subscribed.set()
+            c.on_connect = self._on_connect  # subscribes on every (re)connect, from the CONNACK on
+            c.manual_ack_set(True)
             c.max_inflight_messages_set(1000)
+            self.c = c  # acks go through it as soon as the backlog flows
             kw: dict = {}
             if v5:
                 props = Properties(PacketTypes.CONNECT)
                 props.SessionExpiryInterval = SESSION_EXPIRY_S if self.client_id else 0
+                props.ReceiveMaximum = RECEIVE_MAXIMUM
                 kw = {"clean_start": self.client_id is None, "properties": props}
             try:
                 connect_wait(c, b, timeout, **kw)
@@ -102,9 +128,6 @@ class Ingest:
                 if v5:
                     continue
                 raise
-            self.c = c
-            c.on_connect = self._on_connect
-            self._on_connect(c, None, None, mqtt.ReasonCode(PacketTypes.CONNACK, identifier=0))
             break
         if not self.subscribed.wait(timeout):
             raise TimeoutError("ingest did not subscribe")
@@ -132,15 +155,17 @@ class Ingest:
                     items.append(self.q.get_nowait())
                 except queue.Empty:
                     break
-            self.process(items)
+            if self.process(items):  # stored (or counted as rejected): now the broker may forget them
+                self._ack([(mid, qos) for *_m, mid, qos in items])
             if self.q.empty():
                 with self._idle:
                     self._idle.notify_all()
 
-    def process(self, items: list[tuple[str, bytes, float]]) -> dict:
-        """Decode and store one batch (used by the writer thread, tests and benches)."""
+    def process(self, items: list[tuple]) -> dict:
+        """Decode and store one batch of (topic, payload, rx time[, mid, qos]) (the writer thread, tests,
+        benches). Returns the change, or {} when nothing was stored (stopping): not to be acknowledged."""
         batch, rejects = [], []
-        for topic, payload, rx in items:
+        for topic, payload, rx, *_ack in items:
             try:
                 batch.append((decode(topic, payload), rx, topic))
             except Reject as e:

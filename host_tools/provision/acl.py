@@ -1,18 +1,26 @@
 """Broker ACLs, generated from the one access table (`roadedge.wire.ACCESS`).
 
+Every account is one identity: the shipped config sets `use_username_as_clientid`,
+so a client's id is its user name and no account can take over another's session
+(each service worker therefore has its own account, e.g. ingest-1 .. ingest-4).
+
 Mosquitto's ACL has no deny rule: a client may do exactly what is listed for
 its user, nothing else. Devices get explicit per-user blocks (no `pattern`
-lines, which would apply to the service users too). The embedded broker's JSON
-ACL (`amqtt_json`) comes from the same table, so every broker the project runs
-grants the same rights.
+lines, which would apply to the service users too). Mosquitto is the one broker the
+project runs (a deployment's cluster gets its rules from the same table).
 """
 from __future__ import annotations
 
 from roadedge import wire
 
-# Host services: user -> (read filters, write filters). Users are named after their service.
+# Read-only ingest worker accounts provisioned by default (one per worker process).
+INGEST_WORKERS = 4
+
+# Host services: user -> (read filters, write filters). Users are named after their service; each
+# ingest worker has its own account (client ids are bound to user names) with the "ingest" rights.
 SERVICE_ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     svc: (wire.ACCESS[svc][1], wire.ACCESS[svc][0]) for svc in wire.SERVICES}
+SERVICE_ROLES.update({f"ingest-{n}": SERVICE_ROLES["ingest"] for n in range(1, INGEST_WORKERS + 1)})
 
 RESERVED_IDS = set(wire.RESERVED_IDS)
 
@@ -47,14 +55,3 @@ def acl_file(devices: list[str], services: list[str]) -> str:
         out += device_rules(dev)
         out.append("")
     return "\n".join(out)
-
-
-def amqtt_json(services: tuple[str, ...] = (), everything: tuple[str, ...] = ()) -> dict:
-    """The embedded broker's JSON ACL: `default` = any other user is a device (its own subtree,
-    `{user}` = its id); `services` get their rows of the table, `everything` users all topics."""
-    pub, sub = wire.ACCESS[wire.DEVICE_USER]
-    users = {s: {"publish": list(wire.ACCESS[s][0]), "subscribe": list(wire.ACCESS[s][1])} for s in services}
-    users.update({u: {"publish": ["#"], "subscribe": ["#"]} for u in everything})
-    return {"users": users,
-            "default": {"publish": [f.replace("{id}", "{user}") for f in pub],
-                        "subscribe": [f.replace("{id}", "{user}") for f in sub]}}

@@ -21,7 +21,7 @@ def render(password_file: Path, acl_file: Path, cafile: Path, certfile: Path, ke
 
 def auth_lines(password_file: Path, acl_file: Path) -> str:
     """extra_conf for host_tools.broker.mosquitto.Mosquitto: the generated credentials and ACL."""
-    return f"password_file {password_file}\nacl_file {acl_file}\n"
+    return f"password_file {password_file}\nacl_file {acl_file}\nuse_username_as_clientid true\n"
 
 
 def tls_listener_lines(port: int, cafile: Path, certfile: Path, keyfile: Path) -> str:
