@@ -50,8 +50,10 @@ def test_flash_dir_boots_online_reflash_copies_nothing_and_fleet_tools(
     assert merged["broker"]["password"] == provisioned.password(dev)  # secret merged
     assert merged["command_key"] == provisioned.secrets.devices[dev]["command_key"]
 
-    col = collector_factory(secure_broker.port, [f"re/{dev}/#"], username="technician",
-                            password=provisioned.password("technician"))
+    # watched as the console would (client ids are bound to user names: the technician tools below
+    # need the technician account to themselves)
+    col = collector_factory(secure_broker.port, [f"re/{dev}/#"], username="dispatcher",
+                            password=provisioned.password("dispatcher"))
     # the broker time beacon (the controller's job in a deployment): signed commands need a clock
     ctl = collector_factory(secure_broker.port, ["re/sys/#"], username="controller",
                             password=provisioned.password("controller"))
@@ -164,8 +166,8 @@ def test_shipped_sim_configs_flash_and_come_online_with_their_roles(
     s = Secrets.load(provisioned.secrets_dir)
     out = provision(s, [c["id"] for c in cfgs.values()], out=provisioned.out, tls_hosts=None)
     secure_broker.proc.send_signal(signal.SIGHUP)  # load the new users
-    col = collector_factory(secure_broker.port, ["re/+/status", "re/+/info"], username="technician",
-                            password=provisioned.password("technician"))
+    col = collector_factory(secure_broker.port, ["re/+/status", "re/+/info"], username="dispatcher",
+                            password=provisioned.password("dispatcher"))
     procs = []
     try:
         for n, c in cfgs.items():
@@ -212,8 +214,8 @@ def test_device_connects_over_tls_with_the_provisioned_ca(
     assert r.returncode == 0, r.stdout + r.stderr
     assert (folder / "ca.der").read_bytes() == (provisioned.out / "ca.der").read_bytes()
     assert "ca.der" in manifest(folder)["files"]
-    col = collector_factory(secure_broker.port, [f"re/{dev}/status"], username="technician",
-                            password=provisioned.password("technician"))
+    col = collector_factory(secure_broker.port, [f"re/{dev}/status"], username="dispatcher",
+                            password=provisioned.password("dispatcher"))
     # mbedtls allocates its handshake buffers on the unix port's GC heap: 160K is not enough
     # (the device then stays silent; reported to the runtime owners), 320K is.
     proc = fw.spawn("micropython", folder / "main.py", heap=TLS_HEAP, lib=folder / "lib", cwd=folder,
