@@ -93,3 +93,17 @@ def test_operator_actions_reach_the_real_controller(tmp_path):
     # an unsigned (forged) action is refused by the controller and changes nothing
     w.receive(wire.ctl_topic(z.id, "op"), json.dumps({"body": "{}", "mac": "00"}).encode())
     assert z.policy.mode == "approve" and z.ctl.stats["ops_rejected"]
+
+
+def test_a_rider_on_another_road_rides_over_the_junctions():
+    sc = load(DEMO)
+    w = World(sc, traffic=False)
+    p = w.patrols["trk-001"]  # patrols the parallel S201
+    lat, lon = sc.roads["G60"].latlon_at_km(4.2)
+    metres = p.ride_to(20, lat, lon)
+    roads = [leg[0] for leg in p.errand[1]]
+    assert roads[0] == "S201" and roads[-1] == "G60" and len(roads) == 3  # over a ramp
+    straight = haversine_m(*(lambda tr: (tr.lat, tr.lon))(p.truth(20, sc.roads)), lat, lon)
+    assert metres > straight
+    end = p.truth(20 + metres / p.v + 5, sc.roads)
+    assert haversine_m(end.lat, end.lon, lat, lon) < 5 and end.speed_mps == 0
