@@ -201,7 +201,6 @@ def run(args) -> int:
         client.max_queued_messages_set(0)
         connect_wait(client, b)
         w.sinks.append(MqttSink(client))
-        _close_loops(w, client, svc, sdir, work)
         if firmware_ids:
             from host_tools.keys import Keyring
             from sim.world.faithful import Faithful
@@ -210,6 +209,7 @@ def run(args) -> int:
             faithful = Faithful(w, firmware_ids, url, work / "devices", keyring=Keyring.load(sdir),
                                 observer=(_Broker.WORLD, world_pw)).start()
             print(f"firmware up: {', '.join(firmware_ids)}", file=out, flush=True)
+        _close_loops(w, client, svc, sdir, work)  # for what still runs in-process (firmware listens itself)
         _start_clock(w)
         print(f"technician: roadedge devices --broker {url} --secrets {sdir}   (also logs DEVICE, selftest DEVICE; "
               f"user technician)", file=out, flush=True)
