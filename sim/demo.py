@@ -10,6 +10,10 @@ On a fresh clone, with nothing else set up, it starts:
   under the micropython unix port (sim.world.faithful), the 136 beacons run in-process (the firmware's
   beacon logic); faster than real time everything runs in-process;
 - the dispatcher console, with a supervisor account whose generated password is printed once.
+The loops close as in the field: the console's signed commands reach the in-process trackers (a dispatched
+rider accepts, rides to the scene by road and reports on scene) and its signed operator actions the zone's
+real controller (mode, approve, veto, override), both verified; the scripted SOS comes from its tracker and
+the scripted incident is entered at the dispatch desk (user "desk") when it is reported.
 A live status line follows fog, lamps, signs, traffic and patrols. Ctrl-C stops everything cleanly.
 """
 from __future__ import annotations
@@ -103,6 +107,37 @@ def _start_clock(w) -> None:
         tr.gnss.start_unix = w.epoch
 
 
+DESK = {"user": "desk", "role": "dispatcher"}  # who enters a reported incident in the console (audited)
+
+
+def _close_loops(w, client, svc, sdir: Path, work: Path) -> None:
+    """The console acts on the world as on the field: its signed commands reach the in-process trackers
+    and its signed operator actions the zones' real controllers (both verified, over the demo's broker);
+    a scripted incident is reported to the dispatch desk and entered in the console."""
+    from host_tools.fleet.connect import Subscription
+    from host_tools.keys import Keyring
+
+    state = work / "world"
+    shutil.rmtree(state, ignore_errors=True)
+    state.mkdir(parents=True)
+    w.verify_with(Keyring.load(sdir), state, clock=time.time)  # the console signs by the wall clock
+    sub = Subscription(client, w.command_filters(), qos=1)
+
+    def from_bus(world) -> None:
+        while (m := sub.get(0)) is not None:
+            topic, payload, retained = m
+            if not retained:  # a command left on the broker is nobody acting now
+                world.receive(topic, payload)
+
+    def reported(ev: dict) -> None:
+        lat, lon = w.sc.roads[ev["road"]].latlon_at_km(float(ev["km"]))
+        text = f"{ev.get('id', '')} {ev.get('kind', '')}: {ev.get('text', '')} ({ev['road']} km {ev['km']})"
+        svc.console.create_incident(DESK, lat, lon, int(ev.get("priority", 3)), text.strip())
+
+    w.hooks.append(from_bus)
+    w.on_incident = reported
+
+
 def run(args) -> int:
     from host_tools.dispatch.service import DispatchService
     from host_tools.dispatch.users import Users
@@ -179,6 +214,7 @@ def run(args) -> int:
             faithful = Faithful(w, firmware_ids, url, work / "devices", keyring=Keyring.load(sdir),
                                 observer=(_Broker.OBSERVER, observer_pw)).start()
             print(f"firmware up: {', '.join(firmware_ids)}", file=out, flush=True)
+        _close_loops(w, client, svc, sdir, work)  # for what still runs in-process (firmware listens itself)
         _start_clock(w)
         print(f"technician: roadedge devices --broker {url} --secrets {sdir}   (also logs DEVICE, selftest DEVICE; "
               f"user technician)", file=out, flush=True)

@@ -234,13 +234,16 @@ class SimTracker(_Platform):
             evs = self.model.accept(int(t * 1000))
             self._events(fix.unix, evs)
             changed = changed or bool(evs)
+            inc = self.model.duty.incident
+            if evs and inc is not None:  # the rider heads for the scene by road
+                self.patrol.ride_to(t, inc["lat"] / 1e7, inc["lon"] / 1e7)
         if changed:
             self.publish_state(self.state(fix.unix))
 
-    def command(self, mono_ms: int, cmd: str, args: dict, unix_s: float) -> tuple[str, object]:
-        """A verified command, as TrackerApp applies it (acked like the platform does)."""
+    def command(self, mono_ms: int, cmd: str, args: dict, unix_s: float, ctr: int | None = None) -> tuple[str, object]:
+        """A verified command, as TrackerApp applies it (acked like the platform does, naming its counter)."""
         code, detail, evs = self.model.command(mono_ms, cmd, args)
-        self.ack(unix_s, cmd, None, code, detail)
+        self.ack(unix_s, cmd, ctr, code, detail)
         if code == "ok":
             self._events(unix_s, evs)
             if self.model.duty.pending():

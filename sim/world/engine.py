@@ -97,6 +97,17 @@ class Zone:
         self.next_hb = 0.0
 
 
+class _ClockedAuth:
+    """A verifier that judges expiry by the signer's clock, not the caller's (the world's clock runs faster
+    than the console's wall clock that signed the action)."""
+
+    def __init__(self, auth, clock: Callable[[], float]) -> None:
+        self.auth, self.clock = auth, clock
+
+    def check(self, cmd: str, payload, _now_s):
+        return self.auth.check(cmd, payload, self.clock())
+
+
 class World:
     def __init__(self, sc, seed: int | None = None, dt: float = 0.5, sample_s: float = 1.0,
                  zone_params: dict | None = None, traffic: bool = True, epoch_unix: float = EPOCH_UNIX) -> None:
@@ -162,6 +173,9 @@ class World:
                                                     "late_s": 0.0, "since": {}} for s in self.signs}
         self.started = False
         self.hooks: list[Callable[[World], None]] = []  # run before each tick (e.g. messages from processes)
+        self.command_auth: dict = {}  # in-process device -> its verifier (roadedge.core.auth.CommandAuth)
+        self.verify_clock: Callable[[], float] = self.unix  # the clock signed commands' expiry is judged by
+        self.on_incident: Callable[[dict], None] | None = None  # a scripted incident is reported (the demo)
 
     # --- output ---------------------------------------------------------------
     def unix(self, t: float | None = None) -> float:
@@ -212,6 +226,61 @@ class World:
                     ds[i] = new
         for z in self.zones:
             z.signs = [new if s.id == dev_id else s for s in z.signs]
+
+    # --- from the bus: console commands and operator actions --------------------
+    def command_filters(self) -> list[str]:
+        """What the world subscribes to on a broker: the commands for its in-process trackers and the
+        operator actions for its zone controllers."""
+        return [wire.cmd_topic(t.id, "#") for t in self.trackers if getattr(t, "inproc", True)] + \
+            [wire.ctl_topic(z.id, "op") for z in self.zones]
+
+    def verify_with(self, keyring, state_dir, clock: Callable[[], float] | None = None) -> None:
+        """Verify what arrives from the bus as in the field: each in-process tracker with the firmware's
+        CommandAuth and its own command key, each zone controller with the operator key. `clock` judges
+        expiry (the signers' wall clock, when the world runs faster than real time)."""
+        from host_tools.controller.cli import operator_auth
+        from host_tools.keys import UnknownDevice
+        from roadedge.core.auth import CommandAuth
+
+        if clock is not None:
+            self.verify_clock = clock
+        for tr in self.trackers:
+            if getattr(tr, "inproc", True):
+                try:
+                    key = keyring.command_key(tr.id)
+                except UnknownDevice:
+                    continue  # no key: its commands are refused (fail closed)
+                self.command_auth[tr.id] = CommandAuth(key, tr.id, f"{state_dir}/{tr.id}.cmd-counter.json")
+        for z in self.zones:
+            auth = operator_auth(keyring, z.id, f"{state_dir}/{z.id}.op-counter.json")
+            z.ctl.op_auth = _ClockedAuth(auth, self.verify_clock) if auth is not None else None
+
+    def receive(self, topic: str, payload: bytes) -> None:
+        """A message from the bus (call between ticks, from the thread that steps the world): an operator
+        action goes to its zone's real Controller, a command to its in-process tracker, verified first."""
+        parsed = wire.parse(topic)
+        if parsed is None:
+            return
+        kind, ident, name = parsed
+        if kind == wire.CTL_OP:
+            for z in self.zones:
+                if z.id == ident:
+                    z.ctl.on_message(topic, payload, False)
+            self._deliver_to_controllers()
+            return
+        tr = self.tracker_by_id.get(ident) if kind == wire.COMMAND else None
+        if tr is None or not getattr(tr, "inproc", True):
+            return
+        mono, unix_s = int(self.t * 1000), self.unix()
+        auth = self.command_auth.get(ident)
+        if auth is None:  # acked as the firmware platform (core.app) acks them
+            tr.ack(unix_s, name, None, "refused", "no command_key configured")
+            return
+        code, body = auth.check(name, payload, self.verify_clock())
+        if code != "ok" or body is None:
+            tr.ack(unix_s, name, None, code, None)
+            return
+        tr.command(mono, name, body["args"], unix_s, body["ctr"])
 
     # --- world queries ---------------------------------------------------------
     def _sign_limit(self, road: str, s0: float, s1: float):
@@ -326,6 +395,8 @@ class World:
             if tr is not None:
                 tr.press_sos(self.t, unix_s)
             return
+        if self.on_incident is not None:  # reported to the dispatch desk (a call, a camera operator)
+            self.on_incident(ev)
         # an incident: the beacons upstream of it (same road, both carriageways' approach) go to section alarm
         if ev.get("section_alarm"):
             km = ev["km"]

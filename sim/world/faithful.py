@@ -121,6 +121,8 @@ class ProcessTracker(_Proxy):
         self.reports: list[tuple[float, float, float]] = []
         self.hw = fleet.hws.device(self.id)
         self.io = fleet.hws.call(lambda: TrackerIO(self.hw))
+        self.orders: dict[str, tuple[float, float]] = {}  # incident -> where, as the display showed it
+        self.accept_at: float | None = None
 
     def second(self, t: float) -> None:
         data = "".join(line + "\r\n" for line in self.gnss.epoch(t)).encode()
@@ -129,6 +131,36 @@ class ProcessTracker(_Proxy):
     def press_sos(self, _t: float, _unix: float) -> None:
         loop = self.f.hws.loop
         loop.call_soon_threadsafe(lambda: loop.create_task(self.io.sos()))
+
+    def heard(self, w, topic: str, obj: dict) -> None:
+        """The rider around the firmware: reads a dispatch off the display (where the incident is), presses
+        accept ACCEPT_S after it arrived, and once the tracker reports the accept rides to the scene by road
+        (the firmware itself reports on scene)."""
+        from sim.world.devices import SimTracker
+
+        parsed = wire.parse(topic)
+        if parsed is None:
+            return
+        kind, _dev, name = parsed
+        if kind == wire.COMMAND and name == "dispatch" and isinstance(obj.get("body"), str):
+            try:
+                args = json.loads(obj["body"]).get("args") or {}
+            except (ValueError, AttributeError):
+                return
+            if isinstance(args.get("lat"), (int, float)) and isinstance(args.get("lon"), (int, float)):
+                self.orders[str(args.get("incident"))] = (args["lat"], args["lon"])
+        elif kind == wire.STATE and obj.get("incident") is not None and obj.get("duty") == "patrol":
+            self.accept_at = self.accept_at or w.t + SimTracker.ACCEPT_S  # pending on the display
+        elif kind == wire.EVENT and obj.get("type") == "dispatch_accept":
+            where = self.orders.get(str(obj.get("incident")))
+            if where is not None:
+                self.patrol.ride_to(w.t, *where)
+
+    def tick(self, w) -> None:
+        if self.accept_at is not None and w.t >= self.accept_at:
+            self.accept_at = None
+            loop = self.f.hws.loop
+            loop.call_soon_threadsafe(lambda: loop.create_task(self.io.accept()))
 
 
 def select(world, spec: str) -> list[str]:
@@ -227,6 +259,9 @@ class Faithful:
         if w.t >= self.next_time:
             self.next_time = w.t + 1.0
             self.client.publish(wire.TIME_TOPIC, json.dumps({"t": int(w.unix() * 1000)}), 0)
+        for p in self.proxies.values():
+            if isinstance(p, ProcessTracker):
+                p.tick(w)
         while True:
             try:
                 at, topic, payload, qos, retain = self.inbox.get_nowait()
@@ -244,6 +279,8 @@ class Faithful:
                 continue
             if not isinstance(obj, dict) or p is None:
                 continue
+            if isinstance(p, ProcessTracker):
+                p.heard(w, topic, obj)
             if parts[0] == "owntracks" and isinstance(p, ProcessTracker) and obj.get("live", True):
                 p.reports.append((obj["tst"] - w.epoch, obj["lat"], obj["lon"]))
             elif parts[-1] == "state":

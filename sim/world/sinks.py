@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from host_tools.recording.fileformat import Recorded, encode
+from roadedge import wire
 
 
 class RecordingSink:
@@ -30,15 +31,17 @@ class MemorySink:
 
 class MqttSink:
     """Publishes to a broker with a paho client (the demo's devices on the CPython runtime).
-    Heartbeats and acks between the simulated controller and signs stay off the bus."""
+    Heartbeats between the simulated controller and signs (and their acks) stay off the bus; the acks
+    of everything else go out, as the console follows its commands by them."""
 
-    SKIP = ("/cmd/heartbeat", "/ack")
     echo = False  # firmware processes' messages are on the broker already: never republish them
 
     def __init__(self, client) -> None:
         self.client = client
 
     def __call__(self, t: float, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        if topic.endswith(self.SKIP):
+        parsed = wire.parse(topic)
+        if parsed is not None and (parsed[0] == wire.COMMAND and parsed[2] == "heartbeat"
+                                   or parsed[0] == wire.ACK and b'"cmd":"heartbeat"' in payload):
             return
         self.client.publish(topic, payload, qos=qos, retain=retain)

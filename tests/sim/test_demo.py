@@ -37,15 +37,34 @@ def _wait_line(q: queue.Queue, prefix: str, seen: list[str], timeout: float = 60
             return line
 
 
-def test_demo_console_shows_units_fog_lamps_signs(tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    proc = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "demo", "--quick", "--duration", "120",
-                             "--no-browser", "--http", "127.0.0.1:0", "--workdir", str(tmp_path / "var")],
+def _start(tmp_path, *opts: str):
+    proc = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "demo", *opts, "--no-browser", "--http",
+                             "127.0.0.1:0", "--workdir", str(tmp_path / "var")],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     q: queue.Queue = queue.Queue()
     threading.Thread(target=_reader, args=(proc, q), daemon=True).start()
+    return proc, q
+
+
+def _stop(proc, q: queue.Queue, seen: list[str]) -> list[str]:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rest = []
+    while (line := q.get(timeout=10)) is not None:
+        rest.append(line)
+    assert proc.returncode == 0, "".join(seen + rest)
+    return rest
+
+
+def test_demo_console_shows_units_fog_lamps_signs(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    proc, q = _start(tmp_path, "--quick", "--duration", "120")
     seen: list[str] = []
     try:
         line = _wait_line(q, "console:", seen)
@@ -94,17 +113,76 @@ def test_demo_console_shows_units_fog_lamps_signs(tmp_path):
         assert {i: rows[i]["role"] for i in want if i in rows} == want
         assert all(rows[i]["fw"] and rows[i]["status"] == "online" for i in want)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-    rest = []
-    while True:
-        line = q.get(timeout=10)
-        if line is None:
-            break
-        rest.append(line)
-    assert proc.returncode == 0, "".join(seen + rest)
+        rest = _stop(proc, q, seen)
+    assert any("demo stopped" in x for x in rest), "".join(rest)
+
+
+# every dispatch status the page renders, in order (they follow each other within a second)
+RECORD_DISPATCHES = """() => { window.seenDispatch = [];
+  new MutationObserver(() => document.querySelectorAll('#dispatch-list li').forEach((li) => {
+    const d = RE.dispatches[li.dataset.id]; const k = d && d.unit + ':' + li.dataset.status;
+    if (d && window.seenDispatch[window.seenDispatch.length - 1] !== k) window.seenDispatch.push(k); }))
+  .observe(document.getElementById('dispatch-list'), {childList: true, subtree: true}); }"""
+
+
+def test_demo_loops_close_through_the_console(tmp_path):
+    """A shortened demo, driven as its users would: a supervisor puts the zone in approve mode, a
+    recommendation waits as pending and approving it puts it on the sign (through the real controller);
+    the scripted SOS and incident appear as from the field; the nearest unit is dispatched and goes
+    sent -> accepted -> on scene on the map; fixes are fresh."""
+    from playwright.sync_api import sync_playwright
+
+    # 5x: the controller's 60 s approve timeout leaves the supervisor 12 s to act
+    proc, q = _start(tmp_path, "--speed", "5", "--duration", "400")
+    seen: list[str] = []
+    try:
+        parts = _wait_line(q, "console:", seen).split()
+        url, user, password = parts[1], parts[3], parts[5]
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                page, errors = login(browser, url, user, password)
+                page.evaluate(RECORD_DISPATCHES)
+                # sign control: approve mode, through the zone controller
+                page.wait_for_selector(".zone .zone-mode", timeout=60000)
+                zone = page.evaluate("Object.keys(RE.ctl)[0]")
+                page.select_option(f'.zone[data-zone="{zone}"] .zone-mode', "approve")
+                page.wait_for_function(f"RE.ctl['{zone}'].mode === 'approve'", timeout=30000)
+                row = page.wait_for_selector(f'.zone[data-zone="{zone}"] tr.pending[data-sign]', timeout=120000)
+                sign = row.get_attribute("data-sign")
+                limit = page.evaluate(f"RE.ctl['{zone}'].signs.find(s => s.id === '{sign}').pending")
+                shown = page.evaluate(f"(RE.signs['{sign}'].state || {{}}).limit")
+                assert isinstance(limit, int) and shown != limit  # waiting for the supervisor
+                page.click(f'.zone[data-zone="{zone}"] tr[data-sign="{sign}"] .sign-op[data-action="approve"]')
+                page.wait_for_function(f"(RE.signs['{sign}'].state || {{}}).limit === {limit}", timeout=30000)
+                audit = page.evaluate("fetch('/api/audit').then(r => r.json())")
+                assert any(a["action"] == "sign_op" and a["result"] == "sent to controller" and
+                           json.loads(a["detail"]).get("action") == "approve" for a in audit), audit[:5]
+                # the scripted SOS (t = 180 s) and incident (t = 240 s), as from the field
+                page.wait_for_selector('#sos-banner .sos-item[data-unit="trk-004"]', timeout=120000)
+                item = page.wait_for_selector('#incident-list li:has-text("INC-1")', timeout=120000)
+                iid = int(item.get_attribute("data-id"))
+                item.query_selector(".rank-btn").click()
+                first = page.wait_for_selector("#rank-list li[data-unit]", timeout=30000)
+                unit = first.get_attribute("data-unit")
+                first.query_selector(".dispatch-btn").click()
+                page.wait_for_function(f"Object.values(RE.dispatches).some(d => d.unit === '{unit}' && "
+                                       f"d.incident === {iid} && d.status === 'on_scene')", timeout=240000)
+                steps = [s.split(":")[1] for s in page.evaluate("window.seenDispatch") if s.startswith(unit + ":")]
+                assert steps[0] == "sent" and "accepted" in steps and steps[-1] == "on_scene", steps
+                assert steps.index("accepted") < steps.index("on_scene")
+                # on the map: the unit's marker at the incident; its duty as its tracker reports it
+                gap = page.evaluate(f"RE.map.distance(RE.units['{unit}'].getLatLng(), "
+                                    f"[RE.incidents[{iid}].lat, RE.incidents[{iid}].lon])")
+                assert gap < 150, gap
+                page.wait_for_function(f"(RE.devices['{unit}'].state || {{}}).duty === 'on_scene'", timeout=30000)
+                # fresh fixes: every unit's fix age in the table under 10 s
+                ages = page.eval_on_selector_all("#unit-table tbody tr td:nth-child(4)", "els => els.map(e => e.textContent)")
+                assert len(ages) == 10 and all(a.endswith(" s") and int(a.split()[0]) < 10 for a in ages), ages
+                page.screenshot(path=str(tmp_path / "loops.png"))
+                assert not errors, errors
+            finally:
+                browser.close()
+    finally:
+        rest = _stop(proc, q, seen)
     assert any("demo stopped" in x for x in rest), "".join(rest)

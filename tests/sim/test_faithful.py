@@ -13,6 +13,7 @@ from pathlib import Path
 
 from host_tools.deployment.geo import haversine_m
 from host_tools.deployment.scenario import parse
+from roadedge import wire
 from sim.world import World
 from sim.world.faithful import Faithful, select
 from sim.world.sinks import MemorySink
@@ -61,5 +62,23 @@ def test_sign_beacon_tracker_processes_in_the_world(mosquitto, tmp_path):
         topics = {m.topic for m in mem.messages}
         assert {f"re/{SIGN}/state", f"re/{BEACON}/state", f"owntracks/roadedge/{TRACKER}"} <= topics
         assert any(m.topic == f"re/{TRACKER}/event" and b'"sos"' in m.payload for m in mem.messages)
+        # a dispatch to where the unit is: the firmware takes it, the rider presses accept and rides there by
+        # road, and the firmware reports on scene
+        tt = trk.patrol.truth(w.t, w.sc.roads)
+        cmd = f.keyring.signer(TRACKER).sign("dispatch", {"incident": "9", "lat": tt.lat, "lon": tt.lon, "prio": 1}, 120)
+        f.client.publish(wire.cmd_topic(TRACKER, "dispatch"), cmd, qos=1)
+
+        def duty_events():
+            return [json.loads(m.payload) for m in mem.messages if m.topic == wire.topic(TRACKER, wire.EVENT)
+                    and json.loads(m.payload).get("type") in ("dispatch_accept", "duty")]
+
+        t1 = time.monotonic()
+        while time.monotonic() - t1 < 120 and not any(e.get("status") == "on_scene" for e in duty_events()):
+            w.step()
+            ahead = w.t - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+        kinds = [e.get("status", e["type"]) for e in duty_events()]
+        assert kinds[:1] == ["dispatch_accept"] and "on_scene" in kinds, kinds
     finally:
         f.stop()
