@@ -5,6 +5,7 @@ import argparse
 import json
 
 from rich.console import Console
+from roadedge import wire
 
 from host_tools.config.secrets import Secrets
 from host_tools.fleet import connect as broker
@@ -51,7 +52,7 @@ def run(args) -> int:
 
 HINTS = {
     "no_clock": "the device has no time yet, so it cannot check a command's expiry: something must publish "
-                "re/sys/time (the controller does); is it running?",
+                f"{wire.TIME_TOPIC} (the controller does); is it running?",
     "bad_mac": "the device's command key differs from the secrets folder: re-flash it after `roadedge provision`",
     "replay": "the device has seen a higher counter: is the host clock behind?",
     "expired": "the command arrived after its expiry: check the host and device clocks",
