@@ -3,12 +3,15 @@
   roadedge dispatch --broker mqtt://127.0.0.1:1883 --http 127.0.0.1:8080 --db dispatch.db \\
       --deployment sim/scenarios/demo.json
   roadedge dispatch --db dispatch.db --add-user alice --role supervisor   (asks for the password)
+  roadedge dispatch --db dispatch.db --disable-user alice | --enable-user alice | --set-role alice --role viewer
+      | --list-users   (a running console follows at once)
   roadedge dispatch --broker ... --db dispatch.db --shared-group ingest --no-web --client-id ingest-2
       (an extra ingest worker; --client-id gives it a persistent session so nothing is lost while it restarts)
 """
 from __future__ import annotations
 
 import getpass
+import os
 import signal
 import sys
 import threading
@@ -35,8 +38,13 @@ def add_arguments(p) -> None:
     p.add_argument("--tiles", help="optional tile server URL template, e.g. http://tiles.local/{z}/{x}/{y}.png")
     p.add_argument("--no-web", action="store_true", help="ingest only (an extra worker)")
     p.add_argument("--add-user", metavar="NAME", help="create or update an account and exit")
-    p.add_argument("--role", choices=ROLES, help="role for --add-user")
+    p.add_argument("--role", choices=ROLES, help="role for --add-user or --set-role")
     p.add_argument("--password-stdin", action="store_true", help="read the --add-user password from stdin")
+    # account changes count at once in a running console (it reads the accounts file, not a copy)
+    p.add_argument("--set-role", metavar="NAME", help="give an account the --role and exit")
+    p.add_argument("--disable-user", metavar="NAME", help="disable an account (its sessions end at once) and exit")
+    p.add_argument("--enable-user", metavar="NAME", help="enable a disabled account and exit")
+    p.add_argument("--list-users", action="store_true", help="list the accounts and exit")
 
 
 def users_path(args) -> Path:
@@ -60,19 +68,56 @@ def service_account(args) -> tuple[tuple[str, str] | None, str | None]:
     return creds, ca
 
 
-def run(args) -> int:
-    if args.add_user:
-        if not args.role:
-            print("--add-user needs --role (viewer, dispatcher or supervisor)", file=sys.stderr)
+def accounts(args) -> int | None:
+    """The account options: None when there is none (serve), else the exit status. Each change is
+    also written to the console's audit trail, as the operating-system user who made it."""
+    users = Users(users_path(args))
+    if args.list_users:
+        if users.unreadable:
+            print(f"error: {users.unreadable}", file=sys.stderr)
             return 2
-        pw = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass(f"password for {args.add_user}: ")
-        try:
-            Users(users_path(args)).add(args.add_user, args.role, pw)
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        print(f"user {args.add_user} ({args.role}) saved in {users_path(args)}")
+        for u in users.list():
+            print(f"{u['name']:24} {u['role']:11} {'disabled' if u['disabled'] else 'enabled'}")
         return 0
+    name = args.add_user or args.set_role or args.disable_user or args.enable_user
+    if not name:
+        return None
+    if (args.add_user or args.set_role) and not args.role:
+        print("--add-user and --set-role need --role (viewer, dispatcher or supervisor)", file=sys.stderr)
+        return 2
+    try:
+        by = f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        by = f"cli:uid {os.getuid()}"
+    try:
+        if args.add_user:
+            pw = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass(f"password for {name}: ")
+            users.add(name, args.role, pw, by)
+            op, done = "add", f"user {name} ({args.role}) saved in {users_path(args)}"
+        elif args.set_role:
+            users.set_role(name, args.role, by)
+            op, done = "role", f"user {name} is now a {args.role}"
+        else:
+            users.set_disabled(name, bool(args.disable_user), by)
+            op, done = ("disable", f"user {name} disabled") if args.disable_user else ("enable", f"user {name} enabled")
+    except (ValueError, LookupError) as e:
+        print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    from .store import Store
+
+    store = Store(args.db)
+    try:
+        store.add_audit(by, None, "accounts", name, {"op": op, "role": args.role} if args.role else {"op": op}, "ok")
+    finally:
+        store.close()
+    print(done)
+    return 0
+
+
+def run(args) -> int:
+    rc = accounts(args)
+    if rc is not None:
+        return rc
     from .service import DispatchService
 
     http = None

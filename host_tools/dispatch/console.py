@@ -25,6 +25,7 @@ PERMS = {
     "incident_close": ("dispatcher", "supervisor"),
     "dispatch": ("dispatcher", "supervisor"),
     "sign_op": ("supervisor",),
+    "accounts": ("supervisor",),  # accounts.py: list, add, disable / enable, role, password
 }
 SIGN_ACTIONS = ("approve", "veto", "manual", "mode")
 

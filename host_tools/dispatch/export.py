@@ -1,6 +1,8 @@
-"""Track export: GPX 1.1 and GeoJSON (pure)."""
+"""Exports: tracks as GPX 1.1 and GeoJSON, report tables as CSV (pure)."""
 from __future__ import annotations
 
+import csv
+import io
 import time
 from xml.sax.saxutils import escape
 
@@ -25,3 +27,29 @@ def to_geojson(unit: str, pts: list[dict]) -> dict:
         "properties": {"unit": unit, "times": [_iso(p["tst"]) for p in pts], "tst": [p["tst"] for p in pts],
                        "vel": [p.get("vel") for p in pts]},
         "geometry": {"type": "LineString", "coordinates": [[p["lon"], p["lat"]] for p in pts]}}]}
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "|", "%")
+
+
+def csv_cell(v) -> str | int | float:
+    """Numbers stay numbers; text that a spreadsheet would run as a formula gets a leading quote."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (int, float)):
+        return v
+    s = str(v)
+    return "'" + s if s.startswith(_FORMULA_START) else s
+
+
+def to_csv(columns: list[str], rows: list[dict]) -> str:
+    """RFC 4180 CSV with a header, with a byte-order mark so spreadsheets read it as UTF-8."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow([csv_cell(c) for c in columns])
+    for r in rows:
+        w.writerow([csv_cell(r.get(c)) for c in columns])
+    return "\ufeff" + buf.getvalue()

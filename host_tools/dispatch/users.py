@@ -6,6 +6,7 @@ Argon2id hash at the account's next successful login.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
@@ -93,39 +94,175 @@ def password_problem(name: str, pw: str) -> str | None:
     return None
 
 
+class AccountConflict(ValueError):
+    """The change would clash with the accounts as they are (a name taken, no supervisor left)."""
+
+
+class UnknownAccount(LookupError):
+    pass
+
+
 class Users:
+    """The accounts file, read again whenever it changes on disk: an account added, disabled or
+    re-roled by `roadedge dispatch --add-user` (another process) or by a supervisor in the console
+    counts at the next request, without a restart.
+
+    A record: {"role", "hash", "disabled", "epoch", "created", "changed", "by"}. `epoch` goes up when
+    the password is set again, which ends the sessions opened with the old one. Writers (the console,
+    the CLI) take an exclusive lock on `<file>.lock` and write a new file in one rename, so readers
+    never see half a file and two writers never lose each other's change. An accounts file that does
+    not parse fails closed: nobody logs in and no session is honoured until it is fixed, and it is
+    never overwritten.
+    """
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.users: dict[str, dict] = {}
-        self.lock = threading.Lock()
-        if self.path.exists():
-            data = json.loads(self.path.read_text())
-            self.users = data.get("users", {})
+        self.lock = threading.RLock()
+        self._users: dict[str, dict] = {}
+        self._sig: tuple | None = None
+        self.unreadable: str | None = None  # why the file could not be read, while it cannot
         self._dummy: str | None = None
+        self._refresh()
 
-    def add(self, name: str, role: str, password: str) -> None:
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {', '.join(ROLES)}")
-        if not name or len(name) > MAX_NAME or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-            raise ValueError(f"user names are up to {MAX_NAME} letters, digits, '-', '_', '.'")
-        problem = password_problem(name, password)
-        if problem:
-            raise ValueError(problem)
+    # -- reading: always the file as it is now --------------------------------------
+    def _refresh(self) -> None:
+        try:
+            st = os.stat(self.path)
+            sig: tuple | None = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            sig = None
         with self.lock:
-            self.users[name] = {"role": role, "hash": hash_password(password)}
-            self._save()
+            if sig == self._sig and self._sig is not None:
+                return
+            users: dict[str, dict] = {}
+            problem = None
+            if sig is not None:
+                try:
+                    data = json.loads(self.path.read_text(encoding="utf-8"))
+                    users = data.get("users") if isinstance(data, dict) else None
+                    if not isinstance(users, dict) or not all(
+                            isinstance(u, dict) and u.get("role") in ROLES and isinstance(u.get("hash"), str)
+                            for u in users.values()):
+                        raise ValueError("not an accounts file")
+                except (OSError, ValueError, UnicodeDecodeError) as e:
+                    users, problem = {}, f"accounts file {self.path} unreadable: {e}"
+            self._users, self._sig, self.unreadable = users, sig, problem
 
-    def _save(self) -> None:
+    @property
+    def users(self) -> dict[str, dict]:
+        self._refresh()
+        return self._users
+
+    def account(self, name: str) -> dict | None:
+        """The account as the file has it now (a copy), or None."""
+        u = self.users.get(name)
+        return dict(u) if u is not None else None
+
+    def list(self) -> list[dict]:
+        """Every account without its hash, by name."""
+        return [{"name": n, "role": u["role"], "disabled": bool(u.get("disabled")), "created": u.get("created"),
+                 "changed": u.get("changed"), "by": u.get("by")} for n, u in sorted(self.users.items())]
+
+    # -- writing: lock, read the file again, change, write it in one rename ---------------
+    def _mutate(self, change) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"users": self.users}, indent=1))
+        with self.lock, open(self.path.with_name(self.path.name + ".lock"), "a") as lockf:
+            fcntl.flock(lockf, fcntl.LOCK_EX)  # released when the file closes
+            self._sig = None  # whatever is cached, read what is on disk now
+            self._refresh()
+            if self.unreadable:
+                raise AccountConflict(f"{self.unreadable}: fix or restore it first (it is not overwritten)")
+            users = {n: dict(u) for n, u in self._users.items()}
+            change(users)
+            self._save(users)
+            self._sig = None
+            self._refresh()
+
+    def _save(self, users: dict[str, dict]) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps({"users": users}, indent=1))
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o600)
         tmp.replace(self.path)
 
-    def verify(self, name: str, password: str) -> str | None:
-        """The user's role if the password is right, else None. An unknown name costs the same
-        work as a known one (no user enumeration by timing). Blocking: call it from a worker."""
-        u = self.users.get(name)
+    @staticmethod
+    def _check_name(name: str) -> None:
+        if not isinstance(name, str) or not name or len(name) > MAX_NAME or \
+                not name.replace("-", "").replace("_", "").replace(".", "").isalnum() or not name.isascii():
+            raise ValueError(f"user names are up to {MAX_NAME} letters, digits, '-', '_', '.'")
+
+    @staticmethod
+    def _check_role(role: str) -> None:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+
+    @staticmethod
+    def _stamp(u: dict, by: str | None) -> None:
+        u["changed"] = time.time()
+        u["by"] = by
+
+    @staticmethod
+    def _supervised(users: dict[str, dict]) -> bool:
+        return any(u["role"] == "supervisor" and not u.get("disabled") for u in users.values())
+
+    def add(self, name: str, role: str, password: str, by: str | None = None, replace: bool = True) -> None:
+        """Create an account, or (replace) set an existing one's role and password."""
+        self._check_role(role)
+        self._check_name(name)
+        problem = password_problem(name, password)
+        if problem:
+            raise ValueError(problem)
+        h = hash_password(password)  # outside the lock: it takes a while
+
+        def change(users: dict[str, dict]) -> None:
+            old = users.get(name)
+            if old is not None and not replace:
+                raise AccountConflict(f"an account named {name} exists")
+            had = self._supervised(users)
+            u = {**(old or {"created": time.time()}), "role": role, "hash": h}
+            if old is not None:
+                u["epoch"] = int(old.get("epoch", 0)) + 1  # a new password ends the old sessions
+            self._stamp(u, by)
+            users[name] = u
+            if had and not self._supervised(users):
+                raise AccountConflict("at least one enabled supervisor must remain")
+
+        self._mutate(change)
+
+    def _update(self, name: str, by: str | None, apply) -> None:
+        def change(users: dict[str, dict]) -> None:
+            if name not in users:
+                raise UnknownAccount(f"no account named {name}")
+            had = self._supervised(users)
+            apply(users[name])
+            self._stamp(users[name], by)
+            if had and not self._supervised(users):  # nobody could manage accounts in the console
+                raise AccountConflict("at least one enabled supervisor must remain")
+
+        self._mutate(change)
+
+    def set_role(self, name: str, role: str, by: str | None = None) -> None:
+        self._check_role(role)
+        self._update(name, by, lambda u: u.update(role=role))
+
+    def set_disabled(self, name: str, disabled: bool, by: str | None = None) -> None:
+        self._update(name, by, lambda u: u.update(disabled=bool(disabled)))
+
+    def set_password(self, name: str, password: str, by: str | None = None) -> None:
+        problem = password_problem(name, password)
+        if problem:
+            raise ValueError(problem)
+        h = hash_password(password)
+        self._update(name, by, lambda u: u.update(hash=h, epoch=int(u.get("epoch", 0)) + 1))
+
+    # -- logging in ---------------------------------------------------------------------
+    def login(self, name: str, password: str) -> dict | None:
+        """{"role", "epoch", "disabled"} if the password is right, else None. An unknown name costs
+        the same work as a known one (no user enumeration by timing). Blocking: call it from a worker."""
+        u = self.account(name)
         if u is None:
             if self._dummy is None:
                 self._dummy = hash_password(secrets.token_urlsafe(16))
@@ -136,27 +273,35 @@ class Users:
             return None
         if needs_rehash(stored):  # upgrade a legacy hash now that we hold the password
             new = hash_password(password)
-            with self.lock:
-                if self.users.get(name, {}).get("hash") == stored:
-                    self.users[name] = {**self.users[name], "hash": new}
-                    try:
-                        self._save()
-                    except OSError:  # a read-only accounts file: log in anyway, upgrade next time
-                        pass
-        return u["role"]
+
+            def upgrade(users: dict[str, dict]) -> None:
+                if users.get(name, {}).get("hash") == stored:
+                    users[name]["hash"] = new
+
+            try:
+                self._mutate(upgrade)
+            except (OSError, AccountConflict):  # a read-only accounts file: log in anyway, upgrade next time
+                pass
+        return {"role": u["role"], "epoch": int(u.get("epoch", 0)), "disabled": bool(u.get("disabled"))}
+
+    def verify(self, name: str, password: str) -> str | None:
+        """The role of an enabled account whose password is right, else None."""
+        a = self.login(name, password)
+        return a["role"] if a and not a["disabled"] else None
 
 
 class Sessions:
-    """In-memory sessions: random token (HttpOnly cookie) -> user, role, CSRF token."""
+    """In-memory sessions: random token (HttpOnly cookie) -> user, role, CSRF token, the account's
+    password epoch. `current` holds each one against the accounts store on every use."""
 
     def __init__(self) -> None:
         self.s: dict[str, dict] = {}
         self.lock = threading.Lock()
 
-    def create(self, user: str, role: str) -> dict:
+    def create(self, user: str, role: str, epoch: int = 0) -> dict:
         tok = secrets.token_urlsafe(32)
         sess = {"token": tok, "user": user, "role": role, "csrf": secrets.token_urlsafe(24),
-                "expires": time.time() + SESSION_S}
+                "expires": time.time() + SESSION_S, "epoch": epoch}
         with self.lock:
             mine = sorted((s["expires"], t) for t, s in self.s.items() if s["user"] == user)
             for _, t in mine[:max(0, len(mine) - SESSIONS_PER_USER + 1)]:  # bounded: oldest goes first
@@ -173,6 +318,31 @@ class Sessions:
                 del self.s[tok]
                 return None
             return sess
+
+    def current(self, tok: str | None, users: Users) -> dict | None:
+        """The session as the accounts store has it now: ended (and forgotten) once its account is
+        gone, disabled or has a new password; its role is the account's role now. While the accounts
+        file is unreadable no session is honoured, and none is forgotten."""
+        sess = self.get(tok)
+        if sess is None:
+            return None
+        acct = users.account(sess["user"])
+        if users.unreadable:
+            return None
+        if acct is None or acct.get("disabled") or int(acct.get("epoch", 0)) != sess.get("epoch", 0):
+            self.drop(sess["token"])
+            return None
+        if acct["role"] != sess["role"]:
+            with self.lock:
+                sess["role"] = acct["role"]
+        return sess
+
+    def keep(self, sess: dict, users: Users) -> None:
+        """After a user set their own password: this session carries on with the new epoch."""
+        acct = users.account(sess["user"])
+        if acct is not None:
+            with self.lock:
+                sess["epoch"] = int(acct.get("epoch", 0))
 
     def drop(self, tok: str) -> None:
         with self.lock:

@@ -51,6 +51,7 @@ BODY_TIMEOUT_S = 10.0
 HEADER_TIMEOUT_S = 10.0
 KEEPALIVE_S = 5
 SSE_KEEPALIVE_S = 10.0
+SESSION_CHECK_S = 1.0  # a live-update stream checks its session (account disabled, role changed) this often
 MAX_CONNECTIONS = 1000  # beyond this uvicorn answers 503 (memory stays bounded)
 MAX_HEADER_BYTES = 16 * 1024
 # Argon2id uses 4 lanes and 64 MiB per hash: one hash at a time already keeps 2 cores busy.
@@ -174,6 +175,8 @@ class ConsoleApp:
         self._sse_wakers: set = set()
         self._sse_lock = threading.Lock()
         G, P = ["GET"], ["POST"]
+        from .web_admin import AdminRoutes  # it uses this module's helpers
+
         routes = [
             Route("/favicon.ico", lambda r: self._static("favicon.svg"), methods=G),
             Route("/", lambda r: self._static("index.html"), methods=G),
@@ -192,6 +195,7 @@ class ConsoleApp:
             Route("/api/incidents/{iid:int}/close", self.incident_close, methods=P),
             Route("/api/dispatch", self.dispatch, methods=P),
             Route("/api/sign", self.sign, methods=P),
+            *AdminRoutes(self).routes(),  # accounts (supervisor) and reports: web_admin.py
         ]
         tiles = console.tile_url
         img = "'self' data:" + (" " + urlparse(tiles).scheme + "://" + urlparse(tiles).netloc if tiles else "")
@@ -223,7 +227,8 @@ class ConsoleApp:
         return c + ("; Secure" if self.secure else "")
 
     def _session(self, request: Request) -> dict | None:
-        return self.sessions.get(request.cookies.get(COOKIE))
+        # held against the accounts store on every request: a disabled or re-roled account counts at once
+        return self.sessions.current(request.cookies.get(COOKIE), self.users)
 
     # -- request bodies -------------------------------------------------------------
     async def _body(self, request: Request) -> dict:
@@ -344,7 +349,7 @@ class ConsoleApp:
 
     async def events(self, request: Request) -> Response:
         try:
-            self._viewer(request)
+            sess = self._viewer(request)
         except Refused as e:
             return error(e.status, str(e))
         loop = asyncio.get_running_loop()
@@ -362,19 +367,32 @@ class ConsoleApp:
             self._sse_wakers.add(notify)
 
         async def stream():
+            role, quiet_since = sess["role"], time.monotonic()
             try:
                 yield b"retry: 1000\n\n"
                 while not self.stopping:
+                    # the stream follows the account too: it ends (after telling the page) once the session
+                    # is refused, and says so when the role changed
+                    now = self._session(request)
+                    if now is None or now["role"] != role:
+                        yield b"event: session\ndata: " + dumps({"ended": now is None, "role": now and now["role"]}) \
+                            + b"\n\n"
+                        if now is None:
+                            break
+                        role = now["role"]
                     try:
                         kind, data = q.get_nowait()
                     except queue.Empty:
                         wake.clear()
                         if q.empty() and not self.stopping:
                             try:
-                                await asyncio.wait_for(wake.wait(), SSE_KEEPALIVE_S)
+                                await asyncio.wait_for(wake.wait(), SESSION_CHECK_S)
                             except TimeoutError:
-                                yield b": keepalive\n\n"
+                                if time.monotonic() - quiet_since >= SSE_KEEPALIVE_S:
+                                    quiet_since = time.monotonic()
+                                    yield b": keepalive\n\n"
                         continue
+                    quiet_since = time.monotonic()
                     yield b"event: " + kind.encode() + b"\ndata: " + dumps(data) + b"\n\n"
             finally:
                 bus.unsubscribe(q)
@@ -404,18 +422,20 @@ class ConsoleApp:
         self.logins_waiting += 1
         ok = None
         try:
-            role = None
+            acct = None
             if len(pw) <= MAX_PASSWORD:
-                role = await asyncio.get_running_loop().run_in_executor(self.hasher, self.users.verify, user, pw)
-            ok = role is not None
+                acct = await asyncio.get_running_loop().run_in_executor(self.hasher, self.users.login, user, pw)
+            ok = acct is not None and not acct["disabled"]
         finally:
             self.logins_waiting -= 1
             self.throttle.done(user, addr, device, ok)  # ok None: cancelled, decided nothing
-        if not role:
-            await run_in_threadpool(store.add_audit, user, None, "login", user, {"from": addr},
-                                    "refused: bad credentials")
+        if not ok or acct is None:
+            # the same answer for a disabled account: the password being right is not told
+            why = "refused: account disabled" if acct else self.users.unreadable or "refused: bad credentials"
+            await run_in_threadpool(store.add_audit, user, None, "login", user, {"from": addr}, why[:200])
             return error(401, "wrong user name or password")
-        sess = self.sessions.create(user, role)
+        role = acct["role"]
+        sess = self.sessions.create(user, role, acct["epoch"])
         await run_in_threadpool(store.add_audit, user, role, "login", user, {"from": addr}, "ok")
         r = json_response({"user": user, "role": role, "csrf": sess["csrf"]})
         r.headers.append("Set-Cookie", self.cookie(sess["token"]))

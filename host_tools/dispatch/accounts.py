@@ -1,0 +1,71 @@
+"""Account management from the console: a supervisor lists, adds, disables / enables, re-roles
+accounts and sets a new password; every attempt is audited, refusals too.
+
+The accounts store is users.Users (the same file `roadedge dispatch --add-user` writes); sessions
+follow each change at once (users.Sessions.current). Passwords never reach the audit trail.
+"""
+from __future__ import annotations
+
+from .console import Console, Refused
+from .users import AccountConflict, Sessions, UnknownAccount, Users
+
+
+class AccountAdmin:
+    def __init__(self, console: Console, users: Users, sessions: Sessions) -> None:
+        self.console, self.users, self.sessions = console, users, sessions
+
+    def _do(self, sess: dict, action: str, name, detail: dict, change) -> dict:
+        """Permission, then the change; the outcome (or why not) goes to the audit trail."""
+        target = str(name)[:64]
+        self.console._check(sess, "accounts", target, {"op": action, **detail})
+        detail = {"op": action, **detail}
+        try:
+            if not isinstance(name, str):
+                raise ValueError("name required")
+            change()
+        except UnknownAccount as e:
+            self.console.audit(sess, "accounts", target, detail, "refused: no such account")
+            raise Refused(404, str(e)) from None
+        except AccountConflict as e:
+            self.console.audit(sess, "accounts", target, detail, f"refused: {e}")
+            raise Refused(409, str(e)) from None
+        except ValueError as e:
+            self.console.audit(sess, "accounts", target, detail, f"refused: {e}")
+            raise Refused(400, str(e)) from None
+        self.console.audit(sess, "accounts", target, detail, "ok")
+        self.console.bus.publish("accounts", {"changed": target})
+        return {"ok": True, "accounts": self.users.list()}
+
+    def list(self, sess: dict) -> list[dict]:
+        self.console._check(sess, "accounts", "list", {"op": "list"})
+        return self.users.list()
+
+    def add(self, sess: dict, name, role, password) -> dict:
+        return self._do(sess, "add", name, {"role": role},
+                        lambda: self.users.add(name, str(role), str(password or ""), sess["user"], replace=False))
+
+    def set_role(self, sess: dict, name, role) -> dict:
+        def change() -> None:
+            if name == sess["user"]:
+                raise AccountConflict("you cannot change your own role: ask another supervisor")
+            self.users.set_role(name, str(role), sess["user"])
+
+        return self._do(sess, "role", name, {"role": role}, change)
+
+    def set_enabled(self, sess: dict, name, enabled) -> dict:
+        def change() -> None:
+            if not isinstance(enabled, bool):
+                raise ValueError("enabled must be true or false")
+            if name == sess["user"] and not enabled:
+                raise AccountConflict("you cannot disable your own account: ask another supervisor")
+            self.users.set_disabled(name, not enabled, sess["user"])
+
+        return self._do(sess, "enable" if enabled is True else "disable", name, {}, change)
+
+    def set_password(self, sess: dict, name, password) -> dict:
+        def change() -> None:
+            self.users.set_password(name, str(password or ""), sess["user"])
+            if name == sess["user"]:  # the supervisor's own session carries on; their others end
+                self.sessions.keep(sess, self.users)
+
+        return self._do(sess, "password", name, {}, change)
