@@ -6,7 +6,7 @@ follow each change at once (users.Sessions.current). Passwords never reach the a
 """
 from __future__ import annotations
 
-from .console import Console, Refused
+from .console import PERMS, Console, Refused
 from .users import AccountConflict, Sessions, UnknownAccount, Users
 
 
@@ -14,30 +14,35 @@ class AccountAdmin:
     def __init__(self, console: Console, users: Users, sessions: Sessions) -> None:
         self.console, self.users, self.sessions = console, users, sessions
 
-    def _do(self, sess: dict, action: str, name, detail: dict, change) -> dict:
-        """Permission, then the change; the outcome (or why not) goes to the audit trail."""
-        target = str(name)[:64]
-        self.console._check(sess, "accounts", target, {"op": action, **detail})
-        detail = {"op": action, **detail}
+    def _allowed(self, sess: dict, action: str, target: str, detail: dict) -> None:
+        if sess["role"] not in PERMS["accounts"]:
+            self.console.audit(sess, action, target, detail, f"refused: role {sess['role']} may not manage accounts")
+            raise Refused(403, f"a {sess['role']} may not manage accounts")
+
+    def _do(self, sess: dict, op: str, name, detail: dict, change) -> dict:
+        """Permission, then the change; the outcome (or why not) goes to the audit trail as
+        account_<op> (account_add, account_role, account_disable, ...)."""
+        target, action = str(name)[:64], f"account_{op}"
+        self._allowed(sess, action, target, detail)
         try:
             if not isinstance(name, str):
                 raise ValueError("name required")
             change()
         except UnknownAccount as e:
-            self.console.audit(sess, "accounts", target, detail, "refused: no such account")
+            self.console.audit(sess, action, target, detail, "refused: no such account")
             raise Refused(404, str(e)) from None
         except AccountConflict as e:
-            self.console.audit(sess, "accounts", target, detail, f"refused: {e}")
+            self.console.audit(sess, action, target, detail, f"refused: {e}")
             raise Refused(409, str(e)) from None
         except ValueError as e:
-            self.console.audit(sess, "accounts", target, detail, f"refused: {e}")
+            self.console.audit(sess, action, target, detail, f"refused: {e}")
             raise Refused(400, str(e)) from None
-        self.console.audit(sess, "accounts", target, detail, "ok")
+        self.console.audit(sess, action, target, detail, "ok")
         self.console.bus.publish("accounts", {"changed": target})
         return {"ok": True, "accounts": self.users.list()}
 
     def list(self, sess: dict) -> list[dict]:
-        self.console._check(sess, "accounts", "list", {"op": "list"})
+        self._allowed(sess, "account_list", "accounts", {})
         return self.users.list()
 
     def add(self, sess: dict, name, role, password) -> dict:

@@ -107,7 +107,7 @@ def accounts(args) -> int | None:
 
     store = Store(args.db)
     try:
-        store.add_audit(by, None, "accounts", name, {"op": op, "role": args.role} if args.role else {"op": op}, "ok")
+        store.add_audit(by, None, f"account_{op}", name, {"role": args.role} if args.role else {}, "ok")
     finally:
         store.close()
     print(done)

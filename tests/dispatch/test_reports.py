@@ -148,3 +148,65 @@ def test_report_window_is_the_local_calendar_day_and_never_the_future():
                 ("2025-12-01", 1, 900)):
         with pytest.raises(ValueError):
             window(*bad)
+
+
+def test_csv_cells_cannot_run_as_formulas():
+    from host_tools.dispatch.export import to_csv
+
+    text = to_csv(["a", "b", "c"], [{"a": "=HYPERLINK(\"http://x\")", "b": -3.5, "c": "+1"},
+                                    {"a": "@SUM(A1)", "b": None, "c": "plain, \"quoted\"\nline"}])
+    assert text.startswith("\ufeff")
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(text[1:])))
+    assert rows[1] == ["'=HYPERLINK(\"http://x\")", "-3.5", "'+1"]
+    assert rows[2] == ["'@SUM(A1)", "", "plain, \"quoted\"\nline"]
+
+
+def test_report_and_csv_over_http_from_the_store(console, publisher):
+    """Through the console: the stored fixes of a known ride, a dispatch's response time, the CSV with
+    a safe file name and cells."""
+    import csv
+    import io
+    import time
+    import urllib.request
+
+    from dispatch_support import location
+    from test_console_http import Client
+
+    now = time.time()
+    midnight = now - now % DAY
+    t0 = now - 600 if now - midnight > 700 else midnight - 700  # the ride within one UTC day
+    for i in range(11):  # km 0 -> 1.0 at 36 km/h
+        lat, lon = at(0.1 * i)
+        publisher.send("owntracks/roadedge/trk-a", location(i + 1, lat, lon, t0 + 10 * i, vel=36.0))
+    publisher.send("owntracks/roadedge/trk-a", {**location(20, 95.0, 0.0, t0 + 200)})  # refused at ingest
+    assert console.ingest.wait_idle(10)
+    c = Client(console.url)
+    assert c.login("disp", "disp-pass-123") == 200
+    st, inc = c.req("POST", "/api/incidents", {"lat": at(1.0)[0], "lon": at(1.0)[1], "text": "=cmd|' /C calc'!A0"})
+    assert st == 200
+    console.store.add_dispatch(inc["id"], "trk-a", "disp", 1, "on_scene")
+    console.store._exec("UPDATE incidents SET created=? WHERE id=?", (t0 + 50, inc["id"]))
+    console.store._exec("UPDATE dispatches SET sent=?, on_scene=? WHERE incident=?", (t0 + 70, t0 + 190, inc["id"]))
+    day = dt.datetime.fromtimestamp(t0, dt.UTC).date().isoformat()
+    st, rep = c.req("GET", f"/api/reports?day={day}&tz=0")
+    assert st == 200
+    units = {u["unit"]: u for d in rep["days"] for u in d["units"]}
+    assert units["trk-a"]["distance_km"] == pytest.approx(1.0, abs=0.01) and units["trk-a"]["fixes"] == 11
+    incs = [i for d in rep["days"] for i in d["incidents"]]
+    assert [(i["section"], i["to_dispatch_s"], i["response_s"]) for i in incs] == [("F1", 20, 140)]
+    f1 = next(s for d in rep["days"] for s in d["sections"] if s["section"] == "F1")
+    assert (f1["incidents"], f1["reached"], f1["median_response_min"]) == (1, 1, 2.3)
+
+    for bad in ("", "?day=2025-02-30", f"?day={day}&days=99", f"?day={day}&tz=east"):
+        assert c.req("GET", "/api/reports" + bad)[0] == 400, bad
+    assert c.req("GET", f"/api/reports/passwords.csv?day={day}")[0] == 404
+    assert Client(console.url).req("GET", f"/api/reports?day={day}")[0] == 401
+    r = urllib.request.Request(console.url + f"/api/reports/incidents.csv?day={day}&tz=0")
+    with c.op.open(r, timeout=30) as resp:
+        assert resp.headers["Content-Type"] == "text/csv; charset=utf-8"
+        assert resp.headers["Content-Disposition"].startswith(f'attachment; filename="incidents-{day}.csv"')
+        rows = list(csv.DictReader(io.StringIO(resp.read().decode("utf-8-sig"))))
+    assert rows[0]["text"] == "'=cmd|' /C calc'!A0" and rows[0]["response_s"] == "140.0"

@@ -47,6 +47,7 @@
 
   async function start(me) {
     RE.me = me; csrf = me.csrf;
+    RE.api = api;  // hook: the other console scripts (admin.js, reports.js) call the API the same way
     $("#whoami").textContent = me.user + " (" + me.role + ")";
     $("#sign-role-note").textContent = me.role === "supervisor" ? "" : "(only a supervisor may change signs)";
     if (!window.L) { toast("map library missing: run python -m host_tools.dispatch.assets", true); }
@@ -54,6 +55,7 @@
     try { await loadSnapshot(true); } catch (e) { toast("could not load the current state: " + e.message, true); }
     connectEvents();
     setInterval(() => guard(tick, "tick"), 1000);
+    document.dispatchEvent(new CustomEvent("re:start", { detail: me }));  // hook: admin.js, reports.js
   }
 
   // ---- map ----
@@ -355,6 +357,7 @@
   function connectEvents() {
     if (es) es.close();
     es = new EventSource("/api/events");
+    RE.es = es; document.dispatchEvent(new CustomEvent("re:events", { detail: es }));  // hook: admin.js
     const on = (k, f) => es.addEventListener(k, (ev) => { try { f(JSON.parse(ev.data)); } catch (e) { console.error(k, e); } });
     on("devices", (list) => { each(list, (d) => { if (d.kind === "unit") upsertUnit(d); else if (d.kind === "sign") upsertSign(d); else if (d.kind === "beacon") upsertBeacon(d); }, "device"); renderUnits(); });
     on("fog", drawFog);
