@@ -14,6 +14,11 @@ One process ingests every device topic into SQLite and serves the web console:
 - web.py: Starlette on uvicorn (its own thread and event loop): bounded bodies, header/idle deadlines, TLS,
   password hashing on a fixed pool. users.py: accounts (Argon2id, `--add-user`, password policy with
   common-passwords.txt), in-memory sessions (HttpOnly cookie + CSRF token), the login throttle.
+- Accounts are read live: users.Users re-reads the accounts file when it changes (the CLI and the console both
+  write it, under a lock) and users.Sessions.current holds every session against it on each request.
+  accounts.py: a supervisor's account management (audited); web_admin.py: its routes and the reports'.
+- reports.py: per unit-day distance / duty times / stops and per fog section presence / response times (pure);
+  reports_db.py reads them from the store on a read-only connection; export.to_csv writes them injection-safe.
 - service.py wires it all for the CLI, tests and the demo; assets.py installs the browser libraries.
 
 Set-up: `python -m host_tools.dispatch.assets` (npm install of web/package.json, copied into static/vendor).

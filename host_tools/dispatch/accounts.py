@@ -37,6 +37,9 @@ class AccountAdmin:
         except ValueError as e:
             self.console.audit(sess, action, target, detail, f"refused: {e}")
             raise Refused(400, str(e)) from None
+        except OSError as e:  # a full disk, a read-only accounts folder: nothing changed
+            self.console.audit(sess, action, target, detail, f"failed: {e.strerror or e}")
+            raise Refused(503, f"the accounts file could not be written: {e.strerror or e}") from None
         self.console.audit(sess, action, target, detail, "ok")
         self.console.bus.publish("accounts", {"changed": target})
         return {"ok": True, "accounts": self.users.list()}

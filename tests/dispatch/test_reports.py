@@ -210,3 +210,33 @@ def test_report_and_csv_over_http_from_the_store(console, publisher):
         assert resp.headers["Content-Disposition"].startswith(f'attachment; filename="incidents-{day}.csv"')
         rows = list(csv.DictReader(io.StringIO(resp.read().decode("utf-8-sig"))))
     assert rows[0]["text"] == "'=cmd|' /C calc'!A0" and rows[0]["response_s"] == "140.0"
+
+
+def test_duty_times_and_stops_read_from_the_store(tmp_path):
+    """reports_db on a real store: the tracker's state changes (state_log) give the duty times, the
+    link status counts offline, a state body that is not JSON is skipped."""
+    import json
+
+    from host_tools.dispatch.decode import Record
+    from host_tools.dispatch.reports_db import build
+    from host_tools.dispatch.store import Store
+
+    st = Store(tmp_path / "d.db")
+    batch = [(Record("location", "trk-a", {"tst": T0 + t, "lat": at(km)[0], "lon": at(km)[1], "vel": v}, i + 1),
+              T0 + t, "t")
+             for i, (t, km, v) in enumerate([(0, 0.0, 36.0), (100, 1.0, 0.0), (400, 1.0, 0.0), (410, 1.1, 36.0)])]
+    st.apply(batch, [])
+    for rx, kind, body in [(T0 - 50, "state", json.dumps({"duty": "patrol"})), (T0 + 100, "state", "{broken"),
+                           (T0 + 200, "state", json.dumps({"duty": "on_scene"})), (T0 + 300, "status", "offline"),
+                           (T0 + 350, "status", "online"), (T0 + 400, "state", json.dumps({"duty": "patrol"})),
+                           (T0 + 600, "state", json.dumps({"duty": "dispatched"}))]:
+        st._exec("INSERT INTO state_log(device, kind, rx, body) VALUES(?,?,?,?)", ("trk-a", kind, rx, body))
+    st.close()
+    rep = build(str(tmp_path / "d.db"), SECTIONS, T0, T0 + DAY, T0 + 1000)
+    (u,) = rep["units"]
+    assert u["duty"] == {"patrol_s": 400.0, "en_route_s": 400.0, "on_scene_s": 150.0, "off_duty_s": 0.0,
+                         "offline_s": 50.0, "unknown_s": 0.0}
+    assert (u["stops"], u["stopped_s"], u["fixes"]) == (1, 310, 4)  # at rest 100 s -> moving at 410 s
+    assert u["distance_km"] == pytest.approx(1.1, abs=0.01)
+    f1 = rep["sections"][0]
+    assert f1["units_seen"] == ["trk-a"] and f1["presence_s"] > 300  # parked inside F1 100-400 s
