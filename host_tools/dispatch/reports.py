@@ -16,7 +16,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from host_tools.deployment.geo import Polyline, haversine_m
+from host_tools.deployment.geo import EARTH_R, Polyline, Projection
 
 STOP_KMH = 5.0  # domain.md: stop = speed < 5 km/h for > 120 s
 STOP_MIN_S = 120.0
@@ -34,34 +34,50 @@ def _num(v) -> float | None:
     return float(v)
 
 
-@dataclass(frozen=True)
 class Fix:
-    tst: float
-    lat: float
-    lon: float
-    vel: float | None
+    """A fix with its place on the deployment's local metric plane (x east, y north, metres)."""
 
-    @staticmethod
-    def parse(row) -> Fix | None:
-        """A stored fix (mapping with tst, lat, lon, vel) or None when it is not a usable position."""
-        try:
-            tst, lat, lon = _num(row["tst"]), _num(row["lat"]), _num(row["lon"])
-            vel = _num(row.get("vel") if hasattr(row, "get") else row["vel"])
-        except (KeyError, TypeError, IndexError):
-            return None
-        if tst is None or lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            return None
-        return Fix(tst, lat, lon, vel if vel is not None and vel >= 0 else None)
+    __slots__ = ("tst", "lat", "lon", "vel", "x", "y")
+
+    def __init__(self, tst: float, lat: float, lon: float, vel: float | None, x: float = 0.0, y: float = 0.0):
+        self.tst, self.lat, self.lon, self.vel, self.x, self.y = tst, lat, lon, vel, x, y
 
 
-def clean_track(rows: Iterable, counts: dict) -> Iterable[Fix]:
-    """The fixes worth measuring, in time order: bad ones and glitches left out and counted
-    (counts["bad_fixes"], counts["jumps"]). A jump that the next fix confirms is a real move (a
-    catch-up after a gap, say): the track carries on from there, without its distance."""
+BREAK = Fix(float("nan"), 0.0, 0.0, None)  # in a cleaned track: no distance or presence across it
+
+
+def _parse(row, plane: list) -> Fix | None:
+    """A stored fix (mapping with tst, lat, lon, vel) or None when it is not a usable position."""
+    try:
+        tst, lat, lon = _num(row["tst"]), _num(row["lat"]), _num(row["lon"])
+        vel = _num(row["vel"])
+    except (KeyError, TypeError, IndexError):
+        return None
+    if tst is None or lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        return None
+    if not plane:  # no deployment: a plane around the first fix
+        plane[:] = [lat, lon, math.cos(math.radians(lat)) * _RAD_M]
+    lat0, lon0, kx = plane
+    return Fix(tst, lat, lon, vel if vel is not None and vel >= 0 else None, (lon - lon0) * kx, (lat - lat0) * _RAD_M)
+
+
+_RAD_M = math.radians(1) * EARTH_R  # metres per degree of latitude
+
+
+def _d(a: Fix, b: Fix) -> float:
+    return math.hypot(b.x - a.x, b.y - a.y)
+
+
+def clean_track(rows: Iterable, counts: dict, proj: Projection | None = None) -> Iterable[Fix]:
+    """The fixes worth measuring, in time order, placed on proj's plane (the deployment's, so that
+    they meet its sections; without one, a plane around the first fix). Bad ones and glitches are
+    left out and counted (counts["bad_fixes"], counts["jumps"]). A jump that the next fix confirms
+    is a real move (a catch-up after a gap, say): the track carries on from there after a BREAK."""
+    plane: list = [proj.lat0, proj.lon0, math.cos(math.radians(proj.lat0)) * _RAD_M] if proj else []
     last: Fix | None = None
     pending: Fix | None = None
     for row in rows:
-        f = Fix.parse(row)
+        f = _parse(row, plane)
         if f is None:
             counts["bad_fixes"] = counts.get("bad_fixes", 0) + 1
             continue
@@ -74,7 +90,7 @@ def clean_track(rows: Iterable, counts: dict) -> Iterable[Fix]:
             last = f
             yield f
         elif pending is not None and f.tst > pending.tst and _plausible(pending, f):
-            yield Fix(float("nan"), 0.0, 0.0, None)  # the jump was real: a break, no distance across it
+            yield BREAK  # the jump was real
             yield pending
             yield f
             last, pending = f, None
@@ -84,7 +100,7 @@ def clean_track(rows: Iterable, counts: dict) -> Iterable[Fix]:
 
 
 def _plausible(a: Fix, b: Fix) -> bool:
-    return haversine_m(a.lat, a.lon, b.lat, b.lon) / (b.tst - a.tst) * 3.6 <= MAX_KMH
+    return _d(a, b) / (b.tst - a.tst) * 3.6 <= MAX_KMH
 
 
 def _is_break(f: Fix) -> bool:
@@ -101,7 +117,7 @@ def _at_rest(prev: Fix | None, f: Fix) -> bool:
         return f.vel < STOP_KMH
     if prev is None:
         return False
-    return haversine_m(prev.lat, prev.lon, f.lat, f.lon) / (f.tst - prev.tst) * 3.6 < STOP_KMH
+    return _d(prev, f) / (f.tst - prev.tst) * 3.6 < STOP_KMH
 
 
 @dataclass
@@ -147,7 +163,7 @@ def track_summary(fixes: Iterable[Fix], t0: float, t1: float) -> dict:
         rest = _at_rest(prev, f)
         if prev is not None:
             dt = f.tst - prev.tst
-            d = haversine_m(prev.lat, prev.lon, f.lat, f.lon)
+            d = _d(prev, f)
             if rest and prev_rest and d < JITTER_M:
                 d = 0.0  # GNSS noise around a parked bike
             dist += d * _overlap(prev.tst, f.tst, t0, t1) / dt
@@ -246,9 +262,13 @@ class Section:
     def distance_m(self, x: float, y: float) -> float:
         return self.line.project(x, y)[1]
 
+    def box_distance_m(self, x: float, y: float) -> float:
+        """A cheap lower bound of distance_m: the distance to the section line's bounding box."""
+        b, m = self.box, self.near_m
+        return math.hypot(max(b[0] + m - x, 0.0, x - b[2] + m), max(b[1] + m - y, 0.0, y - b[3] + m))
+
     def near(self, x: float, y: float) -> bool:
-        b = self.box
-        return b[0] <= x <= b[2] and b[1] <= y <= b[3] and self.distance_m(x, y) <= self.near_m
+        return self.box_distance_m(x, y) <= self.near_m and self.distance_m(x, y) <= self.near_m
 
 
 def _merge(iv: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -262,33 +282,46 @@ def _merge(iv: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 
 def presence_intervals(fixes: Iterable[Fix], sections: list[Section], t0: float, t1: float) -> dict[str, list]:
-    """{section id: merged [(from, to)]} within [t0, t1) during which this unit was near the section:
-    each stretch between two fixes (at most MAX_GAP_S apart) is judged every SAMPLE_M along it."""
+    """{section id: merged [(from, to)]} within [t0, t1) during which this unit was near the section
+    (fixes from clean_track on the sections' plane). Between two fixes at most MAX_GAP_S apart the
+    unit moved along the straight line: a stretch whose ends prove it all near or all far (every
+    point of it is within (d_a + d_b ± length) / 2 of the section) is decided at once, any other is
+    judged every SAMPLE_M along it."""
     out: dict[str, list[tuple[float, float]]] = {s.id: [] for s in sections}
-    prev: tuple[Fix, float, float] | None = None
+    r = NEAR_M
+    prev: Fix | None = None
+    prev_d: list[tuple[float, bool]] = []  # per section: distance (or a lower bound), exact?
     for f in fixes:
         if _is_break(f) or not sections:
             prev = None
             continue
-        x, y = sections[0].proj.to_xy(f.lat, f.lon)
-        if prev is not None:
-            p, px, py = prev
-            if f.tst - p.tst <= MAX_GAP_S and _overlap(p.tst, f.tst, t0, t1) > 0:
-                lo_x, hi_x, lo_y, hi_y = min(px, x), max(px, x), min(py, y), max(py, y)
-                n = min(400, max(1, math.ceil(math.hypot(x - px, y - py) / SAMPLE_M)))
-                dt = (f.tst - p.tst) / n
-                for s in sections:
-                    b = s.box
-                    if hi_x < b[0] or lo_x > b[2] or hi_y < b[1] or lo_y > b[3]:
-                        continue
-                    for i in range(n):  # the middle of each step stands for it
-                        k = (i + 0.5) / n
-                        if s.near(px + (x - px) * k, py + (y - py) * k):
-                            a = max(t0, p.tst + i * dt)
-                            e = min(t1, p.tst + (i + 1) * dt)
-                            if e > a:
-                                out[s.id].append((a, e))
-        prev = (f, x, y)
+        cur = [(s.box_distance_m(f.x, f.y), False) for s in sections]  # made exact only when it matters
+        if prev is not None and f.tst - prev.tst <= MAX_GAP_S and _overlap(prev.tst, f.tst, t0, t1) > 0:
+            L = _d(prev, f)
+            for i, s in enumerate(sections):
+                (da, ea), (db, eb) = prev_d[i], cur[i]
+                if (da + db - L) / 2 > r:
+                    continue  # all of it far (true of the lower bounds, so of the distances)
+                if not ea:
+                    da = s.distance_m(prev.x, prev.y)
+                    prev_d[i] = (da, True)
+                if not eb:
+                    db = s.distance_m(f.x, f.y)
+                    cur[i] = (db, True)
+                if (da + db - L) / 2 > r:
+                    continue
+                if (da + db + L) / 2 <= r:
+                    spans = [(prev.tst, f.tst)]  # all of it near
+                else:
+                    n = min(400, max(1, math.ceil(L / SAMPLE_M)))
+                    dt = (f.tst - prev.tst) / n
+                    spans = [(prev.tst + i * dt, prev.tst + (i + 1) * dt) for i in range(n)
+                             if s.near(prev.x + (f.x - prev.x) * (i + 0.5) / n, prev.y + (f.y - prev.y) * (i + 0.5) / n)]
+                for a, b in spans:
+                    a, b = max(a, t0), min(b, t1)
+                    if b > a:
+                        out[s.id].append((a, b))
+        prev, prev_d = f, cur
     return {k: _merge(v) for k, v in out.items()}
 
 

@@ -78,7 +78,7 @@ def build(db_path: str, sections: list[R.Section], t0: float, t1: float, now_end
             if len(rows) > MAX_FIXES_PER_UNIT:
                 rows, truncated = rows[:MAX_FIXES_PER_UNIT], truncated + 1
             counts: dict = {}
-            fixes = list(R.clean_track(rows, counts))
+            fixes = list(R.clean_track(rows, counts, sections[0].proj if sections else None))
             del rows
             row = R.unit_day(unit, fixes, _changes(con, unit, t0, now_end), t0, now_end, counts)
             units.append(row)

@@ -39,7 +39,7 @@ def ride_a() -> list[dict]:
 
 def clean(rows):
     counts: dict = {}
-    return list(R.clean_track(rows, counts)), counts
+    return list(R.clean_track(rows, counts, SC.proj)), counts
 
 
 def test_distance_stops_and_fix_counts_on_a_known_ride():
