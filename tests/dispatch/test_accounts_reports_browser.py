@@ -97,6 +97,15 @@ def test_shift_report_in_the_console_and_its_csv(console, publisher, browser, de
     a = next(r for r in rows if r["unit"] == "trk-a")
     assert abs(float(a["distance_km"]) - 1.0) < 0.01 and a["fixes"] == "11" and a["day"] == day
     page.screenshot(path=str(tmp_path / "report.png"))
+    # on a phone the report still fits: its table scrolls inside the dialog, the CSV link stays in view
+    page.set_viewport_size({"width": 390, "height": 844})
+    box = page.evaluate("""() => { const r = e => document.querySelector(e).getBoundingClientRect();
+        return {dlg: r('#reports-dialog').right, csv: r('#report-csv').right, w: innerWidth,
+                scroll: document.querySelector('#reports-dialog .dlg-scroll').scrollWidth >
+                        document.querySelector('#reports-dialog .dlg-scroll').clientWidth}; }""")
+    assert box["dlg"] <= box["w"] and box["csv"] <= box["w"] and box["scroll"], box
+    assert page.is_visible('#report-table tr[data-key="trk-a"]')
+    page.screenshot(path=str(tmp_path / "report-390.png"))
     exports = [a for a in console.store.audit() if a["action"] == "report_export"]
     assert exports and exports[0]["user"] == "disp" and exports[0]["target"] == "units"
     assert not errors, errors
