@@ -202,3 +202,25 @@ def test_two_writers_never_lose_each_others_change(tmp_path):
     a.set_disabled("bob", True)
     assert {u["name"]: u["disabled"] for u in Users(f).list()} == {"ann": False, "bob": True}
     assert b.verify("bob", "harbour-crane-evening") is None and b.verify("ann", "tidal-basin-lantern") == "supervisor"
+
+
+def test_a_password_set_again_from_the_cli_ends_the_sessions_opened_with_the_old_one(tmp_path):
+    from host_tools.dispatch.users import Sessions
+
+    f = tmp_path / "u.json"
+    users, sessions = Users(f), Sessions()
+    users.add("ann", "supervisor", "tidal-basin-lantern")
+    users.add("bob", "dispatcher", "harbour-crane-evening")
+    acct = users.login("bob", "harbour-crane-evening")
+    assert acct == {"role": "dispatcher", "epoch": 0, "disabled": False}
+    old = sessions.create("bob", acct["role"], acct["epoch"])
+    assert sessions.current(old["token"], users) is old
+    Users(f).add("bob", "dispatcher", "quiet-harbour-night")  # `--add-user bob` again, another process
+    assert sessions.current(old["token"], users) is None and sessions.get(old["token"]) is None  # forgotten
+    assert users.login("bob", "harbour-crane-evening") is None
+    new = users.login("bob", "quiet-harbour-night")
+    assert new and new["epoch"] == 1
+    # re-adding the last supervisor as something else would leave nobody to manage accounts
+    with pytest.raises(AccountConflict):
+        Users(f).add("ann", "viewer", "tidal-basin-lantern")
+    assert Users(f).account("ann")["role"] == "supervisor"
