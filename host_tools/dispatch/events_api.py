@@ -7,6 +7,8 @@
 """
 from __future__ import annotations
 
+import math
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -27,7 +29,12 @@ def routes(app) -> list[Route]:
 
     def _float(q, name: str):
         v = q.get(name)
-        return float(v) if v not in (None, "") else None
+        if v in (None, ""):
+            return None
+        f = float(v)
+        if not math.isfinite(f):
+            raise ValueError(f"{name} must be a time (unix s)")
+        return f
 
     async def eventlog(request: Request) -> Response:
         q = request.query_params

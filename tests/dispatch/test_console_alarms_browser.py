@@ -5,32 +5,11 @@ from __future__ import annotations
 
 import time
 
-from dispatch_support import location
-from support.browser import login
+from dispatch_support import location, open_console
 
 from host_tools.dispatch.alarms import TYPES as RULE_TYPES
 from host_tools.dispatch.alarms import AlarmConfig
 from roadedge.core.auth import CommandAuth
-
-# Notification is the browser's own; the probe only records what the page asked it to show
-NOTIFICATION_PROBE = """
-(() => {
-  const Real = window.Notification;
-  if (!Real) return;
-  window.__notes = [];
-  function Probe(title, opts) { window.__notes.push({ title, body: opts && opts.body, tag: opts && opts.tag }); return new Real(title, opts); }
-  Object.defineProperty(Probe, "permission", { get: () => Real.permission });
-  Probe.requestPermission = (...a) => Real.requestPermission(...a);
-  window.Notification = Probe;
-})();
-"""
-
-
-def open_console(browser, url: str, user: str, password: str):
-    page, errors = login(browser, url, user, password, NOTIFICATION_PROBE, permissions=["notifications"])
-    page.wait_for_function("window.REEvents && window.REEvents.ready === true", timeout=10000)
-    return page, errors
-
 
 def beacon_ids(console) -> list[str]:
     return sorted(console.console.beacon_pos)
