@@ -2,7 +2,8 @@
 
 Fed with the console's view (units, signs, beacons, the zone controllers' state, the deployment's roads):
 - overspeed: a unit faster than the limit the nearest sign upstream of it shows (signs stand at a km
-  marker and face traffic driving towards higher km; the sign's `limit` is what its face shows);
+  marker and face traffic driving towards higher km; the sign's `limit` is what its face shows; it holds
+  to the end of the sign's section, or sign_reach_km for a sign without one);
 - in_fog: a unit inside fog below 100 m (Art. 81: 40 km/h, hazard lamps), from the beacons' visibility;
 - sign_over_law: a sign showing more than Art. 81 allows for the worst visibility reported at it (its own
   meter, the zone controller's reading for it, beacons within SIGN_VIS_RADIUS_KM);
@@ -31,7 +32,7 @@ TYPES = ("overspeed", "in_fog", "sign_over_law", "fog_uncovered", "section_alarm
 @dataclass
 class AlarmConfig:
     overspeed_tolerance_kmh: float = 5.0  # GNSS speed is good to ~1 km/h; a small margin against rounding
-    sign_reach_km: float = 3.0  # a sign's limit applies this far downstream of it (or to the next sign)
+    sign_reach_km: float = 3.0  # a sign without a section: its limit applies this far (or to the next sign)
     on_road_m: float = 40.0  # a fix farther than this from every road is not on the road
     fix_max_age_s: float = 60.0  # older fixes judge nothing about speed or fog
     fog_vis_m: float = 100.0  # in_fog: Art. 81's 40 km/h band
@@ -152,6 +153,7 @@ def overspeed(view: View, cfg: AlarmConfig, now_s: float) -> list[Condition]:
     for s in view.signs:
         if isinstance(s.road, str) and number(s.km, -1e6, 1e6) is not None:
             by_road.setdefault(s.road, []).append(s)
+    section_end = {s.get("id"): s.get("to_km") for s in sc.sections if isinstance(s, dict)}
     out = []
     for u in view.units:
         at = _fresh_unit(u, now_s, cfg.fix_max_age_s)
@@ -161,10 +163,14 @@ def overspeed(view: View, cfg: AlarmConfig, now_s: float) -> list[Condition]:
         where = locate(sc, at[0], at[1], u.get("cog"), cfg.on_road_m, list(by_road))
         if where is None or where.forward is not True:
             continue  # signs face traffic towards higher km; the other carriageway has none of ours
-        up = [s for s in by_road[where.road] if 0 <= where.km - s.km <= cfg.sign_reach_km]  # type: ignore[operator]
+        up = [s for s in by_road[where.road] if s.km <= where.km]  # type: ignore[operator]
         if not up:
             continue
         sign = max(up, key=lambda s: s.km)  # the last sign the unit passed
+        # its limit holds to the end of the section it is for (the fog restriction), else sign_reach_km
+        end = number(section_end.get(sign.section), -1e6, 1e6)
+        if where.km > (end if end is not None else sign.km + cfg.sign_reach_km):  # type: ignore[operator]
+            continue
         lim = _limit_shown(sign)
         if lim is None or vel <= lim + cfg.overspeed_tolerance_kmh:
             continue

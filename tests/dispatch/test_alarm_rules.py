@@ -53,7 +53,8 @@ def test_overspeed_against_the_nearest_upstream_sign():
     assert "72 km/h" in got[0].text and "vsl-1 shows 60 km/h" in got[0].text
 
 
-@pytest.mark.parametrize("case", ["within tolerance", "other direction", "before the sign", "beyond its reach",
+@pytest.mark.parametrize("case", ["within tolerance", "other direction", "before the sign", "past its section",
+                                  "beyond its reach",
                                   "blank sign", "sign offline", "stale fix", "unit offline", "off the road"])
 def test_no_overspeed_when_the_sign_does_not_apply(case):
     u, sg = unit(vel=72), signs()
@@ -63,8 +64,10 @@ def test_no_overspeed_when_the_sign_does_not_apply(case):
         u["cog"] = 270  # westbound: the other carriageway, no sign of ours faces it
     elif case == "before the sign":
         u = unit(km=0.1, vel=90)
+    elif case == "past its section":
+        u = unit(km=1.8, vel=90)  # section F1 ends at km 1.5: the fog restriction is over
     elif case == "beyond its reach":
-        sg[0].km = -3.5  # (as if) the sign stood 4.5 km back
+        sg[0].km, sg[0].section = -3.5, None  # (as if) a sign for no section stood 4.5 km back
     elif case == "blank sign":
         sg = signs(limit=None)
     elif case == "sign offline":
