@@ -48,9 +48,13 @@ class EventService:
         self.console.bus.publish("eventlog" if kind == "event" else "alarm", self.console.page.json(row, ("event",)))
 
     # -- the once-a-second round -------------------------------------------------------------------
-    def start(self) -> EventService:
+    def resume(self) -> None:
+        """Take up the rule alarms still open in the log (after a restart): not raised twice, cleared when over."""
         self.rules.resume([Condition(k, r["type"], r["device"] or "", r["text"], r["detail"])
                            for k, r in self.log.open_keys(RULE_TYPES).items()])
+
+    def start(self) -> EventService:
+        self.resume()
         self._thread = threading.Thread(target=self._loop, name="dispatch-alarms", daemon=True)
         self._thread.start()
         return self
