@@ -69,6 +69,7 @@ class View:
     busy: set = field(default_factory=set)  # units sent somewhere or in distress: not free to cover fog
     scenario: object = None  # host_tools.deployment.scenario.Scenario (roads, sections)
     net: object = None  # roadnet.RoadNetwork
+    _units_on_road: list | None = field(default=None, repr=False)  # worked out once per round (units_on_road)
 
 
 @dataclass
@@ -136,6 +137,19 @@ def locate(sc, lat: float, lon: float, cog, max_off_m: float, roads=None) -> OnR
     return best
 
 
+def units_on_road(view: View, cfg: AlarmConfig, now_s: float) -> list[tuple[dict, OnRoad]]:
+    """Units with a fresh fix on a road of the deployment, where (computed once per view)."""
+    if view._units_on_road is None:
+        out = []
+        for u in view.units:
+            at = _fresh_unit(u, now_s, cfg.fix_max_age_s)
+            where = locate(view.scenario, at[0], at[1], u.get("cog"), cfg.on_road_m) if at else None
+            if where is not None:
+                out.append((u, where))
+        view._units_on_road = out
+    return view._units_on_road
+
+
 def _limit_shown(sign: Placed):
     """The limit on a sign's face (km/h), None when blank, unknown or the sign is offline."""
     if sign.status == "offline":
@@ -155,13 +169,9 @@ def overspeed(view: View, cfg: AlarmConfig, now_s: float) -> list[Condition]:
             by_road.setdefault(s.road, []).append(s)
     section_end = {s.get("id"): s.get("to_km") for s in sc.sections if isinstance(s, dict)}
     out = []
-    for u in view.units:
-        at = _fresh_unit(u, now_s, cfg.fix_max_age_s)
-        vel = number(u.get("vel"), 0, 1000) if isinstance(u, dict) else None
-        if at is None or vel is None:
-            continue
-        where = locate(sc, at[0], at[1], u.get("cog"), cfg.on_road_m, list(by_road))
-        if where is None or where.forward is not True:
+    for u, where in units_on_road(view, cfg, now_s):
+        vel = number(u.get("vel"), 0, 1000)
+        if vel is None or where.road not in by_road or where.forward is not True:
             continue  # signs face traffic towards higher km; the other carriageway has none of ours
         up = [s for s in by_road[where.road] if s.km <= where.km]  # type: ignore[operator]
         if not up:
@@ -195,15 +205,8 @@ def in_fog(view: View, cfg: AlarmConfig, now_s: float) -> list[Condition]:
     segs = fog_segments(sc, [(b, _state(b)) for b in _online_beacons(view) if b.road in sc.roads], cfg.fog_vis_m)
     if not segs:
         return []
-    roads = sorted({s["road"] for s in segs})
     out = []
-    for u in view.units:
-        at = _fresh_unit(u, now_s, cfg.fix_max_age_s)
-        if at is None:
-            continue
-        where = locate(sc, at[0], at[1], u.get("cog"), cfg.on_road_m, roads)
-        if where is None:
-            continue
+    for u, where in units_on_road(view, cfg, now_s):
         for s in segs:
             if s["road"] == where.road and s["from_km"] <= where.km <= s["to_km"]:
                 uid = str(u.get("id"))
@@ -347,6 +350,7 @@ class AlarmRules:
 
     def conditions(self, now_s: float, view: View) -> list[Condition]:
         out: list[Condition] = []
+        view._units_on_road = None  # fix ages are judged at now_s
         for name, rule in RULES.items():
             if name == "fog_uncovered":
                 at, last = self._coverage
