@@ -1,14 +1,19 @@
 """HTTP routes of the event log and the alarm list (registered by web.ConsoleApp).
 
   GET  /api/eventlog?type=&device=&severity=&from=&to=&acked=yes|no&alarms=1&before=<id>&limit=<n>
-       newest first; {"events", "total", "next"}: pass `next` as `before` for the following page
+       newest first; {"events", "total", "next"}: pass `next` as `before` for the following page;
+       &format=csv: the newest CSV_ROWS lines matching the filters as a CSV file
   GET  /api/alarms   {"alarms": active or unacknowledged alarms, worst first, "types", "severities"}
   POST /api/alarms/ack {"id", "note"?}   dispatcher or supervisor; audited (refusals too)
 """
 from __future__ import annotations
 
+import csv
+import io
 import math
+import time
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -16,10 +21,28 @@ from starlette.routing import Route
 from .console import Refused
 from .events import SEVERITIES, TYPES
 
+CSV_ROWS = 10000  # one export: the newest this many lines matching the filters
+CSV_COLUMNS = ("id", "at", "time_utc", "severity", "type", "phase", "device", "text", "count", "cleared_at",
+               "acked_by", "acked_at")
+
+
+def to_csv(rows: list[dict]) -> str:
+    """The log as a spreadsheet reads it; a cell that would start a formula is quoted as text."""
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(CSV_COLUMNS)
+    for r in rows:
+        at = r.get("at")
+        r = {**r, "time_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at)) if isinstance(at, (int, float))
+             else ""}
+        w.writerow(["'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v
+                    for v in (r.get(c) for c in CSV_COLUMNS)])
+    return out.getvalue()
+
 
 def routes(app) -> list[Route]:
     """app: the web.ConsoleApp; the service is the console's `events` (monitor.EventService)."""
-    from .web import error  # web imports this module: by the time it calls routes() it is loaded
+    from .web import attachment, error  # web imports this module: by the time it calls routes() it is loaded
 
     def service():
         ev = getattr(app.console, "events", None)
@@ -52,6 +75,11 @@ def routes(app) -> list[Route]:
         except ValueError as e:
             return error(400, f"bad request: {e}")
         page = app.console.page
+        if q.get("format") == "csv":
+            kw["limit"] = CSV_ROWS
+            rows = await run_in_threadpool(lambda: page.json(ev.log.query(**kw), ("event",))["events"])
+            return Response(to_csv(rows).encode(), headers={"Content-Type": "text/csv; charset=utf-8",
+                                                            "Content-Disposition": attachment("event-log", "csv")})
         return await app._answer(lambda: page.json(ev.log.query(**kw), ("event",)))
 
     async def alarms(request: Request) -> Response:

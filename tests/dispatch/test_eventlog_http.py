@@ -67,3 +67,25 @@ def test_dispatch_states_are_logged_from_console_and_device(console, publisher):
     rows = log.query(type_="dispatch", limit=50)["events"]
     assert all(r["device"] == "trk-b" and r["detail"]["incident"] == inc["id"] for r in rows)
     assert len(rows) == 4  # one line per state, never repeated
+
+
+def test_the_log_exports_as_csv_with_the_filters(console, publisher):
+    import csv
+    import io
+
+    publisher.send("re/trk-a/status", "online", retain=True)
+    publisher.send("re/trk-a/status", "offline", retain=True)
+    c = Client(console.url)
+    assert c.login("view", "view-pass-123") == 200
+    wait_until(lambda: console.events.log.query(type_="offline")["total"] >= 1)
+    st, raw = c.req("GET", "/api/eventlog?format=csv&type=offline")
+    assert st == 200
+    rows = list(csv.DictReader(io.StringIO(raw.decode())))
+    assert [(r["device"], r["type"], r["phase"]) for r in rows] == [("trk-a", "offline", "raise")]
+    assert rows[0]["time_utc"] and "went offline" in rows[0]["text"]
+    # a cell a spreadsheet would run as a formula is kept as text
+    from host_tools.dispatch.events_api import to_csv
+
+    cells = next(csv.reader(io.StringIO(to_csv([{"text": "=HYPERLINK(1)", "device": "@x", "at": None}])
+                                        .splitlines()[1])))
+    assert "'=HYPERLINK(1)" in cells and "'@x" in cells

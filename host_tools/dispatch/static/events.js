@@ -44,6 +44,7 @@
     if (EV.notified.includes(a.id)) return;
     EV.notified.push(a.id);
     // the SOS banner (app.js) sounds its own alarm
+    a.last_sounded = Date.now() / 1000;
     if (a.type !== "sos") tone(a.severity === "critical" ? 880 : 587, a.severity === "critical" ? 3 : 1);
     if ("Notification" in window && Notification.permission === "granted") {
       try {
@@ -57,8 +58,15 @@
   function alarmState(a) {
     return (a.cleared_at ? "cleared" : "active") + (a.acked_at ? " · acknowledged by " + esc(a.acked_by) + " " + fmt(a.acked_at) : " · not acknowledged");
   }
-  function renderAlarms() {
+  let renderPending = false;
+  function renderAlarms() {  // at most once a frame: a section's worth of alarms can arrive at once
+    if (renderPending) return;
+    renderPending = true;
+    requestAnimationFrame(() => { renderPending = false; guard(drawAlarms, "alarms"); });
+  }
+  function drawAlarms() {
     const ul = $("#alarm-list"); if (!ul) return;
+    const mayAck = !(window.RE && window.RE.me && window.RE.me.role === "viewer");
     const list = Object.values(EV.alarms).filter((a) => !(a.cleared_at && a.acked_at));
     const rank = { critical: 0, warning: 1, info: 2 };
     list.sort((x, y) => (!!x.acked_at - !!y.acked_at) || ((rank[x.severity] ?? 3) - (rank[y.severity] ?? 3)) || (y.id - x.id));
@@ -71,7 +79,8 @@
       li.innerHTML = '<div><b>' + esc(EV.types[a.type] || a.type) + "</b> " + (a.count > 1 ? '<span class="muted">×' + esc(a.count) + "</span> " : "") +
         '<span class="muted">' + fmt(a.at) + "</span></div><div>" + esc(a.text) + '</div><div class="muted alarm-state">' + alarmState(a) + "</div>" +
         '<div class="alarm-actions">' + (a.acked_at ? "" : '<button class="alarm-ack">Acknowledge</button> ') + '<button class="alarm-show">Show</button></div>';
-      const ack = $(".alarm-ack", li); if (ack) ack.onclick = () => acknowledge(a);
+      const ack = $(".alarm-ack", li);
+      if (ack) { ack.onclick = () => acknowledge(a); if (!mayAck) ack.title = "only a dispatcher or supervisor may acknowledge"; }
       $(".alarm-show", li).onclick = () => show(a);
       ul.appendChild(li);
     }, "alarm");
@@ -81,7 +90,7 @@
   async function acknowledge(a) {
     try {
       const row = await api("POST", "/api/alarms/ack", { id: a.id });
-      EV.alarms[row.id] = row; renderAlarms();
+      onAlarmRow(row, false);
       toast((a.type === "sos" ? "SOS acknowledged, the rider is told: " : "acknowledged: ") + (a.device || ""));
     } catch (e) { toast(e.message, true); }
   }
@@ -93,10 +102,23 @@
   }
   function onAlarmRow(a, fresh) {
     if (!a || typeof a !== "object" || !isNum(a.id) || !a.alarm) return;
+    const old = EV.alarms[a.id];
+    if (old && old.last_sounded) a.last_sounded = old.last_sounded;
     EV.alarms[a.id] = a;
     if (fresh && a.phase === "raise" && !a.acked_at && !a.cleared_at) announce(a);
     renderAlarms();
   }
+
+  // an active critical alarm nobody acknowledged sounds again, like an annunciator, until someone does
+  const REPEAT_S = 30;
+  setInterval(() => guard(() => {
+    const now = Date.now() / 1000;
+    const due = Object.values(EV.alarms).some((a) => a.severity === "critical" && a.type !== "sos" && !a.acked_at && !a.cleared_at &&
+      now - (a.last_sounded || a.at || 0) >= REPEAT_S);
+    if (!due) return;
+    for (const a of Object.values(EV.alarms)) if (a.severity === "critical" && !a.acked_at && !a.cleared_at) a.last_sounded = now;
+    tone(880, 3);
+  }, "repeat"), 5000);
 
   // ---- the event log ----
   function readFilters() {
@@ -131,6 +153,7 @@
     cursors[pageNo + 1] = r.next;
     $("#ev-older").disabled = r.next == null; $("#ev-newer").disabled = pageNo === 0;
     $("#ev-info").textContent = (isNum(r.total) ? r.total + " entries" : "") + " · page " + (pageNo + 1);
+    $("#ev-csv").href = "/api/eventlog?" + new URLSearchParams({ ...filters, format: "csv" }).toString();
   }
   function onEventRow(e) {
     if (!e || typeof e !== "object" || !isNum(e.id)) return;
