@@ -34,6 +34,11 @@ def test_every_alarm_type_is_logged_notified_and_acknowledged(console, publisher
     publisher.send("re/vsl-1/state", {"limit": None, "source": "powerRecovery", "comm": "ok"}, retain=True)
     publisher.send("re/vsl-1/state", {"limit": 60, "source": "central", "legend": "FOG", "comm": "ok", "vis_m": 45},
                    retain=True)
+    # another sign (not on this map): it loses the controller, then overheats (its LEDs go dark)
+    publisher.send("re/vsl-9/info", {"role": "sign"}, retain=True)
+    publisher.send("re/vsl-9/state", {"limit": 80, "source": "central", "comm": "ok", "faults": []}, retain=True)
+    publisher.send("re/vsl-9/state", {"limit": None, "source": "commLoss", "comm": "lost", "faults": ["over_temp"]},
+                   retain=True)
     # beacons: thick fog over the section, three of them already red for an incident ahead
     for i, b in enumerate(beacon_ids(console)):
         mode = "section_alarm" if i < 3 else "anti_rear_end"
@@ -41,6 +46,7 @@ def test_every_alarm_type_is_logged_notified_and_acknowledged(console, publisher
                                          "meter": "ok", "battery": "ok"}, retain=True)
     publisher.send(f"re/{beacon_ids(console)[5]}/event", {"seq": 1, "ts": now, "type": "fault", "what": "meter",
                                                            "status": "fault", "reason": "window", "safe_mode": True})
+    publisher.send(f"re/{beacon_ids(console)[6]}/event", {"seq": 1, "ts": now, "type": "fault", "what": "lamp_red"})
     # trk-a: sent to an incident, eastbound through the fog at 90 km/h past the 60 sign
     publisher.send("re/trk-a/state", {"duty": "dispatched", "incident": "9", "batt": 80,
                                       "sos": {"latched": False}}, retain=True)
@@ -56,8 +62,8 @@ def test_every_alarm_type_is_logged_notified_and_acknowledged(console, publisher
     # a device that sends garbage
     publisher.send("owntracks/roadedge/trk-c", b"{broken")
 
-    want = {"sos", "offline", "low_battery", "meter_fault", "section_alarm", "overspeed", "in_fog", "sign_over_law",
-            "fog_uncovered"}
+    want = {"sos", "offline", "low_battery", "meter_fault", "lamp_fault", "sign_comm_lost", "sign_fault",
+            "section_alarm", "overspeed", "in_fog", "sign_over_law", "fog_uncovered"}
     for t in sorted(want):
         # keep the unit's fix fresh while waiting (the tracker reports every few seconds at speed)
         publisher.send("owntracks/roadedge/trk-a", location(int(time.time() * 10), lat, lon, time.time(), vel=90,
@@ -76,6 +82,7 @@ def test_every_alarm_type_is_logged_notified_and_acknowledged(console, publisher
     log = page.inner_text("#event-table")
     assert "vsl-1 shows blank (was 80 km/h): fail-safe message after a power cut" in log
     assert "vsl-1 shows 60 km/h, legend FOG (was blank): set by the zone controller" in log
+    assert "vsl-9 shows blank (was 80 km/h): fail-safe message: no contact with the controller" in log
     page.wait_for_selector('#event-table tr[data-type="ingest_reject"]', timeout=5000)
     assert "bad_json" in page.inner_text('#event-table tr[data-type="ingest_reject"]')
     sol = page.inner_text('#alarm-list li[data-type="sign_over_law"]')
