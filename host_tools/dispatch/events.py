@@ -84,11 +84,14 @@ class EventLog:
         sev = entry.severity or TYPES.get(entry.type, ("", "info"))[1]
         detail = json.dumps(entry.detail, sort_keys=True) if entry.detail else None
         if entry.phase == "raise":
-            row = c.execute("SELECT id, acked_at FROM events WHERE key=? AND alarm=1 AND cleared_at IS NULL",
+            row = c.execute("SELECT id, severity FROM events WHERE key=? AND alarm=1 AND cleared_at IS NULL",
                             (entry.key,)).fetchone()
-            if row:  # the condition again while its alarm is open: counted; re-raised if it was acknowledged
-                c.execute("UPDATE events SET count=count+1, last_at=?, acked_by=NULL, acked_at=NULL WHERE id=?",
-                          (at, row[0]))
+            if row:
+                # the condition again while its alarm is open: counted, its latest words kept, never less severe;
+                # re-raised if it was acknowledged
+                worse = min(row[1], sev, key=lambda x: SEVERITIES.index(x) if x in SEVERITIES else len(SEVERITIES))
+                c.execute("UPDATE events SET count=count+1, last_at=?, text=?, severity=?, acked_by=NULL, "
+                          "acked_at=NULL WHERE id=?", (at, entry.text, worse, row[0]))
                 out.append(("update", row[0]))
                 return
             cur = c.execute("INSERT INTO events(at,type,severity,phase,device,text,detail,alarm,key,last_at) "
@@ -223,6 +226,11 @@ class EventLog:
                 "acked_at IS NOT NULL, CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, "
                 "id DESC LIMIT ?", (limit,)).fetchall()
         return [_row(r) for r in rows]
+
+    def dispatch_statuses(self) -> dict[int, str]:
+        """The dispatch states already logged, by dispatch id."""
+        with self.store.lock:
+            return dict(self.store.db.execute("SELECT id, status FROM event_dispatch").fetchall())
 
     def open_keys(self, types) -> dict[str, dict]:
         """Open alarms of these types by key (the console's monitor resumes them after a restart)."""

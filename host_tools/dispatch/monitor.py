@@ -112,7 +112,10 @@ class EventService:
         self.log.txn(write)
 
     def _log_dispatches(self) -> None:
-        rows = self.store.dispatches()
+        logged = self.log.dispatch_statuses()
+        rows = [d for d in self.store.dispatches() if logged.get(d["id"]) != d["status"]]
+        if not rows:
+            return  # the usual second: no write transaction at all
 
         def write(c, out):
             for d in rows:

@@ -136,3 +136,12 @@ def test_decode_is_the_only_door(tmp_path):
     ingest.process([msg("re/trk-1/status", b"maybe")])
     assert log.query(type_="offline")["total"] == 0
     assert decode("re/trk-1/status", b"offline").body == {"status": "offline"}
+
+
+def test_a_worse_repeat_of_an_open_alarm_raises_its_severity_and_words(tmp_path):
+    store, log, ingest, _ = setup(tmp_path)
+    ingest.process([msg("re/b-1/event", {"seq": 1, "ts": 1, "type": "battery", "state": "dim", "volts": 3.5})])
+    ingest.process([msg("re/b-1/event", {"seq": 2, "ts": 2, "type": "battery", "state": "cutoff", "volts": 3.2})])
+    ingest.process([msg("re/b-1/event", {"seq": 3, "ts": 3, "type": "battery", "state": "dim", "volts": 3.4})])
+    [a] = log.alarms()
+    assert a["count"] == 3 and a["severity"] == "critical" and "3.40 V" in a["text"]
