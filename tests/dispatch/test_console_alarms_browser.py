@@ -116,6 +116,13 @@ def test_every_alarm_type_is_logged_notified_and_acknowledged(console, publisher
     page.click("#ev-apply")
     page.wait_for_selector("#event-table td[colspan]", timeout=5000)
     page.screenshot(path=str(tmp_path / "alarms.png"))
+
+    # the tracker never got our acknowledgement (it re-sends the latched SOS after a reconnect): raised again
+    publisher.send("re/trk-c/event", {"seq": 41, "ts": time.time(), "type": "sos", "id": 4, "since": time.time(),
+                                      "duty": "patrol", "lat": 30.3, "lon": 120.001})
+    page.wait_for_selector('#alarm-list li.alarm[data-type="sos"]:not(.acked)', timeout=10000)
+    page.wait_for_function("window.__notes.filter(n => n.body.startsWith('SOS from trk-c')).length === 2",
+                           timeout=5000)
     assert not errors, errors
 
 

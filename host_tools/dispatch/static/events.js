@@ -43,6 +43,7 @@
   function announce(a) {
     if (EV.notified.includes(a.id)) return;
     EV.notified.push(a.id);
+    if (EV.notified.length > 1000) EV.notified.splice(0, 500);
     // the SOS banner (app.js) sounds its own alarm
     a.last_sounded = Date.now() / 1000;
     if (a.type !== "sos") tone(a.severity === "critical" ? 880 : 587, a.severity === "critical" ? 3 : 1);
@@ -105,7 +106,10 @@
     const old = EV.alarms[a.id];
     if (old && old.last_sounded) a.last_sounded = old.last_sounded;
     EV.alarms[a.id] = a;
-    if (fresh && a.phase === "raise" && !a.acked_at && !a.cleared_at) announce(a);
+    // raised again after an acknowledgement (an SOS re-sent because our acknowledgement never reached the rider)
+    const again = old && old.acked_at && !a.acked_at && !a.cleared_at;
+    if (again) EV.notified = EV.notified.filter((id) => id !== a.id);
+    if ((fresh || again) && a.phase === "raise" && !a.acked_at && !a.cleared_at) announce(a);
     renderAlarms();
   }
 
@@ -180,8 +184,10 @@
       sel.innerHTML = '<option value="">every type</option>' + Object.entries(EV.types).map(([k, v]) => '<option value="' + esc(k) + '">' + esc(v) + "</option>").join("");
       $("#ev-severity").innerHTML = '<option value="">every severity</option>' + (r.severities || []).map((s) => "<option>" + esc(s) + "</option>").join("");
     }
+    // after a reconnection, alarms raised meanwhile are announced; at the first load nothing is
+    const known = EV.ready ? new Set(Object.keys(EV.alarms).map(Number)) : null;
     EV.alarms = {};
-    for (const a of Array.isArray(r.alarms) ? r.alarms : []) guard(() => onAlarmRow(a, false), "alarm");
+    for (const a of Array.isArray(r.alarms) ? r.alarms : []) guard(() => onAlarmRow(a, known !== null && !known.has(a.id)), "alarm");
     renderAlarms();
     await loadPage();
     EV.ready = true;
@@ -191,7 +197,8 @@
     on("eventlog", onEventRow);
     on("alarm", (a) => { onAlarmRow(a, false); updateRow(a, false); });
     es.addEventListener("resync", () => reload().catch((e) => console.error(e)));
-    reload().catch((e) => toast("could not load the alarms: " + e.message, true));
+    // on every (re)connection: what happened while the stream was down is in the store, not in the stream
+    es.addEventListener("open", () => reload().catch((e) => toast("could not load the alarms: " + e.message, true)));
   }
 
   $("#ev-filter").addEventListener("submit", (ev) => { ev.preventDefault(); filters = readFilters(); cursors = [null]; pageNo = 0; loadPage().catch((e) => toast(e.message, true)); });
