@@ -118,6 +118,9 @@ def main() -> int:
     write_section("alarms", f"""
 Demo deployment (`sim/scenarios/demo.json`: 136 beacons, 3 signs, 2 km fog section) in thick fog, patrol units
 spread along G60 at 30-110 km/h; all {len(TYPES)} rules ({", ".join(TYPES)}). The console runs one round a second.
+The ingest figures are a worst case: every other message here changes something worth a log line, while the
+bulk of real traffic (positions, telemetry) only passes the observer's kind check. Figures vary with the load of
+this shared machine.
 
 {chr(10).join(lines)}
 """)
