@@ -7,6 +7,7 @@ from pathlib import Path
 from .bus import Bus
 from .console import Console
 from .ingest import Ingest
+from .monitor import EventService
 from .store import Store
 from .users import Sessions, Users
 from .web import ConsoleServer
@@ -33,6 +34,8 @@ class DispatchService:
         self.console = Console(self.store, self.bus, self._publish, keyring, scenario, tile_url,
                                stats=self._stats)
         self.ingest.on_change = self.console.on_change
+        # the event log (written with what ingest stores) and the alarm rules (monitor.py)
+        self.console.events = self.events = EventService(self.console)
         self.users = Users(users)
         self.http = http
         self.tls = tls
@@ -60,12 +63,14 @@ class DispatchService:
             self.server = ConsoleServer(self.http, self.console, self.users, Sessions(), self.tls)
             self._thread = threading.Thread(target=self.server.serve_forever, name="dispatch-web", daemon=True)
             self._thread.start()
+            self.events.start()  # alarms are judged by the console process, not by extra ingest workers
         return self
 
     def stop(self) -> None:
         if self.server:
             self.server.shutdown()
             self.server.server_close()
+        self.events.stop()
         self.ingest.stop()
         self.console.close()
         self.store.close()

@@ -67,6 +67,10 @@ class Store:
         self.db.row_factory = sqlite3.Row
         self.lock = threading.RLock()
         self._known: set[str] = set()  # device rows known to exist (rows are never deleted)
+        # see each record inside its transaction (events.IngestEvents: the event log is written atomically
+        # with what it describes, once per stored message): before(c, rec) -> token, after(c, rec, rx,
+        # token, stored), rejected(c, rejects), end(committed)
+        self.observers: list = []
         with self.lock:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -89,8 +93,15 @@ class Store:
                     c.execute("INSERT INTO rejects(reason,count,last_topic,last_at) VALUES(?,1,?,?) "
                               "ON CONFLICT(reason) DO UPDATE SET count=count+1, last_topic=excluded.last_topic, "
                               "last_at=excluded.last_at", (reason, topic[:200], rx))
+                obs = self.observers
+                for o in obs:
+                    o.rejected(c, rejects)
                 for rec, rx, _topic in batch:
+                    tokens = [o.before(c, rec) for o in obs]
+                    stored = ch["stored"]
                     self._apply_one(c, rec, rx, ch)
+                    for o, tok in zip(obs, tokens, strict=True):
+                        o.after(c, rec, rx, tok, ch["stored"] > stored)
                 # last_seen once per device and batch
                 c.executemany("UPDATE devices SET last_seen=max(coalesce(last_seen,0),?) WHERE id=?",
                               [(rx, dev) for dev, rx in ch["_seen"].items()])
@@ -98,7 +109,11 @@ class Store:
             except BaseException:
                 c.execute("ROLLBACK")
                 self._known.clear()  # rows inserted in the rolled-back transaction are gone
+                for o in self.observers:
+                    o.end(False)
                 raise
+            for o in self.observers:
+                o.end(True)
         del ch["_seen"], ch["_active"]
         return ch
 

@@ -197,6 +197,10 @@ class ConsoleApp:
             Route("/api/sign", self.sign, methods=P),
             *AdminRoutes(self).routes(),  # accounts (supervisor) and reports: web_admin.py
         ]
+        # events and alarms (events_api.py): the event log, the alarm list, acknowledgements
+        from . import events_api
+
+        routes += events_api.routes(self)
         tiles = console.tile_url
         img = "'self' data:" + (" " + urlparse(tiles).scheme + "://" + urlparse(tiles).netloc if tiles else "")
         headers = {"Content-Security-Policy": f"default-src 'self'; img-src {img}; style-src 'self' 'unsafe-inline'; "

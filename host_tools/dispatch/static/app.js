@@ -24,6 +24,7 @@
     if (!r.ok) throw new Error(j.error || r.statusText);
     return j;
   }
+  RE.api = api; RE.toast = toast;  // for events.js
   const now = () => Date.now() / 1000 + clockSkew;
   function age(t) {
     if (!t) return "—";
@@ -369,6 +370,7 @@
     on("stats", renderStats);
     on("audit", (a) => addAudit(a, true));
     on("resync", () => loadSnapshot(false));
+    if (window.REEvents) guard(() => window.REEvents.attach(es), "events");  // alarms and the event log: events.js
     es.onopen = () => { RE.live = true; };
     es.onerror = () => { RE.live = false; $("#conn").textContent = "console reconnecting…"; $("#conn").className = "pill bad"; };
   }

@@ -1,0 +1,209 @@
+/* roadedge console: the alarm list and the event log (API: host_tools/dispatch/events_api.py).
+   app.js hands over its live-update stream (REEvents.attach(es)); every row from the server is device
+   data and is escaped; one bad row is skipped, never the rest. */
+"use strict";
+(function () {
+  const $ = (s, el) => (el || document).querySelector(s);
+  const esc = (s) => String(s == null ? "" : s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+  const isNum = (v) => typeof v === "number" && isFinite(v);
+  const fmt = (t) => (isNum(t) ? new Date(t * 1000).toLocaleString() : "");
+  function guard(f, what) { try { f(); } catch (e) { console.error("events: skipped", what, e); } }
+  const PAGE = 50;
+  const EV = (window.REEvents = { alarms: {}, types: {}, notified: [], sounded: 0, attach, ready: false });
+  let cursors = [null], pageNo = 0, filters = {}, started = false;
+
+  function api(method, url, body) {
+    if (window.RE && window.RE.api) return window.RE.api(method, url, body);
+    return fetch(url).then((r) => r.json());
+  }
+  function toast(msg, bad) { if (window.RE && window.RE.toast) window.RE.toast(msg, bad); }
+
+  // ---- sound and desktop notifications ----
+  let ctx = null;
+  function tone(freq, times) {
+    try {
+      ctx = ctx || new (window.AudioContext || window.webkitAudioContext)();
+      if (ctx.state !== "running") ctx.resume();
+      for (let i = 0; i < times; i++) {
+        const o = ctx.createOscillator(), g = ctx.createGain();
+        o.frequency.value = freq; o.type = "triangle"; g.gain.value = 0.12;
+        o.connect(g); g.connect(ctx.destination); o.start(ctx.currentTime + i * 0.4); o.stop(ctx.currentTime + i * 0.4 + 0.25);
+      }
+      EV.sounded++;
+    } catch (e) { /* no audio device: the list and the notification still show */ }
+  }
+  document.addEventListener("click", () => { try { if (ctx) ctx.resume(); } catch (e) { } }, true);
+  function notifyState() {
+    const b = $("#alarm-notify");
+    if (!b) return;
+    const p = "Notification" in window ? Notification.permission : "unsupported";
+    b.classList.toggle("hidden", p !== "default");
+    $("#alarm-notify-state").textContent = p === "granted" ? "desktop notifications on" : p === "denied" ? "desktop notifications blocked by the browser" : p === "unsupported" ? "no desktop notifications in this browser" : "";
+  }
+  function announce(a) {
+    if (EV.notified.includes(a.id)) return;
+    EV.notified.push(a.id);
+    if (EV.notified.length > 1000) EV.notified.splice(0, 500);
+    // the SOS banner (app.js) sounds its own alarm
+    a.last_sounded = Date.now() / 1000;
+    if (a.type !== "sos") tone(a.severity === "critical" ? 880 : 587, a.severity === "critical" ? 3 : 1);
+    if ("Notification" in window && Notification.permission === "granted") {
+      try {
+        const n = new Notification("roadedge: " + (EV.types[a.type] || a.type), { body: a.text, tag: "alarm-" + a.id, requireInteraction: a.severity === "critical" });
+        n.onclick = () => { window.focus(); show(a); n.close(); };
+      } catch (e) { console.error("notification", e); }
+    }
+  }
+
+  // ---- the alarm list ----
+  function alarmState(a) {
+    return (a.cleared_at ? "cleared" : "active") + (a.acked_at ? " · acknowledged by " + esc(a.acked_by) + " " + fmt(a.acked_at) : " · not acknowledged");
+  }
+  let renderPending = false;
+  function renderAlarms() {  // at most once a frame: a section's worth of alarms can arrive at once
+    if (renderPending) return;
+    renderPending = true;
+    requestAnimationFrame(() => { renderPending = false; guard(drawAlarms, "alarms"); });
+  }
+  function drawAlarms() {
+    const ul = $("#alarm-list"); if (!ul) return;
+    const mayAck = !(window.RE && window.RE.me && window.RE.me.role === "viewer");
+    const list = Object.values(EV.alarms).filter((a) => !(a.cleared_at && a.acked_at));
+    const rank = { critical: 0, warning: 1, info: 2 };
+    list.sort((x, y) => (!!x.acked_at - !!y.acked_at) || ((rank[x.severity] ?? 3) - (rank[y.severity] ?? 3)) || (y.id - x.id));
+    ul.innerHTML = "";
+    if (!list.length) ul.innerHTML = '<li class="muted">no alarms</li>';
+    for (const a of list) guard(() => {
+      const li = document.createElement("li");
+      li.className = "alarm sev-" + esc(a.severity) + (a.acked_at ? " acked" : "") + (a.cleared_at ? " cleared" : "");
+      li.dataset.id = a.id; li.dataset.type = a.type; li.dataset.device = a.device || "";
+      li.innerHTML = '<div><b>' + esc(EV.types[a.type] || a.type) + "</b> " + (a.count > 1 ? '<span class="muted">×' + esc(a.count) + "</span> " : "") +
+        '<span class="muted">' + fmt(a.at) + "</span></div><div>" + esc(a.text) + '</div><div class="muted alarm-state">' + alarmState(a) + "</div>" +
+        '<div class="alarm-actions">' + (a.acked_at ? "" : '<button class="alarm-ack">Acknowledge</button> ') + '<button class="alarm-show">Show</button></div>';
+      const ack = $(".alarm-ack", li);
+      if (ack) { ack.onclick = () => acknowledge(a); if (!mayAck) ack.title = "only a dispatcher or supervisor may acknowledge"; }
+      $(".alarm-show", li).onclick = () => show(a);
+      ul.appendChild(li);
+    }, "alarm");
+    const open = list.filter((a) => !a.acked_at).length;
+    const c = $("#alarm-count"); c.textContent = open ? open + " to acknowledge" : ""; c.className = "pill bad" + (open ? "" : " hidden");
+  }
+  async function acknowledge(a) {
+    try {
+      const row = await api("POST", "/api/alarms/ack", { id: a.id });
+      onAlarmRow(row, false);
+      toast((a.type === "sos" ? "SOS acknowledged, the rider is told: " : "acknowledged: ") + (a.device || ""));
+    } catch (e) { toast(e.message, true); }
+  }
+  function show(a) {
+    const RE = window.RE; if (!RE || !RE.map) return;
+    const d = (RE.devices && RE.devices[a.device]) || (RE.signs && RE.signs[a.device]) || (RE.beacons && RE.beacons[a.device]);
+    const lat = d ? d.lat : a.detail && a.detail.lat, lon = d ? d.lon : a.detail && a.detail.lon;
+    if (isNum(lat) && isNum(lon)) RE.map.setView([lat, lon], 16);
+  }
+  function onAlarmRow(a, fresh) {
+    if (!a || typeof a !== "object" || !isNum(a.id) || !a.alarm) return;
+    const old = EV.alarms[a.id];
+    if (old && old.last_sounded) a.last_sounded = old.last_sounded;
+    EV.alarms[a.id] = a;
+    // raised again after an acknowledgement (an SOS re-sent because our acknowledgement never reached the rider)
+    const again = old && old.acked_at && !a.acked_at && !a.cleared_at;
+    if (again) EV.notified = EV.notified.filter((id) => id !== a.id);
+    if ((fresh || again) && a.phase === "raise" && !a.acked_at && !a.cleared_at) announce(a);
+    renderAlarms();
+  }
+
+  // an active critical alarm nobody acknowledged sounds again, like an annunciator, until someone does
+  const REPEAT_S = 30;
+  setInterval(() => guard(() => {
+    const now = Date.now() / 1000;
+    const due = Object.values(EV.alarms).some((a) => a.severity === "critical" && a.type !== "sos" && !a.acked_at && !a.cleared_at &&
+      now - (a.last_sounded || a.at || 0) >= REPEAT_S);
+    if (!due) return;
+    for (const a of Object.values(EV.alarms)) if (a.severity === "critical" && !a.acked_at && !a.cleared_at) a.last_sounded = now;
+    tone(880, 3);
+  }, "repeat"), 5000);
+
+  // ---- the event log ----
+  function readFilters() {
+    const f = {};
+    for (const k of ["type", "severity", "device", "acked"]) { const v = $("#ev-" + k).value.trim(); if (v) f[k] = v; }
+    for (const k of ["from", "to"]) { const v = $("#ev-" + k).value; if (v) f[k] = new Date(v).getTime() / 1000; }
+    return f;
+  }
+  function matches(e) {
+    const f = filters;
+    if (f.from || f.to) return false;  // a time window is a look back: it is not live
+    if (f.type && e.type !== f.type) return false;
+    if (f.severity && e.severity !== f.severity) return false;
+    if (f.device && e.device !== f.device) return false;
+    if (f.acked === "no" && !(e.alarm && !e.acked_at)) return false;
+    if (f.acked === "yes" && !(e.alarm && e.acked_at)) return false;
+    return true;
+  }
+  function rowHtml(e) {
+    const state = e.alarm ? alarmState(e) : e.phase === "clear" ? "cleared" : e.phase === "ack" ? "acknowledgement" : "";
+    return '<tr data-id="' + esc(e.id) + '" data-type="' + esc(e.type) + '" data-phase="' + esc(e.phase) + '" class="sev-' + esc(e.severity) + '"><td>' + fmt(e.at) +
+      "</td><td>" + esc(e.severity) + "</td><td>" + esc(EV.types[e.type] || e.type) + "</td><td>" + esc(e.device) + "</td><td>" + esc(e.text) +
+      (e.count > 1 ? ' <span class="muted">×' + esc(e.count) + "</span>" : "") + '</td><td class="muted">' + state + "</td></tr>";
+  }
+  async function loadPage() {
+    const q = new URLSearchParams({ ...filters, limit: PAGE });
+    if (cursors[pageNo] != null) q.set("before", cursors[pageNo]);
+    const r = await api("GET", "/api/eventlog?" + q.toString());
+    const tb = $("#event-table tbody"); tb.innerHTML = "";
+    for (const e of Array.isArray(r.events) ? r.events : []) guard(() => tb.insertAdjacentHTML("beforeend", rowHtml(e)), "event");
+    if (!tb.rows.length) tb.innerHTML = '<tr><td colspan="6" class="muted">nothing matches</td></tr>';
+    cursors[pageNo + 1] = r.next;
+    $("#ev-older").disabled = r.next == null; $("#ev-newer").disabled = pageNo === 0;
+    $("#ev-info").textContent = (isNum(r.total) ? r.total + " entries" : "") + " · page " + (pageNo + 1);
+    $("#ev-csv").href = "/api/eventlog?" + new URLSearchParams({ ...filters, format: "csv" }).toString();
+  }
+  function onEventRow(e) {
+    if (!e || typeof e !== "object" || !isNum(e.id)) return;
+    if (e.alarm) onAlarmRow(e, true);
+    updateRow(e, pageNo === 0 && matches(e));
+  }
+  function updateRow(e, insert) {
+    const tb = $("#event-table tbody"); if (!tb) return;
+    const old = tb.querySelector('tr[data-id="' + e.id + '"]');
+    if (old) { old.outerHTML = rowHtml(e); return; }
+    if (!insert) return;
+    const empty = tb.querySelector("td[colspan]"); if (empty) tb.innerHTML = "";
+    tb.insertAdjacentHTML("afterbegin", rowHtml(e));
+    while (tb.rows.length > PAGE) tb.deleteRow(-1);
+  }
+
+  // ---- start-up (after login: app.js attaches its live stream) ----
+  async function reload() {
+    const r = await api("GET", "/api/alarms");
+    EV.types = r.types || {};
+    if (!started) {
+      started = true;
+      const sel = $("#ev-type");
+      sel.innerHTML = '<option value="">every type</option>' + Object.entries(EV.types).map(([k, v]) => '<option value="' + esc(k) + '">' + esc(v) + "</option>").join("");
+      $("#ev-severity").innerHTML = '<option value="">every severity</option>' + (r.severities || []).map((s) => "<option>" + esc(s) + "</option>").join("");
+    }
+    // after a reconnection, alarms raised meanwhile are announced; at the first load nothing is
+    const known = EV.ready ? new Set(Object.keys(EV.alarms).map(Number)) : null;
+    EV.alarms = {};
+    for (const a of Array.isArray(r.alarms) ? r.alarms : []) guard(() => onAlarmRow(a, known !== null && !known.has(a.id)), "alarm");
+    renderAlarms();
+    await loadPage();
+    EV.ready = true;
+  }
+  function attach(es) {
+    const on = (k, f) => es.addEventListener(k, (ev) => guard(() => f(JSON.parse(ev.data)), k));
+    on("eventlog", onEventRow);
+    on("alarm", (a) => { onAlarmRow(a, false); updateRow(a, false); });
+    es.addEventListener("resync", () => reload().catch((e) => console.error(e)));
+    // on every (re)connection: what happened while the stream was down is in the store, not in the stream
+    es.addEventListener("open", () => reload().catch((e) => toast("could not load the alarms: " + e.message, true)));
+  }
+
+  $("#ev-filter").addEventListener("submit", (ev) => { ev.preventDefault(); filters = readFilters(); cursors = [null]; pageNo = 0; loadPage().catch((e) => toast(e.message, true)); });
+  $("#ev-older").addEventListener("click", () => { if (cursors[pageNo + 1] == null) return; pageNo++; loadPage().catch((e) => toast(e.message, true)); });
+  $("#ev-newer").addEventListener("click", () => { if (pageNo === 0) return; pageNo--; loadPage().catch((e) => toast(e.message, true)); });
+  $("#alarm-notify").addEventListener("click", async () => { try { await Notification.requestPermission(); } catch (e) { } notifyState(); });
+  notifyState();
+})();
