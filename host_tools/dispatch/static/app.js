@@ -24,7 +24,7 @@
     if (!r.ok) throw new Error(j.error || r.statusText);
     return j;
   }
-  RE.api = api; RE.toast = toast;  // for events.js
+  RE.api = api; RE.toast = toast;  // hooks: events.js, admin.js and reports.js call the API the same way
   const now = () => Date.now() / 1000 + clockSkew;
   function age(t) {
     if (!t) return "—";
@@ -48,7 +48,6 @@
 
   async function start(me) {
     RE.me = me; csrf = me.csrf;
-    RE.api = api;  // hook: the other console scripts (admin.js, reports.js) call the API the same way
     $("#whoami").textContent = me.user + " (" + me.role + ")";
     $("#sign-role-note").textContent = me.role === "supervisor" ? "" : "(only a supervisor may change signs)";
     if (!window.L) { toast("map library missing: run python -m host_tools.dispatch.assets", true); }
