@@ -163,3 +163,54 @@ def test_offline_and_off_duty_units_are_not_offered_and_a_recall_frees_a_unit(co
         c.desk.end_dispatch(DISP, d["id"], "clear")
     assert no.value.status == 409
     assert [r["what"] for r in c.desk.timeline(inc["id"])] == ["created", "sent", "cancelled"]
+
+
+def test_incident_routes_need_a_session_the_token_and_the_role(console):
+    from test_console_http import Client
+
+    anon, d, v = Client(console.url), Client(console.url), Client(console.url)
+    assert d.login("disp", "disp-pass-123") == 200 and v.login("view", "view-pass-123") == 200
+    st, inc = d.req("POST", "/api/incidents", {"lat": SCENE[0], "lon": SCENE[1], "priority": 2, "text": "debris",
+                                               "type": "debris", "lanes": ["shoulder"], "direction": "both"})
+    assert st == 200 and inc["lanes"] == ["shoulder"]
+    iid = inc["id"]
+    assert d.req("POST", "/api/incidents", {"lat": 30.3, "lon": 120.0, "lanes": "all"})[0] == 400
+    assert anon.req("GET", f"/api/incidents/{iid}")[0] == 401
+    st, det = v.req("GET", f"/api/incidents/{iid}")  # a viewer may read it
+    assert st == 200 and [r["what"] for r in det["timeline"]] == ["created"] and det["dispatches"] == []
+    assert d.req("GET", "/api/incidents/999")[0] == 404
+    assert d.req("POST", f"/api/incidents/{iid}/note", {"text": "x"}, csrf=False)[0] == 403
+    assert v.req("POST", f"/api/incidents/{iid}/note", {"text": "x"})[0] == 403
+    assert v.req("POST", f"/api/incidents/{iid}/close", {"summary": "x"})[0] == 403
+    assert d.req("POST", f"/api/incidents/{iid}/close", {})[0] == 400  # no summary
+    assert d.req("POST", "/api/dispatch/999/clear")[0] == 404
+    assert d.req("POST", f"/api/incidents/{iid}/note", {"text": "shoulder clear"})[0] == 200
+    st, out = d.req("POST", f"/api/incidents/{iid}/close", {"summary": "swept"})
+    assert st == 200 and out["incident"]["status"] == "closed" and out["incident"]["closed_by"] == "disp"
+    assert d.req("POST", f"/api/incidents/{iid}/note", {"text": "late"})[0] == 409
+    st, det = d.req("GET", f"/api/incidents/{iid}")
+    assert [r["what"] for r in det["timeline"]] == ["created", "note", "closed"]
+    assert det["timeline"][-1]["detail"]["summary"] == "swept"
+
+
+def test_a_database_from_before_the_lifecycle_gains_its_columns(tmp_path):
+    import sqlite3
+
+    from host_tools.dispatch import incidents
+    from host_tools.dispatch.store import Store
+
+    db = tmp_path / "old.db"
+    con = sqlite3.connect(db)  # the tables as they were (store.SCHEMA before issue 15)
+    con.executescript("CREATE TABLE incidents(id INTEGER PRIMARY KEY, created REAL, by TEXT, lat REAL, lon REAL, "
+                      "priority INTEGER, text TEXT, status TEXT DEFAULT 'open');"
+                      "CREATE TABLE dispatches(id INTEGER PRIMARY KEY, incident INTEGER, unit TEXT, by TEXT, sent REAL, "
+                      "ctr INTEGER, status TEXT, delivered REAL, accepted REAL, on_scene REAL, detail TEXT);"
+                      "INSERT INTO incidents(created,by,lat,lon,priority,text) VALUES(1,'old',30.3,120.0,2,'kept');")
+    con.commit()
+    con.close()
+    store = Store(db)
+    incidents.migrate(store)
+    incidents.migrate(store)  # again: nothing to add, no error
+    row = store.incident(1)
+    assert row["text"] == "kept" and row["summary"] is None and "lanes" in row
+    assert {"en_route", "eta_s", "cleared"} <= {r[1] for r in store.db.execute("PRAGMA table_info(dispatches)")}
