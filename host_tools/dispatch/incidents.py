@@ -13,6 +13,8 @@ import json
 import math
 import time
 
+from roadedge import wire
+
 # what the form offers (the page builds its lists from /api/snapshot "incident_form")
 TYPES = ("collision", "breakdown", "debris", "fog", "pile_up", "fire", "rider_sos", "wrong_way", "other")
 DIRECTIONS = ("both", "increasing_km", "decreasing_km")
@@ -107,15 +109,16 @@ class IncidentDesk:
         return out
 
     def unit_status(self, d: dict, busy: dict[str, dict], sos: set[str]) -> str:
-        """One word for a unit, shown the same everywhere: sos, offline, a dispatch step, off_duty or patrol."""
+        """One word for a unit, shown the same everywhere: sos, offline, a dispatch step, else the tracker's duty."""
         if d["id"] in sos:
             return "sos"
         if d.get("status") == "offline":
             return "offline"
         if d["id"] in busy:
             return busy[d["id"]]["status"]
-        duty = (d.get("state") or {}).get("duty") if isinstance(d.get("state"), dict) else None
-        return "off_duty" if duty == "off_duty" else "patrol"
+        duty = d["state"].get(wire.F_DUTY) if isinstance(d.get("state"), dict) else None
+        # what the tracker itself says when no dispatch of ours is under way (off duty, or a job not yet released)
+        return duty if duty in wire.DUTIES else "patrol"
 
     # -- timeline ---------------------------------------------------------------
     def log(self, iid: int, who: str | None, what: str, unit: str | None = None, dispatch: int | None = None,

@@ -178,3 +178,44 @@ def test_incident_from_the_form_to_its_summary_with_a_real_tracker(console, mosq
             if p is not None:
                 p.kill()
                 print("DEVICE CONSOLE", p.console()[-3000:])
+
+
+def test_incidents_raised_from_an_sos_and_from_a_fog_section(console, publisher, browser):
+    now = time.time()
+    publisher.send("owntracks/roadedge/trk-a", location(1, 30.3000, 120.0010, now))
+    publisher.send("owntracks/roadedge/trk-b", location(1, 30.3050, 120.0080, now, cog=270))
+    beacons = [b.id for b in console.console.sc.beacons][:3]
+    for b in beacons:  # thick fog over the first beacons of section F1
+        publisher.send(f"re/{b}/state", {"mode": "guidance", "vis_m": 80}, retain=True)
+    page, errors = login(browser, console.url, "disp", "disp-pass-123")
+    page.wait_for_function("window.RE.units['trk-b']", timeout=10000)
+
+    # the rider's SOS: the banner offers an incident at the rider's position, priority 1
+    publisher.send("re/trk-b/event", {"seq": 50, "ts": time.time(), "type": "sos", "id": 7, "since": time.time(),
+                                      "duty": "patrol", "lat": 30.3050, "lon": 120.0080})
+    page.wait_for_function("(RE.devices['trk-b'] || {}).unit_status === 'sos'", timeout=10000)
+    page.click('#sos-banner .sos-incident[data-unit="trk-b"]')
+    page.wait_for_selector("#incident-dialog[open]", timeout=5000)
+    assert page.input_value("#incident-type") == "rider_sos" and page.input_value("#incident-priority") == "1"
+    page.click("#incident-create")
+    page.wait_for_selector('#incident-timeline li[data-what="created"]', timeout=5000)
+    inc = console.store.incidents()[0]
+    assert (inc["source"], inc["lat"], inc["lon"]) == ("sos:trk-b", 30.3050, 120.0080)
+    # the rider in distress is not offered for their own incident
+    page.wait_for_selector('#rank-list li[data-unit="trk-a"]', timeout=10000)
+    assert page.locator('#rank-list li[data-unit="trk-b"]').count() == 0
+    page.click('#sos-banner .sos-ack[data-unit="trk-b"]')
+    page.wait_for_selector('#incident-timeline li[data-what="sos_acknowledged"]', timeout=10000)
+    page.wait_for_function("(RE.devices['trk-b'] || {}).unit_status === 'patrol'", timeout=10000)
+
+    # a fog band on the map: clicked, it offers an incident there
+    page.wait_for_function("RE.layers.fog.getLayers().length > 0", timeout=10000)
+    page.evaluate("""(() => { const band = RE.layers.fog.getLayers()[0];
+        band.fire('click', {latlng: band.getLatLngs()[1]}); })()""")
+    page.click(".fog-incident")
+    page.wait_for_selector("#incident-dialog[open]", timeout=5000)
+    assert page.input_value("#incident-type") == "fog" and "visibility down to 80 m" in page.input_value("#incident-text")
+    page.click("#incident-create")
+    page.wait_for_function("Object.keys(RE.incidents).length === 2", timeout=5000)
+    assert console.store.incidents()[0]["source"].startswith("alarm:fog:")
+    assert not errors, errors

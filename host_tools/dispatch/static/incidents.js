@@ -93,6 +93,26 @@
     openForm({ lat, lon, type: "rider_sos", priority: 1, text: "SOS from " + b.dataset.unit, source: "sos:" + b.dataset.unit });
   });
 
+  // from a fog section on the map: its band offers an incident where it was clicked
+  function offerOnFog(segs) {
+    if (!RE.layers || !window.L) return;
+    const bands = RE.layers.fog.getLayers();  // drawn by app.js in the order of segs
+    (Array.isArray(segs) ? segs : []).forEach((sg, k) => {
+      const band = bands[k]; if (!band || band._offersIncident) return;
+      band._offersIncident = true;
+      band.on("click", (e) => {
+        const what = "fog " + sg.from_km + "–" + sg.to_km + " km, visibility down to " + Math.round(sg.min_vis) + " m";
+        L.popup().setLatLng(e.latlng).setContent(esc(what) + '<br><button class="fog-incident" data-lat="' + e.latlng.lat +
+          '" data-lon="' + e.latlng.lng + '" data-what="' + esc(what) + '" data-src="' + esc(("alarm:fog:" + sg.from_km + "-" + sg.to_km).slice(0, 64)) + '">Incident here…</button>').openOn(RE.map);
+      });
+    });
+  }
+  document.addEventListener("click", (e) => {
+    const b = e.target.closest && e.target.closest(".fog-incident"); if (!b) return;
+    RE.map.closePopup();
+    openForm({ lat: Number(b.dataset.lat), lon: Number(b.dataset.lon), type: "fog", priority: 2, text: b.dataset.what, source: b.dataset.src });
+  });
+
   // ---- the incident's panel: units, timeline, note, close ----
   async function openIncident(id) {
     current = id;
@@ -183,8 +203,10 @@
   function redrawLines() { Object.values(RE.dispatches).forEach((d) => RE.guard(() => drawLine(d), "dispatch line")); }
 
   // ---- live ----
+  RE.on("fog", offerOnFog);
   RE.on("snapshot", (s) => {
     if (s.incident_form) form = s.incident_form;
+    offerOnFog(s.fog);
     Object.values(RE.dispatches).forEach((d) => { seenStatus[d.id] = d.status; });
     redrawLines();
     if (current != null) openIncident(current);
