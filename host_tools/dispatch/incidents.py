@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 
 from roadedge import wire
@@ -58,6 +59,7 @@ class IncidentDesk:
         self.c = console
         self.store = console.store
         migrate(self.store)
+        self._sending = threading.Lock()
 
     # -- reads ----------------------------------------------------------------
     def _q(self, sql: str, args=()) -> list[dict]:
@@ -96,7 +98,7 @@ class IncidentDesk:
         inc = self.incident(iid)
         if not inc:
             raise self.c.Refused(404, "no such incident")
-        units = [d for d in self.store.dispatches() if d["incident"] == iid]
+        units = self._q("SELECT * FROM dispatches WHERE incident=? ORDER BY id", (iid,))
         return {"incident": self.c.page.with_position(inc, ("incident",)), "timeline": self.c.page.json(
             self.timeline(iid), ("timeline",)), "dispatches": self.c.page.json(units, ("dispatch",))}
 
@@ -184,6 +186,11 @@ class IncidentDesk:
         detail = {"incident": iid, "unit": unit}
         self.c._check(sess, "dispatch", unit, detail)
         inc = self._open(sess, "dispatch", iid, detail)
+        with self._sending:  # two desks sending the same unit at once: the second finds it busy
+            return self._dispatch(sess, inc, unit, detail)
+
+    def _dispatch(self, sess: dict, inc: dict, unit: str, detail: dict) -> dict:
+        iid = inc["id"]
         # a busy, SOS or offline unit is neither offered nor sent (a stale page may still ask)
         avail = {u for u, _la, _lo in self.c.available_units()}
         if unit not in avail:
@@ -192,7 +199,9 @@ class IncidentDesk:
             raise self.c.Refused(409, f"{unit} is not available: {why}")
         # args as the tracker's Duty.dispatch takes them (firmware/lib/roadedge/tracker/duty.py)
         kind = (inc.get("type") or "other").replace("_", " ")
-        text = inc["text"] or "" if kind == "other" else f"{kind}: {inc['text']}" if inc["text"] else kind
+        text = inc["text"] or ""
+        if kind != "other":  # the rider reads the type first
+            text = f"{kind}: {text}" if text else kind
         args = {"incident": str(iid), "lat": inc["lat"], "lon": inc["lon"], "prio": inc["priority"],
                 "text": text[:120]}
         try:

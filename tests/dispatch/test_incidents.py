@@ -214,3 +214,25 @@ def test_a_database_from_before_the_lifecycle_gains_its_columns(tmp_path):
     row = store.incident(1)
     assert row["text"] == "kept" and row["summary"] is None and "lanes" in row
     assert {"en_route", "eta_s", "cleared"} <= {r[1] for r in store.db.execute("PRAGMA table_info(dispatches)")}
+
+
+def test_two_desks_sending_one_unit_at_once_send_it_once(console, publisher):
+    from concurrent.futures import ThreadPoolExecutor
+
+    c = console.console
+    bus = c.bus.subscribe()
+    publisher.send("owntracks/roadedge/trk-b", location(1, 30.3050, 120.0080, time.time()))
+    first_from(bus, lambda e: e[0] == "devices" and any(d["id"] == "trk-b" for d in e[1]), 10)
+    a = c.create_incident(DISP, *SCENE, 1, "one")["id"]
+    b = c.create_incident({"user": "sup", "role": "supervisor"}, 30.3000, 120.0100, 2, "two")["id"]
+
+    def send(iid):
+        try:
+            return c.dispatch(DISP, iid, "trk-b")["status"]
+        except Refused as e:
+            return e.status
+
+    with ThreadPoolExecutor(2) as ex:
+        got = sorted(map(str, ex.map(send, [a, b])))
+    assert got == ["409", "sent"], got
+    assert len([d for d in c.store.dispatches() if d["unit"] == "trk-b"]) == 1
