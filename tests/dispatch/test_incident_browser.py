@@ -155,6 +155,7 @@ def test_incident_from_the_form_to_its_summary_with_a_real_tracker(console, mosq
             page.wait_for_selector('#incident-timeline li[data-what="cleared"]', timeout=5000)
             page.wait_for_selector('#incident-timeline li[data-what="closed"]', timeout=5000)
             assert "lane 1 open again" in page.inner_text("#incident-closed")
+            page.wait_for_selector(f'#incident-closed-list li[data-id="{iid}"]', state="attached", timeout=5000)
             page.wait_for_selector(f'#incident-list li[data-id="{iid}"]', state="detached", timeout=5000)
             assert page.evaluate(f"!RE.incidents[{iid}]._m && Object.values(RE.incidentLines).length === 0")
             states.wait_for(lambda t, pl, *_: json.loads(pl).get("duty") == "patrol" and

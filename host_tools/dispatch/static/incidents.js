@@ -186,6 +186,20 @@
     try { await RE.api("POST", "/api/incidents/" + current + "/close", { summary }); $("#incident-summary").value = ""; } catch (err) { RE.toast(err.message, true); }
   });
 
+  // closed incidents stay readable: their summary, and their timeline one click away
+  function renderClosed() {
+    const closed = Object.values(RE.incidents).filter((i) => i && i.status === "closed").sort((a, b) => (b.closed_at || 0) - (a.closed_at || 0));
+    $("#incident-closed-count").textContent = closed.length;
+    const ul = $("#incident-closed-list"); ul.innerHTML = "";
+    closed.slice(0, 50).forEach((i) => {
+      const li = document.createElement("li"); li.dataset.id = i.id;
+      li.innerHTML = "<b>#" + i.id + "</b> " + esc(label(i.type || "")) + ' <span class="muted">' + esc(RE.fmtTime(i.closed_at)) + " · " + esc((i.summary || "").slice(0, 80)) +
+        '</span><span class="grow"></span><button class="open-btn">Timeline</button>';
+      li.querySelector(".open-btn").onclick = () => openIncident(i.id);
+      ul.appendChild(li);
+    });
+  }
+
   // ---- on the map: a line from each unit under way to its incident, coloured by its step ----
   const COLOURS = { sent: "#8e44ad", delivered: "#8e44ad", accepted: "#d9822b", en_route: "#d9822b", on_scene: "#2e8b57" };
   function drawLine(d) {
@@ -207,6 +221,7 @@
   RE.on("snapshot", (s) => {
     if (s.incident_form) form = s.incident_form;
     offerOnFog(s.fog);
+    renderClosed();
     Object.values(RE.dispatches).forEach((d) => { seenStatus[d.id] = d.status; });
     redrawLines();
     if (current != null) openIncident(current);
@@ -226,5 +241,6 @@
     if (!i) return;
     if (i.status === "closed") Object.values(RE.dispatches).forEach((d) => { if (d.incident === i.id) drawLine(d); });
     if (i.id === current) { RE.incidents[i.id] = Object.assign(RE.incidents[i.id] || {}, i); renderHeader(); renderUnits(); }
+    renderClosed();
   });
 })();
