@@ -329,9 +329,8 @@ class IncidentDesk:
         self.c.publish_units({d["unit"] for d in self.store.dispatches(ids)})
 
     def on_positions(self, units) -> None:
-        """A unit under way reported a fix: accepted becomes en route, and its ETA is kept live."""
-        if self.c.net is None:
-            return
+        """A unit under way reported a fix: accepted becomes en route, and its ETA (with a road network) is kept
+        live."""
         now = time.time()
         busy = self.busy_units()
         for unit in units:
