@@ -145,6 +145,7 @@ def test_incident_from_the_form_to_its_summary_with_a_real_tracker(console, mosq
             page.wait_for_function(f"document.querySelector('.unit-marker .arrow[data-unit=\"{DEV}\"]')"
                                    ".dataset.status === 'on_scene'", timeout=10000)
             page.wait_for_function("Object.values(RE.incidentLines).some(l => l.status === 'on_scene')", timeout=5000)
+            assert page.evaluate(f"RE.incidents[{iid}]._m.getElement().classList.contains('inc-covered')")
             # the firmware itself said so: its duty is on_scene
             states.wait_for(lambda t, pl, *_: json.loads(pl).get("duty") == "on_scene", 60)
 

@@ -214,6 +214,15 @@
     lines[d.id] = L.polyline(pts, style).bindTooltip(tip).addTo(RE.layers.incidents);
     lines[d.id].status = d.status;
   }
+  // the incident's marker tells who is coming and who is there
+  function markIncident(iid) {
+    const i = RE.incidents[iid], m = i && i._m; if (!m) return;
+    const ds = Object.values(RE.dispatches).filter((d) => d.incident === iid && ACTIVE.includes(d.status));
+    m.setTooltipContent("#" + i.id + " P" + i.priority + " " + esc(label(i.type || "")) + " " + esc(i.text) +
+      ds.map((d) => "<br>" + esc(d.unit) + ": " + esc(WORDS[d.status] || d.status) + (d.eta_s != null && d.status !== "on_scene" ? " · ETA " + mins(d.eta_s) : "")).join(""));
+    const el = m.getElement && m.getElement();
+    if (el) { el.classList.toggle("inc-covered", ds.some((d) => d.status === "on_scene")); el.classList.toggle("inc-coming", ds.length > 0); }
+  }
   function redrawLines() { Object.values(RE.dispatches).forEach((d) => RE.guard(() => drawLine(d), "dispatch line")); }
 
   // ---- live ----
@@ -224,10 +233,11 @@
     renderClosed();
     Object.values(RE.dispatches).forEach((d) => { seenStatus[d.id] = d.status; });
     redrawLines();
+    Object.keys(RE.incidents).forEach((id) => RE.guard(() => markIncident(Number(id)), "incident marker"));
     if (current != null) openIncident(current);
   });
   RE.on("dispatch", (d) => {
-    drawLine(d);
+    drawLine(d); markIncident(d.incident);
     if (d.incident === current) renderUnits();
     const changed = seenStatus[d.id] !== d.status; seenStatus[d.id] = d.status;
     // a unit that became busy (or free again) leaves (or rejoins) the nearest-unit list at once
@@ -240,6 +250,7 @@
   RE.on("incident", (i) => {
     if (!i) return;
     if (i.status === "closed") Object.values(RE.dispatches).forEach((d) => { if (d.incident === i.id) drawLine(d); });
+    markIncident(i.id);
     if (i.id === current) { RE.incidents[i.id] = Object.assign(RE.incidents[i.id] || {}, i); renderHeader(); renderUnits(); }
     renderClosed();
   });
