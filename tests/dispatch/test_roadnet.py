@@ -142,3 +142,73 @@ def test_live_eta_of_one_unit_matches_its_ranking():
     r = net.rank(30.3050, 120.0010, [("south", 30.3000, 120.0010)])[0]
     assert net.eta(30.3050, 120.0010, 30.3000, 120.0010) == pytest.approx((r.eta_s, r.road_m))
     assert net.eta(30.3050, 120.0010, 31.0, 121.0) == (math.inf, math.inf)
+
+
+def old_snap_xy(net: RoadNetwork, x: float, y: float):
+    """snap_xy as it was before issue 15, verbatim in effect (math.hypot, the first edge found wins a tie)."""
+    from host_tools.dispatch.roadnet import CELL_M, MAX_SNAP_M, Snap
+
+    cx, cy = int(math.floor(x / CELL_M)), int(math.floor(y / CELL_M))
+    best = None
+    ring, max_ring = 0, int(MAX_SNAP_M / CELL_M) + 1
+    while ring <= max_ring:
+        for gx in range(cx - ring, cx + ring + 1):
+            for gy in range(cy - ring, cy + ring + 1):
+                if ring and max(abs(gx - cx), abs(gy - cy)) != ring:
+                    continue
+                for e in net.grid.get((gx, gy), ()):
+                    ed = net.edges[e]
+                    (x1, y1), (x2, y2) = net.nodes[ed.a], net.nodes[ed.b]
+                    dx, dy = x2 - x1, y2 - y1
+                    L2 = dx * dx + dy * dy or 1e-12
+                    t = max(0.0, min(1.0, ((x - x1) * dx + (y - y1) * dy) / L2))
+                    d = math.hypot(x - x1 - t * dx, y - y1 - t * dy)
+                    if best is None or d < best.off_m:
+                        best = Snap(e, t, d)
+        if best is not None and best.off_m <= ring * CELL_M:
+            break
+        ring += 1
+    return None if best is None or best.off_m > MAX_SNAP_M else best
+
+
+def test_the_array_ranking_gives_the_old_ranking_but_where_two_roads_are_equally_near():
+    """Against the ranking as it shipped before issue 15: every unit's ETA the same, except a unit exactly as
+    near to two edges (a node they share, met from a dead-end one-way): the old code took whichever its grid
+    met first, the new one the lower edge id (rare, and counted)."""
+    import random
+
+    from host_tools.deployment.geo import haversine_m
+    from host_tools.dispatch.roadnet import OFFROAD_KMH
+
+    rnd = random.Random(150)
+    compared = ties = 0
+    for _ in range(40):
+        net = net_of(random_deployment(rnd))
+        units = []
+        for j in range(200):
+            e = net.edges[rnd.randrange(len(net.edges))]
+            (x1, y1), (x2, y2) = net.nodes[e.a], net.nodes[e.b]
+            f = rnd.choice([0.0, 1.0, rnd.random()])
+            units.append((f"u{j}", *net.proj.to_latlon(x1 + f * (x2 - x1) + rnd.gauss(0, 15),
+                                                       y1 + f * (y2 - y1) + rnd.gauss(0, 15))))
+        lat, lon = 30.3 + rnd.uniform(-0.04, 0.04), 120.0 + rnd.uniform(-0.04, 0.04)
+        target = old_snap_xy(net, *net.proj.to_xy(lat, lon))
+        if target is None:
+            continue
+        t, dist = net.times_to(target)
+        new = {r.unit: r for r in net.rank(lat, lon, units)}
+        for uid, ula, ulo in units:
+            s = old_snap_xy(net, *net.proj.to_xy(ula, ulo))
+            eta = math.inf
+            if s is not None:
+                eta, _rd = net.eta_from(s, target, t, dist)
+                eta += target.off_m / (OFFROAD_KMH / 3.6) if math.isfinite(eta) else 0
+            assert new[uid].straight_m == pytest.approx(haversine_m(lat, lon, ula, ulo), rel=1e-9)
+            compared += 1
+            if new[uid].eta_s == pytest.approx(eta, rel=1e-9, abs=1e-6):
+                continue
+            now = net.snap(ula, ulo)  # a tie: another edge exactly as near
+            assert now is not None and s is not None and now.edge != s.edge
+            assert now.off_m == pytest.approx(s.off_m, rel=1e-9, abs=1e-9), (uid, s, now)
+            ties += 1
+    assert compared > 4000 and ties < compared // 100, (compared, ties)
