@@ -1,5 +1,6 @@
 """Bench: dispatcher ingest rate against Mosquitto beside Mosquitto's raw delivery rate to a bare
-paho subscriber (same run, same message stream), and nearest-unit ranking time with 10,000 units.
+paho subscriber (same run, same message stream), and nearest-unit ranking time with 10,000 units
+(`--ranking-only`: print the ranking figures without the ingest runs or touching docs/benchmarks.md).
 
     python bench/dispatch/run.py [--messages 20000] [--units 10000]
 """
@@ -138,7 +139,9 @@ def shared_workers_rate(b: Mosquitto, n: int, units: int, qos: int, db: Path, wo
             p.wait(30)
 
 
-def ranking(n_units: int, repeats: int = 5) -> tuple[float, float, int]:
+def ranking(n_units: int, repeats: int = 10) -> tuple[float, float, float, int]:
+    """Ranking as the console asks for it (the first 10 of n_units): each repeat a new incident position
+    (its reverse Dijkstra included), then the same incident again (the search remembered)."""
     from host_tools.deployment.scenario import load
 
     sc = load(REPO / "sim" / "scenarios" / "seed-city.json")
@@ -150,21 +153,29 @@ def ranking(n_units: int, repeats: int = 5) -> tuple[float, float, int]:
         pl = rnd.choice(roads)
         la, lo = pl.latlon_at_km(rnd.uniform(pl.km0, pl.km_end))
         units.append((f"u{i}", la + rnd.gauss(0, 1e-4), lo + rnd.gauss(0, 1e-4)))  # ~10 m GNSS noise
-    times = []
+    net.rank(30.3, 120.0, units[:10], limit=10)  # numpy warm-up
+    cold, warm = [], []
     for r in range(repeats):
         pl = roads[r % len(roads)]
-        la, lo = pl.latlon_at_km((pl.km0 + pl.km_end) / 2)
-        t0 = time.perf_counter()
-        net.rank(la, lo, units)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), max(times), len(net.edges)
+        la, lo = pl.latlon_at_km(pl.km0 + (pl.km_end - pl.km0) * rnd.uniform(0.1, 0.9))
+        for times in (cold, warm):
+            t0 = time.perf_counter()
+            net.rank(la, lo, units, limit=10)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(cold), max(cold), statistics.median(warm), len(net.edges)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=20000)
     ap.add_argument("--units", type=int, default=10000)
+    ap.add_argument("--ranking-only", action="store_true")
     a = ap.parse_args()
+    if a.ranking_only:
+        med, worst, again, edges = ranking(a.units)
+        print(f"ranking {a.units} units: median {med * 1000:.1f} ms, worst {worst * 1000:.1f} ms, "
+              f"again {again * 1000:.1f} ms ({edges} edges)")
+        return 0
     n, fleet = a.messages, 123
     rows = []
     with tempfile.TemporaryDirectory() as td:
@@ -181,8 +192,9 @@ def main() -> int:
                 print(f"  {two:,.0f} msg/s", flush=True)
                 rows.append((qos, raw, ing, two))
     print(f"nearest-unit ranking, {a.units} units ...", flush=True)
-    med, worst, edges = ranking(a.units)
-    print(f"  median {med * 1000:.0f} ms, worst {worst * 1000:.0f} ms ({edges} road edges)")
+    med, worst, again, edges = ranking(a.units)
+    print(f"  median {med * 1000:.1f} ms, worst {worst * 1000:.1f} ms, same incident again {again * 1000:.1f} ms "
+          f"({edges} road edges)")
     body = [f"Location messages (OwnTracks JSON, {fleet} trackers) published as fast as possible by a separate "
             f"process to Mosquitto on loopback; {n} messages per run.", "",
             "| QoS | Mosquitto -> bare paho subscriber | -> `roadedge dispatch` ingest, stored in SQLite | ratio | "
@@ -193,9 +205,13 @@ def main() -> int:
     body += ["", "Two workers split the stream exactly once (tests/dispatch/test_ingest.py) but share SQLite's single "
              "writer: they add CPU for decoding and give failover, not write throughput; the machine is shared "
              "with other jobs, so figures vary between runs."]
-    body += ["", f"Nearest-unit ranking by ETA along the road network (seed-city deployment, {edges} road edges): "
-             f"{a.units:,} units snapped to the roads plus one Dijkstra from the incident: "
-             f"median **{med * 1000:.0f} ms**, worst {worst * 1000:.0f} ms of 5."]
+    body += ["", f"Nearest-unit ranking by ETA along the road network (seed-city deployment, {edges} road edges), "
+             f"the first 10 of {a.units:,} units as the console asks for them: every unit snapped to the roads at "
+             f"once over numpy arrays of the edges, plus one reverse Dijkstra from the incident. New incident "
+             f"position each time: median **{med * 1000:.1f} ms**, worst {worst * 1000:.1f} ms of 10; the same "
+             f"incident again (its search remembered): median {again * 1000:.1f} ms. Issue 15's target: <= 50 ms; "
+             "before, one unit at a time: 148 ms. The array ranking gives the one-unit ranking's answer "
+             "(tests/dispatch/test_roadnet.py, random deployments)."]
     write_section("dispatch", "\n".join(body))
     return 0
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from .bus import Bus
 from .fog import fog_segments
+from .incidents import DIRECTIONS, LANES, TYPES, IncidentDesk
 from .roadnet import RoadNetwork
 from .sanitize import PageFilter
 from .store import Store
@@ -37,6 +38,8 @@ class Refused(Exception):
 
 
 class Console:
+    Refused = Refused  # the incident desk answers with the console's refusal
+
     def __init__(self, store: Store, bus: Bus, publish: Callable[[str, bytes, int], None],
                  keyring=None, scenario=None, tile_url: str | None = None, stats: Callable[[], dict] | None = None):
         self.store, self.bus, self.publish = store, bus, publish
@@ -53,6 +56,7 @@ class Console:
         self._dirty: set[str] = set()
         self._dirty_lock = threading.Lock()
         self._closed = threading.Event()
+        self.desk = IncidentDesk(self)  # the incident lifecycle (incidents.py)
         threading.Thread(target=self._flush_loop, name="dispatch-summaries", daemon=True).start()
 
     def close(self) -> None:
@@ -135,14 +139,15 @@ class Console:
         devs = self._devices()
         return {
             "now": time.time(),
-            "units": [d for d in devs if self._is_unit(d)],
+            "units": self._with_unit_status([d for d in devs if self._is_unit(d)]),
             "signs": self._guard(lambda: self.signs(devs), [], "signs"),
             "beacons": self._guard(lambda: self.beacons(devs), [], "beacons"),
             "fog": self._guard(lambda: self.fog(devs), [], "fog"),
             "ctl": self._guard(self._ctl, {}, "ctl"),
             "sos": self._guard(self._sos, [], "sos"),
-            "incidents": self._kept(self.store.incidents(), lambda i: self.page.with_position(i, ("incident",)),
+            "incidents": self._kept(self.desk.incidents(), lambda i: self.page.with_position(i, ("incident",)),
                                     "incident"),
+            "incident_form": {"types": TYPES, "directions": DIRECTIONS, "lanes": LANES},
             "dispatches": self._guard(self._dispatches, [], "dispatches"),
             "rejects": self._guard(lambda: self.page.json(self.store.rejects(), ("rejects",)), {}, "rejects"),
             "stats": self.stats(),
@@ -201,20 +206,42 @@ class Console:
         return fog_segments(self.sc, [(self.beacon_pos[d["id"]], d.get("state") or {}) for d in devs
                                       if d["id"] in self.beacon_pos])
 
+    def open_sos_units(self) -> set[str]:
+        return {s["device"] for s in self.store.sos(open_only=True)}
+
+    def available_units(self) -> list[tuple[str, float, float]]:
+        """(id, lat, lon) of the units that may be sent: on patrol, online, not in SOS, no dispatch under way."""
+        busy = set(self.desk.busy_units())
+        busy |= self.open_sos_units()  # a rider in distress is not sent anywhere
+        return [(d["id"], d["lat"], d["lon"]) for d in self._devices()
+                if self._is_unit(d) and d["lat"] is not None and self._available(d) and d["id"] not in busy]
+
+    def _with_unit_status(self, units: list[dict]) -> list[dict]:
+        busy, sos = self.desk.busy_units(), self.open_sos_units()
+        for u in units:
+            u["unit_status"] = self.desk.unit_status(u, busy, sos)
+            d = busy.get(u["id"])
+            u["assignment"] = {"incident": d["incident"], "dispatch": d["id"], "eta_s": d.get("eta_s")} if d else None
+        return units
+
+    def publish_units(self, ids) -> None:
+        """The units' rows again (their status follows a dispatch or an SOS) to every page."""
+        devs = self._devices(list(ids))
+        self._with_unit_status([d for d in devs if self._is_unit(d)])  # two queries for the lot
+        if devs:
+            self.bus.publish("devices", self._kept(devs, self._classify, "device"))
+
     def rank(self, sess: dict, incident_id: int, limit: int = 10) -> list[dict]:
         inc = self.store.incident(incident_id)
         if not inc:
             raise Refused(404, "no such incident")
-        units = [d for d in self._devices() if self._is_unit(d) and d["lat"] is not None]
-        busy = {d["unit"] for d in self.store.dispatches() if d["status"] in ("sent", "delivered", "accepted")}
-        busy |= {s["device"] for s in self.store.sos(open_only=True)}  # a rider in distress is not sent anywhere
-        avail = [(d["id"], d["lat"], d["lon"]) for d in units if self._available(d) and d["id"] not in busy]
+        avail = self.available_units()
         if self.net is None:
             from host_tools.deployment.geo import haversine_m
 
             r = sorted((haversine_m(inc["lat"], inc["lon"], la, lo), u) for u, la, lo in avail)
             return [{"unit": u, "eta_s": None, "road_m": None, "straight_m": round(m)} for m, u in r[:limit]]
-        ranked = self.net.rank(inc["lat"], inc["lon"], avail)[:limit]
+        ranked = self.net.rank(inc["lat"], inc["lon"], avail, limit=limit)
         return [{"unit": r.unit, "eta_s": round(r.eta_s, 1) if math.isfinite(r.eta_s) else None,
                  "road_m": round(r.road_m) if math.isfinite(r.road_m) else None, "straight_m": round(r.straight_m)}
                 for r in ranked]
@@ -252,61 +279,19 @@ class Console:
         self.store.ack_sos(unit, sess["user"])
         self.audit(sess, "sos_ack", unit, {**detail, "sos": open_[0]["sos_id"], "ctr": ctr}, "sent")
         self.bus.publish("sos", self._sos())
+        self.publish_units([unit])
+        self.desk.on_sos_ack(sess, unit)
         return {"ok": True, "ctr": ctr}
 
-    def create_incident(self, sess: dict, lat, lon, priority, text) -> dict:
-        detail = {"lat": lat, "lon": lon, "priority": priority, "text": text}
-        self._check(sess, "incident_create", "incident", detail)
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lat, lon)) or \
-                not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            self.audit(sess, "incident_create", "incident", detail, "refused: bad position")
-            raise Refused(400, "lat/lon must be numbers in range")
-        priority = int(priority) if isinstance(priority, (int, float)) and 1 <= priority <= 5 else 3
-        text = str(text or "")[:200]
-        iid = self.store.add_incident(float(lat), float(lon), priority, text, sess["user"])
-        self.audit(sess, "incident_create", f"incident {iid}", detail, "ok")
-        inc = self.store.incident(iid)
-        self.bus.publish("incident", inc)
-        return inc or {}
+    # the incident lifecycle lives in incidents.py (IncidentDesk); these keep the console's one entry point
+    def create_incident(self, sess: dict, lat, lon, priority=3, text="", **form) -> dict:
+        return self.desk.create(sess, lat, lon, priority, text, **form)
 
-    def close_incident(self, sess: dict, iid: int) -> dict:
-        self._check(sess, "incident_close", f"incident {iid}", {})
-        self.store.close_incident(iid)
-        # release the units sent to it (the tracker returns to patrol)
-        released = []
-        for d in self.store.dispatches():
-            if d["incident"] == iid and d["status"] in ("sent", "delivered", "accepted", "on_scene"):
-                try:
-                    self._send(d["unit"], "dispatch", {"incident": str(iid), "action": "close"})
-                    released.append(d["unit"])
-                except Refused as e:
-                    self.audit(sess, "dispatch_close", d["unit"], {"incident": iid}, f"failed: {e}")
-                self.store.set_dispatch_status(d["id"], "closed")
-                self.bus.publish("dispatch", self.store.dispatches([d["id"]])[0])
-        self.audit(sess, "incident_close", f"incident {iid}", {"released": released}, "ok")
-        self.bus.publish("incident", self.store.incident(iid))
-        return {"ok": True}
+    def close_incident(self, sess: dict, iid: int, summary=None) -> dict:
+        return self.desk.close(sess, iid, summary)
 
     def dispatch(self, sess: dict, incident_id: int, unit: str) -> dict:
-        detail = {"incident": incident_id, "unit": unit}
-        self._check(sess, "dispatch", unit, detail)
-        inc = self.store.incident(incident_id)
-        if not inc:
-            self.audit(sess, "dispatch", unit, detail, "refused: no such incident")
-            raise Refused(404, "no such incident")
-        # args as the tracker's Duty.dispatch takes them (firmware/lib/roadedge/tracker/duty.py)
-        args = {"incident": str(incident_id), "lat": inc["lat"], "lon": inc["lon"], "prio": inc["priority"],
-                "text": (inc["text"] or "")[:120]}
-        try:
-            ctr = self._send(unit, "dispatch", args, ttl_s=120)
-        except Refused as e:
-            self.audit(sess, "dispatch", unit, detail, f"failed: {e}")
-            raise
-        did = self.store.add_dispatch(incident_id, unit, sess["user"], ctr, "sent")
-        self.audit(sess, "dispatch", unit, {**detail, "ctr": ctr}, "sent")
-        d = self.store.dispatches([did])[0]
-        self.bus.publish("dispatch", d)
-        return d
+        return self.desk.dispatch(sess, incident_id, unit)
 
     def sign_op(self, sess: dict, zone: str, action: str, sign: str | None, limit=None, reason: str = "") -> dict:
         detail = {"zone": zone, "action": action, "sign": sign, "limit": limit, "reason": reason}
@@ -344,14 +329,19 @@ class Console:
             return
         if ch["devices"]:
             devs = self._devices(ch["devices"])
+            self._with_unit_status([d for d in devs if self._is_unit(d)])  # two queries for the lot
             self.bus.publish("devices", self._kept(devs, self._classify, "device"))
             if self.sc and any(d["id"] in self.beacon_pos for d in devs):
                 self._mark("fog")
         if ch["sos"]:
             self.bus.publish("sos", self._sos())
+            self.publish_units({dev for dev, _seq in ch["sos"]})  # in SOS / back on patrol
         if ch["dispatches"]:
             for d in self._dispatches(ch["dispatches"]):
                 self.bus.publish("dispatch", d)
+            self.desk.on_dispatches(ch["dispatches"])
+        if ch["devices"]:
+            self.desk.on_positions(ch["devices"])
         if ch["ctl"]:
             self.bus.publish("ctl", self._ctl())
         if ch["rejects"]:
@@ -365,5 +355,5 @@ class Console:
             return {"kind": "beacon", **self._placed({"id": d["id"], "status": d["status"], "state": d["state"]},
                                                      self.beacon_pos.get(d["id"]))}
         if self._is_unit(d):
-            return {"kind": "unit", **d}
+            return {"kind": "unit", **(d if "unit_status" in d else self._with_unit_status([d])[0])}
         return {"kind": "other", "id": d["id"], "status": d["status"]}

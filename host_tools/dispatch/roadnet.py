@@ -4,20 +4,28 @@ Pure code, no I/O. Roads come from the scenario/deployment file (host_tools.depl
 is a polyline with a speed; roads join where an end point of one lies within JOIN_M of
 another road (docs/scenarios.md). Units and incidents are snapped to the nearest segment
 (grid index); one Dijkstra from the incident over the reversed graph gives every node's
-travel time to it, so ranking N units costs one search plus N snaps.
+travel time to it (kept for the last few incidents: an incident does not move), so ranking N units
+costs one search plus N snaps. The N snaps and ETAs are done at once over numpy arrays of the edges
+(`rank`), with the same arithmetic as the one-unit `snap` and `eta_from`, so both give the same answer
+(tests/dispatch/test_roadnet.py checks that on random deployments; bench/dispatch times it).
 """
 from __future__ import annotations
 
 import heapq
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 
-from host_tools.deployment.geo import Polyline, Projection
+import numpy as np
+
+from host_tools.deployment.geo import EARTH_R, Polyline, Projection
 
 JOIN_M = 15.0
 CELL_M = 250.0
 OFFROAD_KMH = 15.0  # from a unit's fix to the road (GNSS error, a lay-by): slow
 MAX_SNAP_M = 2000.0  # farther than this from any road: not routable
+TREES_KEPT = 16  # reverse Dijkstra results kept, one per recent incident position
+CHUNK_CELLS = 32768  # units x edges per numpy block when snapping many units (256 KB per array)
 
 
 @dataclass
@@ -56,6 +64,8 @@ class RoadNetwork:
         self.edges: list[Edge] = []
         self.out: list[list[int]] = []  # node -> edge ids leaving it (both ways for two-way edges)
         self.grid: dict[tuple[int, int], list[int]] = {}
+        self._arrays: dict[str, np.ndarray] | None = None  # the edges as columns, built on first use
+        self._trees: OrderedDict[tuple[int, float], tuple[list[float], list[float]]] = OrderedDict()
 
     # -- building ---------------------------------------------------------
     @classmethod
@@ -107,6 +117,8 @@ class RoadNetwork:
         return len(self.nodes) - 1
 
     def _edge(self, a: int, b: int, length: float, speed: float, road: str, oneway: bool) -> None:
+        self._arrays = None
+        self._trees.clear()
         e = len(self.edges)
         self.edges.append(Edge(a, b, length, speed, road, oneway))
         self.out[a].append(e)
@@ -127,6 +139,7 @@ class RoadNetwork:
     def snap_xy(self, x: float, y: float) -> Snap | None:
         cx, cy = int(math.floor(x / CELL_M)), int(math.floor(y / CELL_M))
         best: Snap | None = None
+        best_d2 = math.inf
         ring = 0
         max_ring = int(MAX_SNAP_M / CELL_M) + 1
         while ring <= max_ring:
@@ -140,9 +153,11 @@ class RoadNetwork:
                         dx, dy = x2 - x1, y2 - y1
                         L2 = dx * dx + dy * dy or 1e-12
                         t = max(0.0, min(1.0, ((x - x1) * dx + (y - y1) * dy) / L2))
-                        d = math.hypot(x - x1 - t * dx, y - y1 - t * dy)
-                        if best is None or d < best.off_m:
-                            best = Snap(e, t, d)
+                        ex, ey = x - x1 - t * dx, y - y1 - t * dy
+                        d2 = ex * ex + ey * ey  # squared, not hypot: the same rounding as _snap_many's
+                        # a tie (a point nearest to a node two edges share) goes to the lower edge id, as there
+                        if best is None or d2 < best_d2 or (d2 == best_d2 and e < best.edge):
+                            best, best_d2 = Snap(e, t, math.sqrt(d2)), d2
             # a segment in a farther ring can only be closer than ring*CELL_M
             if best is not None and best.off_m <= ring * CELL_M:
                 break
@@ -206,27 +221,119 @@ class RoadNetwork:
                 best = c
         return best
 
-    def rank(self, lat: float, lon: float, units: list[tuple[str, float, float]]) -> list[Ranked]:
-        """Units (id, lat, lon) ordered by ETA to (lat, lon) along the roads; unroutable units last."""
-        from host_tools.deployment.geo import haversine_m
-
-        target = self.snap(lat, lon)
-        out: list[Ranked] = []
-        if target is None:
-            for uid, ula, ulo in units:
-                out.append(Ranked(uid, math.inf, math.inf, haversine_m(lat, lon, ula, ulo)))
+    def tree(self, target: Snap) -> tuple[list[float], list[float]]:
+        """times_to(target), remembered for the last TREES_KEPT targets."""
+        key = (target.edge, target.frac)
+        hit = self._trees.get(key)
+        if hit is None:
+            hit = self._trees[key] = self.times_to(target)
+            while len(self._trees) > TREES_KEPT:
+                self._trees.popitem(last=False)
         else:
-            t, dist = self.times_to(target)
-            for uid, ula, ulo in units:
-                s = self.snap(ula, ulo)
-                eta, rd = self.eta_from(s, target, t, dist) if s else (math.inf, math.inf)
-                # the last bit from the road to an incident off it
-                if math.isfinite(eta):
-                    eta += target.off_m / (OFFROAD_KMH / 3.6)
-                    rd += target.off_m
-                out.append(Ranked(uid, eta, rd, haversine_m(lat, lon, ula, ulo)))
-        out.sort(key=lambda r: (r.eta_s, r.straight_m))
-        return out
+            self._trees.move_to_end(key)
+        return hit
+
+    def eta(self, lat: float, lon: float, ulat: float, ulon: float) -> tuple[float, float]:
+        """(ETA s, road m) of one unit to (lat, lon); inf when either is off the network (a live ETA)."""
+        target, s = self.snap(lat, lon), self.snap(ulat, ulon)
+        if target is None or s is None:
+            return math.inf, math.inf
+        eta, rd = self.eta_from(s, target, *self.tree(target))
+        return eta + target.off_m / (OFFROAD_KMH / 3.6), rd + target.off_m
+
+    def _edge_arrays(self) -> dict[str, np.ndarray]:
+        if self._arrays is None:
+            ed = self.edges
+            xy = np.array(self.nodes, dtype=float).reshape(-1, 2)
+            a = np.array([e.a for e in ed], dtype=np.int64)
+            b = np.array([e.b for e in ed], dtype=np.int64)
+            x1, y1, x2, y2 = xy[a, 0], xy[a, 1], xy[b, 0], xy[b, 1]
+            dx, dy = x2 - x1, y2 - y1
+            l2 = dx * dx + dy * dy
+            self._arrays = {"a": a, "b": b, "x1": x1, "y1": y1, "dx": dx, "dy": dy, "l2": np.where(l2 == 0, 1e-12, l2),
+                            "time": np.array([e.time_s for e in ed], dtype=float),
+                            "length": np.array([e.length_m for e in ed], dtype=float),
+                            "oneway": np.array([e.oneway for e in ed], dtype=bool)}
+        return self._arrays
+
+    def _snap_many(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(edge, frac, off_m) of the nearest edge for each point; edge -1 when none within MAX_SNAP_M.
+        Exhaustive over the edges in blocks (snap_xy's grid finds the same nearest edge one point at a time)."""
+        A = self._edge_arrays()
+        n, ne = len(x), len(self.edges)
+        edge = np.full(n, -1, dtype=np.int64)
+        frac = np.zeros(n)
+        off = np.full(n, math.inf)
+        if not ne:
+            return edge, frac, off
+        step = max(1, min(n, CHUNK_CELLS // ne))
+        # in place over blocks that stay in the CPU cache: the arithmetic is snap_xy's, operation for operation
+        px, py, t, tmp = (np.empty((step, ne)) for _ in range(4))
+        for i in range(0, n, step):
+            m = min(step, n - i)
+            px_, py_, t_, tmp_ = px[:m], py[:m], t[:m], tmp[:m]
+            np.subtract.outer(x[i:i + m], A["x1"], out=px_)
+            np.subtract.outer(y[i:i + m], A["y1"], out=py_)
+            np.multiply(px_, A["dx"], out=t_)
+            np.multiply(py_, A["dy"], out=tmp_)
+            t_ += tmp_
+            t_ /= A["l2"]
+            np.clip(t_, 0.0, 1.0, out=t_)
+            np.multiply(t_, A["dx"], out=tmp_)
+            px_ -= tmp_
+            np.multiply(t_, A["dy"], out=tmp_)
+            py_ -= tmp_
+            px_ *= px_
+            py_ *= py_
+            px_ += py_  # squared distance; the root only of the nearest
+            k = np.argmin(px_, axis=1)
+            rows = np.arange(m)
+            edge[i:i + m], frac[i:i + m], off[i:i + m] = k, t_[rows, k], np.sqrt(px_[rows, k])
+        far = off > MAX_SNAP_M
+        edge[far] = -1
+        return edge, frac, off
+
+    def rank(self, lat: float, lon: float, units: list[tuple[str, float, float]],
+             limit: int | None = None) -> list[Ranked]:
+        """Units (id, lat, lon) ordered by ETA to (lat, lon) along the roads, then by straight distance;
+        unroutable units last. `limit`: only the first so many."""
+        n = len(units)
+        ula = np.fromiter((u[1] for u in units), float, n)
+        ulo = np.fromiter((u[2] for u in units), float, n)
+        straight = _haversine_many(lat, lon, ula, ulo)
+        eta = np.full(n, math.inf)
+        road = np.full(n, math.inf)
+        target = self.snap(lat, lon)
+        if target is not None and n:
+            k = math.cos(math.radians(self.proj.lat0))
+            x = np.radians(ulo - self.proj.lon0) * EARTH_R * k
+            y = np.radians(ula - self.proj.lat0) * EARTH_R
+            e, f, off_m = self._snap_many(x, y)
+            ok = e >= 0
+            e, f, off_m = e[ok], f[ok], off_m[ok]
+            t, dist = (np.array(v) for v in self.tree(target))
+            A = self._edge_arrays()
+            tim, ln, ow = A["time"][e], A["length"][e], A["oneway"][e]
+            off_t = off_m / (OFFROAD_KMH / 3.6)
+            # the candidates of eta_from, in its order: forwards to b, backwards to a, along the target's edge
+            best_t = off_t + (1 - f) * tim + t[A["b"][e]]
+            best_d = off_m + (1 - f) * ln + dist[A["b"][e]]
+            ct, cd = off_t + f * tim + t[A["a"][e]], off_m + f * ln + dist[A["a"][e]]
+            better = ~ow & (ct < best_t)
+            best_t, best_d = np.where(better, ct, best_t), np.where(better, cd, best_d)
+            df = np.abs(target.frac - f)
+            ct, cd = off_t + df * tim, off_m + df * ln
+            better = (e == target.edge) & ((target.frac >= f) | ~ow) & (ct < best_t)
+            best_t, best_d = np.where(better, ct, best_t), np.where(better, cd, best_d)
+            # the last bit from the road to an incident off it
+            fin = np.isfinite(best_t)
+            best_t = np.where(fin, best_t + target.off_m / (OFFROAD_KMH / 3.6), best_t)
+            best_d = np.where(fin, best_d + target.off_m, best_d)
+            eta[ok], road[ok] = best_t, best_d
+        order = np.lexsort((straight, eta))  # stable, like sorted() on (eta, straight)
+        if limit is not None:
+            order = order[:limit]
+        return [Ranked(units[i][0], float(eta[i]), float(road[i]), float(straight[i])) for i in order.tolist()]
 
     def geojson(self) -> dict:
         feats = []
@@ -235,3 +342,11 @@ class RoadNetwork:
             feats.append({"type": "Feature", "properties": {"road": e.road},
                           "geometry": {"type": "LineString", "coordinates": [[a[1], a[0]], [b[1], b[0]]]}})
         return {"type": "FeatureCollection", "features": feats}
+
+
+def _haversine_many(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
+    """geo.haversine_m from (lat, lon) to each point (same formula, over arrays)."""
+    p1, p2 = math.radians(lat), np.radians(lats)
+    dp, dl = p2 - p1, np.radians(lons - lon)
+    a = np.sin(dp / 2) ** 2 + math.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return 2 * EARTH_R * np.arcsin(np.minimum(1.0, np.sqrt(a)))

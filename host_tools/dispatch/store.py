@@ -18,6 +18,9 @@ from pathlib import Path
 from host_tools.deployment.geo import haversine_m
 
 from .decode import Record
+from .incidents import ACTIVE
+
+_ACTIVE_SQL = "(" + ",".join(f"'{s}'" for s in ACTIVE) + ")"  # a dispatch under way (constants, no input)
 
 ON_SCENE_M = 150.0
 
@@ -158,7 +161,7 @@ class Store:
             ch["devices"].add(dev)
             if ch["_active"] is None:  # units with a dispatch under way, once per batch
                 ch["_active"] = {r[0] for r in c.execute(
-                    "SELECT unit FROM dispatches WHERE status IN ('sent','delivered','accepted')")}
+                    f"SELECT unit FROM dispatches WHERE status IN {_ACTIVE_SQL} AND status != 'on_scene'")}
             if dev in ch["_active"]:
                 self._check_on_scene(c, dev, b["lat"], b["lon"], rx, ch)
             return
@@ -224,14 +227,16 @@ class Store:
             row = c.execute("SELECT id FROM dispatches WHERE unit=? AND (? IS NULL OR incident=?) "
                             "ORDER BY id DESC LIMIT 1", (dev, inc, inc)).fetchone()
             if row:
+                # a report about a dispatch already cleared, cancelled or closed changes nothing
                 if t == "dispatch_accept":
-                    c.execute("UPDATE dispatches SET status=CASE WHEN status='on_scene' THEN status ELSE 'accepted' "
-                              "END, accepted=? WHERE id=?", (rx, row[0]))
+                    c.execute("UPDATE dispatches SET status=CASE WHEN status IN ('en_route','on_scene') THEN status "
+                              f"ELSE 'accepted' END, accepted=? WHERE id=? AND status IN {_ACTIVE_SQL}", (rx, row[0]))
                 elif t == "dispatch_reject":
-                    c.execute("UPDATE dispatches SET status='declined', detail=? WHERE id=?",
+                    c.execute(f"UPDATE dispatches SET status='declined', detail=? WHERE id=? AND status IN {_ACTIVE_SQL}",
                               (str(b.get("reason", ""))[:200], row[0]))
                 else:
-                    c.execute("UPDATE dispatches SET status='on_scene', on_scene=? WHERE id=?", (rx, row[0]))
+                    c.execute("UPDATE dispatches SET status='on_scene', on_scene=coalesce(on_scene, ?) WHERE id=? AND "
+                              f"status IN {_ACTIVE_SQL}", (rx, row[0]))
                 ch["dispatches"].add(row[0])
         ch["devices"].add(dev)
 
@@ -256,7 +261,7 @@ class Store:
     def _check_on_scene(self, c, dev: str, lat: float, lon: float, rx: float, ch: dict) -> None:
         for did, ilat, ilon in c.execute(
                 "SELECT d.id, i.lat, i.lon FROM dispatches d JOIN incidents i ON i.id=d.incident "
-                "WHERE d.unit=? AND d.status IN ('sent','delivered','accepted')", (dev,)).fetchall():
+                f"WHERE d.unit=? AND d.status IN {_ACTIVE_SQL} AND d.status != 'on_scene'", (dev,)).fetchall():
             if haversine_m(lat, lon, ilat, ilon) <= ON_SCENE_M:
                 c.execute("UPDATE dispatches SET status='on_scene', on_scene=? WHERE id=?", (rx, did))
                 ch["dispatches"].add(did)

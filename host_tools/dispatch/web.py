@@ -192,8 +192,13 @@ class ConsoleApp:
             Route("/api/logout", self.logout, methods=P),
             Route("/api/sos/ack", self.sos_ack, methods=P),
             Route("/api/incidents", self.incident_create, methods=P),
-            Route("/api/incidents/{iid:int}/close", self.incident_close, methods=P),
             Route("/api/dispatch", self.dispatch, methods=P),
+            # the incident lifecycle (incidents.py): detail + timeline, notes, close with a summary, units cleared
+            Route("/api/incidents/{iid:int}", self.incident_detail, methods=G),
+            Route("/api/incidents/{iid:int}/note", self.incident_action("note", "text"), methods=P),
+            Route("/api/incidents/{iid:int}/close", self.incident_action("close", "summary"), methods=P),
+            Route("/api/dispatch/{did:int}/clear", self.dispatch_end("clear"), methods=P),
+            Route("/api/dispatch/{did:int}/cancel", self.dispatch_end("cancel"), methods=P),
             Route("/api/sign", self.sign, methods=P),
             *AdminRoutes(self).routes(),  # accounts (supervisor) and reports: web_admin.py
         ]
@@ -469,15 +474,37 @@ class ConsoleApp:
             sess, body = await self._operator(request, "/api/incidents")
         except Refused as e:
             return error(e.status, str(e))
-        return await self._answer(self.console.create_incident, sess, body.get("lat"), body.get("lon"),
-                                  body.get("priority", 3), body.get("text", ""))
+        form = {k: body.get(k) for k in ("type", "lanes", "direction", "source")}
+        return await self._answer(lambda: self.console.create_incident(
+            sess, body.get("lat"), body.get("lon"), body.get("priority", 3), body.get("text", ""), **form))
 
-    async def incident_close(self, request: Request) -> Response:
+    async def incident_detail(self, request: Request) -> Response:
         try:
-            sess, _ = await self._operator(request, request.url.path)
+            sess = self._viewer(request)
         except Refused as e:
             return error(e.status, str(e))
-        return await self._answer(self.console.close_incident, sess, request.path_params["iid"])
+        return await self._answer(self.console.desk.detail, sess, request.path_params["iid"])
+
+    def incident_action(self, name: str, field: str):
+        """POST /api/incidents/<id>/<name> {field: text} -> IncidentDesk.<name>(sess, id, text)."""
+        async def handler(request: Request) -> Response:
+            try:
+                sess, body = await self._operator(request, request.url.path)
+            except Refused as e:
+                return error(e.status, str(e))
+            return await self._answer(getattr(self.console.desk, name), sess, request.path_params["iid"],
+                                      body.get(field))
+        return handler
+
+    def dispatch_end(self, action: str):
+        """POST /api/dispatch/<id>/clear|cancel: the unit released from its incident."""
+        async def handler(request: Request) -> Response:
+            try:
+                sess, _ = await self._operator(request, request.url.path)
+            except Refused as e:
+                return error(e.status, str(e))
+            return await self._answer(self.console.desk.end_dispatch, sess, request.path_params["did"], action)
+        return handler
 
     async def dispatch(self, request: Request) -> Response:
         try:

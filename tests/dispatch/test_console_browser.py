@@ -50,7 +50,6 @@ def test_console_live_map_sos_dispatch(console, publisher, collector_factory, mo
     page.wait_for_selector("#sos-banner.hidden", state="attached", timeout=5000)
 
     # nearest-unit dispatch: create the incident on the map like a person does
-    page.on("dialog", lambda d: d.accept("collision in fog" if "description" in d.message else "1"))
     page.click("#new-incident")
     # look at the place first (as a person would); measure map and point in one go after layout settled
     # (the SOS banner just closed), so nothing moves the map under the click
@@ -61,6 +60,12 @@ def test_console_live_map_sos_dispatch(console, publisher, collector_factory, mo
         const b = document.getElementById("map").getBoundingClientRect();
         return [b.left + p.x, b.top + p.y]; }""")
     page.mouse.click(x, y)
+    # the form, not browser pop-ups (issue 15)
+    page.wait_for_selector("#incident-dialog[open]", timeout=5000)
+    page.select_option("#incident-type", "collision")
+    page.select_option("#incident-priority", "1")
+    page.fill("#incident-text", "in fog")
+    page.click("#incident-create")
     page.wait_for_selector("#rank-list li[data-unit]", timeout=5000)
     ranked = page.eval_on_selector_all("#rank-list li[data-unit]", "els => els.map(e => e.dataset.unit)")
     assert ranked[:2] == ["trk-b", "trk-a"], ranked  # by road, although trk-a is nearer in a straight line
@@ -71,7 +76,7 @@ def test_console_live_map_sos_dispatch(console, publisher, collector_factory, mo
     inc = console.store.incident(int(args["incident"]))
     assert (args["lat"], args["lon"]) == (inc["lat"], inc["lon"])
     assert abs(args["lat"] - 30.3050) < 2e-4 and abs(args["lon"] - 120.0010) < 2e-4  # where it was clicked
-    assert args["prio"] == 1 and args["text"] == "collision in fog" and args["incident"]
+    assert args["prio"] == 1 and args["text"] == "collision: in fog" and args["incident"]
     page.wait_for_selector('#dispatch-list li[data-status="sent"]', timeout=5000)
     # the device acks, accepts, and rides to the scene
     publisher.send("re/trk-b/ack", {"seq": 51, "ts": time.time(), "cmd": "dispatch", "ctr": body["ctr"], "ok": True,

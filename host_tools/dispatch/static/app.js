@@ -10,7 +10,7 @@
   const isPos = (lat, lon) => isNum(lat) && isNum(lon) && Math.abs(lat) <= 90 && Math.abs(lon) <= 180;
   function guard(f, what) { try { f(); } catch (e) { console.error("skipped", what, e); } }
   function each(list, f, what) { for (const x of Array.isArray(list) ? list : []) guard(() => f(x), what); }
-  let csrf = "", map, layers, clockSkew = 0, placing = false, es = null, rankFor = null;
+  let csrf = "", map, layers, clockSkew = 0, es = null, rankFor = null;
 
   function toast(msg, bad) {
     const t = $("#toast"); t.textContent = msg; t.className = bad ? "bad" : ""; clearTimeout(toast.t);
@@ -32,6 +32,10 @@
     return s < 90 ? Math.round(s) + " s" : s < 5400 ? Math.round(s / 60) + " min" : Math.round(s / 3600) + " h";
   }
   const fmtTime = (t) => (t ? new Date(t * 1000).toLocaleTimeString() : "");
+  // hooks for the page's other scripts (static/incidents.js): helpers, and every live update after app.js saw it
+  const hooks = {};
+  Object.assign(RE, { api, toast, esc, fmtTime, isPos, guard, on: (k, f) => (hooks[k] = hooks[k] || []).push(f),
+    emit: (k, d) => each(hooks[k], (f) => f(d), "hook " + k) });
 
   // ---- login ----
   async function boot() {
@@ -79,7 +83,7 @@
     legend.addTo(map);
     map.setView([30.3, 120.04], 13);
     labelZoom();
-    map.on("click", (ev) => { if (placing) createIncidentAt(ev.latlng); });
+    RE.layers = layers;
   }
   function drawRoads(g, tileUrl) {
     if (!map) return;
@@ -96,18 +100,18 @@
   function unitIcon(u) {
     const st = u.state || {};
     const sosOpen = RE.sos.some((s) => s.device === u.id && !s.acked_at);
-    const busy = Object.values(RE.dispatches).some((d) => d.unit === u.id && ["sent", "delivered", "accepted"].includes(d.status));
+    const busy = ["sent", "delivered", "accepted", "en_route", "on_scene"].includes(u.unit_status);
     const stale = u.tst && now() - u.tst > 120;
     let cls = "unit-icon " + (u.status === "offline" ? "unit-off" : busy ? "unit-busy" : "unit-ok");
     if (stale) cls += " unit-stale"; if (sosOpen) cls += " unit-sos";
     const rot = typeof u.cog === "number" && !sosOpen ? u.cog : 0;
-    const html = '<div class="arrow" style="transform:rotate(' + rot + 'deg)">' + (sosOpen ? "SOS" : "▲") + '</div>' +
+    const html = '<div class="arrow" data-unit="' + esc(u.id) + '" data-status="' + esc(u.unit_status || "") + '" style="transform:rotate(' + rot + 'deg)">' + (sosOpen ? "SOS" : "▲") + '</div>' +
       '<span class="lbl" data-id="' + esc(u.id) + '">' + esc(u.id) + " · " + (u.vel != null ? Math.round(u.vel) + " km/h" : "") + " · " + age(u.tst) + "</span>";
     return L.divIcon({ className: cls + " unit-marker", html, iconSize: [34, 34], iconAnchor: [17, 17] });
   }
   function unitPopup(u) {
     const st = u.state || {};
-    return "<b>" + esc(u.id) + "</b><br>status: " + esc(u.status || "?") + (st.duty != null ? " · duty: " + esc(st.duty) : "") +
+    return "<b>" + esc(u.id) + "</b><br>status: " + esc((u.unit_status || u.status || "?").replace(/_/g, " ")) + (st.duty != null ? " · duty: " + esc(st.duty) : "") +
       "<br>speed " + (u.vel != null ? Math.round(u.vel) : "—") + " km/h · heading " + (u.cog != null ? Math.round(u.cog) + "°" : "—") +
       "<br>fix " + age(u.tst) + " old" + (u.live === 0 ? " (catch-up)" : "") + (u.sat != null ? " · " + u.sat + " sats" : "") + (u.hdop != null ? " · HDOP " + u.hdop : "") +
       (st.batt != null ? "<br>battery " + esc(st.batt) + " %" : "") + (st.backlog ? " · " + esc(st.backlog) + " reports waiting" : "") +
@@ -168,7 +172,7 @@
     if (map && i.status !== "closed" && isPos(i.lat, i.lon)) {
       i._m = L.marker([i.lat, i.lon], { icon: L.divIcon({ className: "inc-icon", html: "<span></span><b>#" + i.id + "</b>", iconSize: [24, 24], iconAnchor: [12, 12] }) })
         .bindTooltip("#" + i.id + " P" + i.priority + " " + esc(i.text)).addTo(layers.incidents);
-      i._m.on("click", () => showRank(i.id));
+      i._m.on("click", () => { showRank(i.id); if (RE.openIncident) RE.openIncident(i.id); });
     }
     renderIncidents();
   }
@@ -178,9 +182,9 @@
     const ul = $("#incident-list"); ul.innerHTML = "";
     Object.values(RE.incidents).filter((i) => i.status !== "closed").sort((a, b) => b.id - a.id).forEach((i) => {
       const li = document.createElement("li"); li.dataset.id = i.id;
-      li.innerHTML = "<b>#" + i.id + "</b> P" + i.priority + " " + esc(i.text) + ' <span class="grow"></span><button class="rank-btn">Nearest units</button><button class="close-btn">Close</button>';
+      li.innerHTML = "<b>#" + i.id + "</b> P" + i.priority + " " + esc((i.type || "").replace(/_/g, " ")) + " " + esc(i.text) + ' <span class="grow"></span><button class="rank-btn">Nearest units</button><button class="close-btn">Open</button>';
       li.querySelector(".rank-btn").onclick = () => showRank(i.id);
-      li.querySelector(".close-btn").onclick = async () => { try { await api("POST", "/api/incidents/" + i.id + "/close"); } catch (e) { toast(e.message, true); } };
+      li.querySelector(".close-btn").onclick = () => RE.openIncident && RE.openIncident(i.id);
       ul.appendChild(li);
     });
   }
@@ -204,10 +208,11 @@
   function renderDispatches() {
     const ul = $("#dispatch-list"); ul.innerHTML = "";
     Object.values(RE.dispatches).sort((a, b) => b.id - a.id).slice(0, 20).forEach((d) => {
-      const steps = ["sent", "delivered", "accepted", "on_scene"];
+      const steps = ["sent", "delivered", "accepted", "en_route", "on_scene", "cleared"];
       const k = steps.indexOf(d.status);
       const li = document.createElement("li"); li.dataset.id = d.id; li.dataset.status = d.status;
       li.innerHTML = "<b>" + esc(d.unit) + "</b> → #" + d.incident + " " + steps.map((s, i) => (i <= k ? "<b>" + s.replace("_", " ") + "</b>" : '<span class="muted">' + s.replace("_", " ") + "</span>")).join(" → ") +
+        (d.status === "en_route" && isNum(d.eta_s) ? " · ETA " + Math.max(1, Math.round(d.eta_s / 60)) + " min" : "") +
         (k < 0 ? ' <b style="color:#c0392b">' + esc(d.status) + "</b> " + esc(d.detail || "") : "");
       ul.appendChild(li);
     });
@@ -270,7 +275,7 @@
     const sel = $("#hist-unit"); const cur = sel.value; const opts = [];
     Object.values(RE.devices).filter((u) => u.lat != null).sort((a, b) => (a.id < b.id ? -1 : 1)).forEach((u) => {
       const stale = u.tst && now() - u.tst > 120;
-      tb.insertAdjacentHTML("beforeend", '<tr data-unit="' + esc(u.id) + '"><td><a href="#" class="go">' + esc(u.id) + "</a></td><td>" + esc(((u.state || {}).duty) || u.status || "") + "</td><td>" + (u.vel != null ? Math.round(u.vel) : "") + '</td><td style="' + (stale ? "color:#c0392b" : "") + '">' + age(u.tst) + "</td></tr>");
+      tb.insertAdjacentHTML("beforeend", '<tr data-unit="' + esc(u.id) + '"><td><a href="#" class="go">' + esc(u.id) + "</a></td><td class=\"unit-status\">" + esc((u.unit_status || (u.state || {}).duty || u.status || "").replace(/_/g, " ")) + "</td><td>" + (u.vel != null ? Math.round(u.vel) : "") + '</td><td style="' + (stale ? "color:#c0392b" : "") + '">' + age(u.tst) + "</td></tr>");
       opts.push(u.id);
     });
     tb.querySelectorAll("a.go").forEach((a) => a.onclick = (e) => { e.preventDefault(); const m = RE.units[a.textContent]; if (m) { map.setView(m.getLatLng(), 16); m.openPopup(); } });
@@ -324,7 +329,7 @@
     else {
       b.classList.remove("hidden");
       b.innerHTML = open.map((s) => '<span class="sos-item" data-unit="' + esc(s.device) + '">SOS ' + esc(s.device) + " at " + (isPos(s.lat, s.lon) ? s.lat.toFixed(5) + ", " + s.lon.toFixed(5) : "unknown position") + " · " + fmtTime(s.rx) +
-        ' <button class="sos-go">Show</button> <button class="sos-ack" data-unit="' + esc(s.device) + '">Acknowledge</button></span>').join(" ");
+        ' <button class="sos-go">Show</button> <button class="sos-ack" data-unit="' + esc(s.device) + '">Acknowledge</button> <button class="sos-incident" data-unit="' + esc(s.device) + '">Incident…</button></span>').join(" ");
       b.querySelectorAll(".sos-ack").forEach((x) => x.onclick = async () => { try { await api("POST", "/api/sos/ack", { unit: x.dataset.unit }); toast("acknowledgement sent to " + x.dataset.unit); } catch (e) { toast(e.message, true); } });
       b.querySelectorAll(".sos-go").forEach((x) => x.onclick = () => { const s = open.find((o) => o.device === x.parentNode.dataset.unit); if (s && map && isPos(s.lat, s.lon)) map.setView([s.lat, s.lon], 16); });
       const isNew = open.some((s) => !before.has(s.device + ":" + s.seq));
@@ -351,6 +356,7 @@
     guard(() => renderSos(s.sos, false), "sos");  // again, now that the units are on the map
     guard(() => renderRejects(s.rejects), "rejects"); guard(() => renderStats(s.stats), "stats"); guard(renderUnits, "units");
     $("#audit-table tbody").innerHTML = ""; each(s.audit, (a) => addAudit(a, false), "audit");
+    RE.emit("snapshot", s);
     RE.ready = true;
     armSound();
   }
@@ -358,7 +364,7 @@
     if (es) es.close();
     es = new EventSource("/api/events");
     RE.es = es; document.dispatchEvent(new CustomEvent("re:events", { detail: es }));  // hook: admin.js
-    const on = (k, f) => es.addEventListener(k, (ev) => { try { f(JSON.parse(ev.data)); } catch (e) { console.error(k, e); } });
+    const on = (k, f) => es.addEventListener(k, (ev) => { try { const d = JSON.parse(ev.data); f(d); RE.emit(k, d); } catch (e) { console.error(k, e); } });
     on("devices", (list) => { each(list, (d) => { if (d.kind === "unit") upsertUnit(d); else if (d.kind === "sign") upsertSign(d); else if (d.kind === "beacon") upsertBeacon(d); }, "device"); renderUnits(); });
     on("fog", drawFog);
     on("sos", (l) => renderSos(l, true));
@@ -370,6 +376,7 @@
     on("audit", (a) => addAudit(a, true));
     on("resync", () => loadSnapshot(false));
     if (window.REEvents) guard(() => window.REEvents.attach(es), "events");  // alarms and the event log: events.js
+    on("timeline", () => { });  // drawn by incidents.js (RE.on)
     es.onopen = () => { RE.live = true; };
     es.onerror = () => { RE.live = false; $("#conn").textContent = "console reconnecting…"; $("#conn").className = "pill bad"; };
   }
@@ -378,19 +385,8 @@
     renderUnits();
   }
 
-  // ---- incidents ----
-  $("#new-incident").addEventListener("click", () => {
-    placing = !placing; $("#new-incident").classList.toggle("armed", placing);
-    $("#new-incident").textContent = placing ? "click the map…" : "+ Incident";
-  });
-  async function createIncidentAt(ll) {
-    placing = false; $("#new-incident").classList.remove("armed"); $("#new-incident").textContent = "+ Incident";
-    const text = prompt("Incident description:", "collision"); if (text == null) return;
-    const pr = parseInt(prompt("Priority 1 (highest) – 5:", "2") || "3", 10);
-    try { const i = await api("POST", "/api/incidents", { lat: ll.lat, lon: ll.lng, priority: pr, text }); upsertIncident(i); showRank(i.id); }
-    catch (e) { toast(e.message, true); }
-  }
-  RE.createIncident = (lat, lon, priority, text) => api("POST", "/api/incidents", { lat, lon, priority, text }).then((i) => { upsertIncident(i); showRank(i.id); return i; });
+  // ---- incidents: placing, the form, the lifecycle and the timeline are static/incidents.js ----
+  RE.upsertIncident = upsertIncident; RE.showRank = showRank; RE.rankFor = () => rankFor;
 
   // ---- history ----
   const toLocal = (t) => { const d = new Date(t * 1000 - new Date().getTimezoneOffset() * 60000); return d.toISOString().slice(0, 19); };
