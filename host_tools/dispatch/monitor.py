@@ -18,13 +18,14 @@ from .alarms import AlarmRules, Condition, Placed, View, cleared_text
 from .console import Console, Refused
 from .device_events import Entry, word
 from .events import EventLog, IngestEvents
+from .incidents import ACTIVE as DISPATCH_ACTIVE
 
 ACK_ROLES = ("dispatcher", "supervisor")
 # dispatch statuses after which the unit is free again (store.py and the incident lifecycle)
-DISPATCH_DONE = ("declined", "failed", "closed", "cleared", "cancelled", "rejected")
 DISPATCH_TEXT = {"sent": "sent", "delivered": "delivered to the unit", "accepted": "accepted by the rider",
                  "en_route": "en route", "on_scene": "on scene", "declined": "declined by the rider",
-                 "failed": "could not be delivered", "closed": "closed (incident closed)", "cleared": "cleared"}
+                 "failed": "could not be delivered", "closed": "closed (incident closed)", "cleared": "cleared",
+                 "cancelled": "recalled by the dispatcher"}
 TICK_S = 1.0
 
 
@@ -91,7 +92,7 @@ class EventService:
             return [Placed(d["id"], None, None, status=d.get("status"), state=d.get("state"))
                     for d in devs if d.get("role") == role and d["id"] not in known]
 
-        busy = {d["unit"] for d in self.store.dispatches() if d.get("status") not in DISPATCH_DONE}
+        busy = {d["unit"] for d in self.store.dispatches() if d.get("status") in DISPATCH_ACTIVE}
         busy |= {s["device"] for s in self.store.sos(open_only=True)}
         return View(units=[d for d in devs if con._is_unit(d)],
                     signs=[placed(s) for s in con.sign_pos.values()] + unplaced("sign", con.sign_pos),
