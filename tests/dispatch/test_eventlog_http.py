@@ -4,6 +4,8 @@ from __future__ import annotations
 import time
 
 from test_console_http import Client
+from dispatch_support import location
+from support.waiting import first_from
 
 DISP = {"user": "disp", "role": "dispatcher", "csrf": "x", "token": "t"}
 
@@ -51,6 +53,9 @@ def test_log_and_alarm_api_needs_a_login_and_checks_its_input(console, publisher
 
 def test_dispatch_states_are_logged_from_console_and_device(console, publisher):
     con = console.console
+    bus = con.bus.subscribe()
+    publisher.send("owntracks/roadedge/trk-b", location(1, 30.3050, 120.0080, time.time()))
+    first_from(bus, lambda e: e[0] == "devices" and any(d["id"] == "trk-b" for d in e[1]), 10)
     inc = con.create_incident(DISP, 30.3050, 120.0010, 2, "breakdown")
     d = con.dispatch(DISP, inc["id"], "trk-b")
     log = console.events.log
@@ -62,8 +67,8 @@ def test_dispatch_states_are_logged_from_console_and_device(console, publisher):
     publisher.send("re/trk-b/event", {"seq": 2, "ts": time.time(), "type": "dispatch_accept",
                                       "incident": str(inc["id"]), "prio": 2})
     wait_until(lambda: any("accepted by the rider (was delivered)" in t for t in texts()))
-    con.close_incident(DISP, inc["id"])
-    wait_until(lambda: any("closed (incident closed)" in t for t in texts()))
+    con.close_incident(DISP, inc["id"], "towed away")
+    wait_until(lambda: any("cleared (was " in t for t in texts()))
     rows = log.query(type_="dispatch", limit=50)["events"]
     assert all(r["device"] == "trk-b" and r["detail"]["incident"] == inc["id"] for r in rows)
     assert len(rows) == 4  # one line per state, never repeated
