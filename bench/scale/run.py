@@ -54,7 +54,7 @@ def cpython_seed(sim_s: float = 300.0) -> dict:
 
 def micropython_fleet(n: int, lib: Path, broker_url: str, root: Path) -> dict:
     """Boot n beacon processes in fog; count each one's yellow flash edges over WINDOW_S."""
-    from sim.devices import DeviceProcess, device_config, make_device_dir
+    from sim.device_process import DeviceProcess, device_config, make_device_dir
     from sim.hw import HardwareServerThread
     from sim.peripherals import vis_meter as VM
     from sim.peripherals.beacon_io import BeaconIO
@@ -146,7 +146,7 @@ def main() -> int:
           f"{seed['sim_s']:.0f} s simulated in {seed['wall_s']:.1f} s = x{seed['factor']:.1f} real time")
     print("2. micropython processes at real time")
     from host_tools.broker.mosquitto import Mosquitto
-    from sim.devices import compiled_lib
+    from sim.device_process import compiled_lib
 
     rows = []
     held = 0

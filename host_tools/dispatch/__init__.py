@@ -10,7 +10,7 @@ One process ingests every device topic into SQLite and serves the web console:
 
 - roadnet.py: road graph from the deployment (host_tools/deployment/scenario.py format), units snapped to it, ETA by
   Dijkstra with per-road speed: the nearest-unit ranking.
-- fog.py: fog extent along the road from the beacons' visibility; export.py: GPX / GeoJSON tracks.
+- fog_extent.py: fog extent along the road from the beacons' visibility; export.py: GPX / GeoJSON tracks.
 - web.py: Starlette on uvicorn (its own thread and event loop): bounded bodies, header/idle deadlines, TLS,
   password hashing on a fixed pool. users.py: accounts (Argon2id, `--add-user`, password policy with
   common-passwords.txt), in-memory sessions (HttpOnly cookie + CSRF token), the login throttle.

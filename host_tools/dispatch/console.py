@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from .bus import Bus
-from .fog import fog_segments
+from .fog_extent import fog_segments
 from .roadnet import RoadNetwork
 from .sanitize import PageFilter
 from .store import Store

@@ -26,11 +26,11 @@ from host_tools.controller.cli import TICK_S, Controller
 from host_tools.controller.zone import ZoneConfig
 from host_tools.keys import Keyring
 
-from sim.fog import flicker
-from sim.world.devices import (
+from sim.fog_field import flicker
+from sim.world.inprocess_devices import (
     RED, SimBeacon, SimSign, SimTracker, command_payload, lawful_limit,
 )
-from sim.world.fogmap import Weather
+from sim.world.weather import Weather
 from sim.world.patrol import Patrol
 from sim.world.traffic import Traffic
 from roadedge import wire

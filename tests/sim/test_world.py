@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sim.replay import Replay
+from sim.replay_diff import Replay
 from host_tools.deployment.scenario import load
 from sim.world import World
 from sim.world.sinks import MemorySink, RecordingSink
@@ -49,7 +49,7 @@ def test_devices_respond_to_the_world():
     # patrols report through the firmware's OwnTracks encoder, close to the truth
     loc = by_topic["owntracks/roadedge/trk-002"]
     assert len(loc) > 10 and loc[0]["_type"] == "location"
-    from sim.report import tracker_error_m
+    from sim.run_report import tracker_error_m
 
     assert tracker_error_m(w) < 30
     # the SOS at 180 s and the incident's section alarm at 240 s
