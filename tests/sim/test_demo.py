@@ -6,6 +6,7 @@ import json
 import os
 import queue
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -117,6 +118,19 @@ def test_demo_console_shows_units_fog_lamps_signs(tmp_path):
     assert any("demo stopped" in x for x in rest), "".join(rest)
 
 
+def _applied(audit_db: str, sign: str, limit: int) -> dict:
+    """From the zone controller's audit log: what put `limit` on `sign` after it was recommended as pending
+    (a supervisor's approval is a `command` by that user, the unattended apply a `timeout` by the controller)."""
+    db = sqlite3.connect(f"file:{audit_db}?mode=ro", uri=True)
+    db.row_factory = sqlite3.Row
+    try:
+        rows = [dict(r) for r in db.execute("SELECT * FROM audit WHERE sign = ? ORDER BY id", (sign,))]
+    finally:
+        db.close()
+    pend = max(i for i, r in enumerate(rows) if r["action"] == "pending" and r["lim"] == limit)
+    return next(r for r in rows[pend:] if r["action"] in ("command", "timeout") and r["lim"] == limit)
+
+
 # every dispatch status the page renders, in order (they follow each other within a second)
 RECORD_DISPATCHES = """() => { window.seenDispatch = [];
   new MutationObserver(() => document.querySelectorAll('#dispatch-list li').forEach((li) => {
@@ -136,6 +150,7 @@ def test_demo_loops_close_through_the_console(tmp_path):
     proc, q = _start(tmp_path, "--speed", "5", "--duration", "400")
     seen: list[str] = []
     try:
+        audit_db = _wait_line(q, "controller audit:", seen).split()[2]
         parts = _wait_line(q, "console:", seen).split()
         url, user, password = parts[1], parts[3], parts[5]
         with sync_playwright() as p:
@@ -150,11 +165,19 @@ def test_demo_loops_close_through_the_console(tmp_path):
                 page.wait_for_function(f"RE.ctl['{zone}'].mode === 'approve'", timeout=30000)
                 row = page.wait_for_selector(f'.zone[data-zone="{zone}"] tr.pending[data-sign]', timeout=120000)
                 sign = row.get_attribute("data-sign")
-                limit = page.evaluate(f"RE.ctl['{zone}'].signs.find(s => s.id === '{sign}').pending")
+                view = page.evaluate(f"RE.ctl['{zone}'].signs.find(s => s.id === '{sign}')")
+                limit, by = view["pending"], view["approve_by"]  # by: when the controller applies it unattended
                 shown = page.evaluate(f"(RE.signs['{sign}'].state || {{}}).limit")
                 assert isinstance(limit, int) and shown != limit  # waiting for the supervisor
                 page.click(f'.zone[data-zone="{zone}"] tr[data-sign="{sign}"] .sign-op[data-action="approve"]')
                 page.wait_for_function(f"(RE.signs['{sign}'].state || {{}}).limit === {limit}", timeout=30000)
+                # the supervisor's approve, not the controller's unattended apply: the sign reported the limit
+                # before the approve timeout ran out, and the controller's audit names the supervisor
+                shown_at = page.evaluate(f"RE.signs['{sign}'].state.ts")
+                assert by is None or shown_at < by, (shown_at, by)
+                applied = _applied(audit_db, sign, limit)
+                assert applied["action"] == "command" and applied["who"] == user, applied
+                assert applied["why"].startswith("approved recommendation") and applied["ts"] <= shown_at, applied
                 audit = page.evaluate("fetch('/api/audit').then(r => r.json())")
                 assert any(a["action"] == "sign_op" and a["result"] == "sent to controller" and
                            json.loads(a["detail"]).get("action") == "approve" for a in audit), audit[:5]
