@@ -209,3 +209,85 @@ def test_demo_loops_close_through_the_console(tmp_path):
     finally:
         rest = _stop(proc, q, seen)
     assert any("demo stopped" in x for x in rest), "".join(rest)
+
+
+def _fix_ages(page) -> dict[str, str]:
+    """unit -> its fix age as the unit table shows it (the column headed "fix age")."""
+    return page.evaluate("""() => {
+      const col = [...document.querySelectorAll('#unit-table thead th')].findIndex(th => th.textContent === 'fix age');
+      return Object.fromEntries([...document.querySelectorAll('#unit-table tbody tr[data-unit]')]
+        .map(tr => [tr.dataset.unit, tr.children[col].textContent])); }""")
+
+
+def test_console_dispatch_at_real_time(tmp_path):
+    """`make demo` as it runs by default, at real time, where the signs and trackers are the real firmware under
+    the micropython unix port: a dispatcher puts an incident on the map, the console ranks the units by road
+    and sends the nearest; its tracker takes the signed dispatch, the rider accepts and rides there, and the
+    firmware reports on scene (sent -> accepted -> on scene); every fix is fresh by the wall clock; `roadedge
+    devices` with the printed line lists every device with its role and the firmware it runs."""
+    from playwright.sync_api import sync_playwright
+
+    from host_tools.deployment.scenario import load
+
+    sc = load(REPO / "sim" / "scenarios" / "demo.json")
+    proc, q = _start(tmp_path, "--duration", "900")
+    seen: list[str] = []
+    try:
+        parts = _wait_line(q, "console:", seen).split()
+        url, user, password = parts[1], parts[3], parts[5]
+        ready = _wait_line(q, "technician:", seen, timeout=300).split()  # firmware up, world clock started
+        assert any(x.startswith("firmware up: ") for x in seen), "".join(seen)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                page, errors = login(browser, url, user, password)
+                page.evaluate(RECORD_DISPATCHES)
+                # every patrol on the map, on its way (the last sets off at t = 90 s)
+                page.wait_for_function("Object.values(RE.devices).filter(u => u.lat != null && u.vel > 20).length"
+                                       " === 10", timeout=240000)
+                # the dispatcher places an incident beside G60 km 6.0 (clear of the beacons' markers)
+                lat, lon = sc.roads["G60"].latlon_at_km(6.0)
+                lat += 0.0002
+                page.on("dialog", lambda d: d.accept("debris on the carriageway" if "description" in d.message
+                                                     else "1"))
+                page.evaluate(f"() => {{ RE.map.setView([{lat}, {lon}], 16); }}")
+                page.click("#new-incident")
+                box = page.locator("#map").bounding_box()
+                x, y = page.evaluate(f"(() => {{ const p = RE.map.latLngToContainerPoint([{lat}, {lon}]); "
+                                     "return [p.x, p.y]; })()")
+                page.mouse.click(box["x"] + x, box["y"] + y)
+                item = page.wait_for_selector('#incident-list li:has-text("debris on the carriageway")', timeout=30000)
+                iid = int(item.get_attribute("data-id"))
+                first = page.wait_for_selector("#rank-list li[data-unit]", timeout=30000)  # nearest by road first
+                unit = first.get_attribute("data-unit")
+                first.query_selector(".dispatch-btn").click()
+                page.wait_for_function(f"Object.values(RE.dispatches).some(d => d.unit === '{unit}' && "
+                                       f"d.incident === {iid} && d.status === 'on_scene')", timeout=300000)
+                steps = [s.split(":")[1] for s in page.evaluate("window.seenDispatch") if s.startswith(unit + ":")]
+                assert steps[0] == "sent" and "accepted" in steps and steps[-1] == "on_scene", steps
+                assert steps.index("accepted") < steps.index("on_scene")
+                gap = page.evaluate(f"RE.map.distance(RE.units['{unit}'].getLatLng(), "
+                                    f"[RE.incidents[{iid}].lat, RE.incidents[{iid}].lon])")
+                assert gap < 150, gap
+                page.wait_for_function(f"(RE.devices['{unit}'].state || {{}}).duty === 'on_scene'", timeout=60000)
+                # fresh fixes by the wall clock: the world's clock started when the devices were up
+                ages = _fix_ages(page)
+                assert len(ages) == 10 and all(a.endswith(" s") and int(a.split()[0]) < 10 for a in ages.values()), ages
+                page.screenshot(path=str(tmp_path / "realtime.png"))
+                assert not errors, errors
+            finally:
+                browser.close()
+        cmd = ready[ready.index("roadedge") + 1:ready.index("(also")]
+        res = subprocess.run([sys.executable, "-m", "host_tools.cli", *cmd, "--json", "--listen", "2"], cwd=REPO,
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stdout + res.stderr
+        rows = {r["id"]: r for r in json.loads(res.stdout)}
+        want = {b.id: "beacon" for b in sc.beacons} | {s.id: "sign" for s in sc.signs} | \
+            {t.id: "tracker" for t in sc.trackers}
+        assert {i: (rows.get(i) or {}).get("role") for i in want} == want
+        assert all(rows[i]["fw"] and rows[i]["status"] == "online" for i in want)
+        # signs and trackers are the firmware processes: they report the firmware build, not the world's models
+        assert all(rows[i]["fw"] != "world" for i in (*(s.id for s in sc.signs), *(t.id for t in sc.trackers)))
+    finally:
+        rest = _stop(proc, q, seen)
+    assert any("demo stopped" in x for x in rest), "".join(rest)
