@@ -89,7 +89,10 @@ class FogField:
     def _banks_sigma(self, x_m: float, t_s: float):
         # the same sum, in the same order, as over every bank: the others only add 0.0
         total = 0
-        for b, c, st, lo, hi in self.present(t_s):
+        at, n, banks = self._present
+        if at != t_s or n != len(self.banks):
+            banks = self.present(t_s)
+        for b, c, st, lo, hi in banks:
             if lo < x_m < hi:
                 total += b.sigma_at(x_m, c, st)
         return total
