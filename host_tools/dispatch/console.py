@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from .bus import Bus
 from .fog_extent import fog_segments
-from .roadnet import RoadNetwork
+from host_tools.deployment.roadnet import RoadNetwork
 from .sanitize import PageFilter
 from .store import Store
 from roadedge import wire

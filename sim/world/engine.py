@@ -24,6 +24,7 @@ from collections.abc import Callable
 from host_tools.controller.audit import Audit
 from host_tools.controller.cli import TICK_S, Controller
 from host_tools.controller.zone import ZoneConfig
+from host_tools.deployment.roadnet import RoadNetwork
 from host_tools.keys import Keyring
 
 from sim.fog_field import flicker
@@ -170,7 +171,8 @@ class World:
             for tp in z.topics:
                 self.listeners.setdefault(tp, []).append(z)
         self.to_controllers: list[tuple[Zone, str, bytes, bool]] = []
-        self.patrols = {t.id: Patrol(t, sc) for t in sc.trackers}
+        net = RoadNetwork.from_scenario(sc)  # the way a dispatched rider takes
+        self.patrols = {t.id: Patrol(t, sc, net) for t in sc.trackers}
         self.trackers = [SimTracker(t, self.patrols[t.id], sc.roads, epoch_unix, self.seed * 1000 + i, self._out)
                          for i, t in enumerate(sc.trackers)]
         self.tracker_by_id = {t.id: t for t in self.trackers}

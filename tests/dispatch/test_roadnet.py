@@ -6,7 +6,7 @@ import math
 from dispatch_support import U_ROAD
 from host_tools.deployment.scenario import parse
 
-from host_tools.dispatch.roadnet import RoadNetwork
+from host_tools.deployment.roadnet import RoadNetwork
 
 
 def net_of(raw: dict) -> RoadNetwork:
