@@ -1,7 +1,7 @@
 """Patrol motorcycles: ground truth along their scenario routes.
 
 A route is a list of legs `{road, from_km, to_km}` ridden in order and then back (out and back, so the
-unit never jumps), looping; before `start_s` the unit waits at the start with the engine running.
+unit never jumps; from a route over a one-way road the fastest way back the roads allow), looping; before `start_s` the unit waits at the start with the engine running.
 A dispatched unit leaves its route: it rides the fastest way over the deployment's roads (the console's road
 network, host_tools.deployment.roadnet: one-way roads only their way) to the road point nearest the incident
 and stops there (where the tracker's duty logic reports it on scene).
@@ -17,16 +17,23 @@ class Patrol:
         self.id = spec.id
         self.v = spec.speed_kmh / 3.6
         self.start_s = spec.start_s
-        self.legs = []  # (polyline, s_from, s_to)
+        self.net = net or RoadNetwork.from_scenario(sc)  # one per world: the patrols share it
+        out = []  # (polyline, s_from, s_to)
         for leg in spec.route:
             pl = sc.roads[leg["road"]]
-            self.legs.append((pl, (leg["from_km"] - pl.km0) * 1000, (leg["to_km"] - pl.km0) * 1000))
-        self.legs += [(pl, b, a) for pl, a, b in reversed(self.legs)]
+            out.append((pl, (leg["from_km"] - pl.km0) * 1000, (leg["to_km"] - pl.km0) * 1000))
+        back = [(pl, b, a) for pl, a, b in reversed(out)]
+        if any(sc.road_meta.get(pl.id, {}).get("oneway") for pl, _a, _b in out):
+            # back the fastest way the roads allow, never against a one-way road's traffic
+            end, start = self.net.at(out[-1][0].id, out[-1][2]), self.net.at(out[0][0].id, out[0][1])
+            way = self.net.route(end, start) if end is not None and start is not None else None
+            if way is not None:
+                back = [(sc.roads[r], a, b) for r, a, b in way]
+        self.legs = out + back
         self.total = sum(abs(b - a) for _pl, a, b in self.legs) or 1.0
         self.proj = sc.proj
         self.roads = sc.roads
         self.errand: tuple[float, list[tuple[str, float, float]]] | None = None  # (t0, legs): riding to a scene
-        self.net = net or RoadNetwork.from_scenario(sc)  # one per world: the patrols share it
 
     def ride_to(self, t: float, lat: float, lon: float) -> float:
         """Leave the route at sim time t for the road point nearest (lat, lon), by the fastest way along the

@@ -8,7 +8,7 @@ import pytest
 
 from host_tools.deployment.geo import haversine_m
 from host_tools.deployment.roadnet import RoadNetwork
-from host_tools.deployment.scenario import parse
+from host_tools.deployment.scenario import ScenarioError, parse
 from sim.world.patrol import Patrol
 
 
@@ -61,3 +61,22 @@ def test_a_rider_with_no_way_there_stays_put():
     assert p.ride_to(0, 30.3201, 120.01) == 0
     there = p.truth(60, sc.roads)
     assert haversine_m(here.lat, here.lon, there.lat, there.lon) < 1 and there.speed_mps == 0
+
+
+def test_a_patrol_route_over_a_one_way_road_comes_back_the_legal_way():
+    sc = _loop(True)
+    p = Patrol(SimpleNamespace(id="trk-n", speed_kmh=60, start_s=0,
+                               route=[{"road": "N", "from_km": 0.2, "to_km": 1.8}]), sc)
+    assert [pl.id for pl, _a, _b in p.legs] == ["N", "N", "E", "S", "W", "N"]  # on to its end, round, back on
+    n = sc.roads["N"]
+    on_north = []
+    for k in range(int(p.total / p.v) + 60):
+        road, s, v, _c = p.where(float(k))
+        if road == "N" and v > 0:
+            on_north.append(s)
+    assert len(on_north) > 50 and all(b >= a or b < 300 for a, b in zip(on_north, on_north[1:])), on_north
+    assert max(on_north) <= n.length_m
+    # and a scenario that would ride it against its points is refused
+    raw = dict(sc.raw, devices={"trackers": [{"id": "trk-x", "route": [{"road": "N", "from_km": 1.5, "to_km": 0.5}]}]})
+    with pytest.raises(ScenarioError, match="one-way"):
+        parse(raw, "bad")
