@@ -18,7 +18,7 @@ from pathlib import Path
 
 from host_tools import fw
 from host_tools.flash.targets import ROMFS_FILE
-from sim.devices import DeviceProcess, compiled_lib, make_device_dir
+from sim.device_process import DeviceProcess, compiled_lib, make_device_dir
 from sim.hw import DeviceHW, HardwareServer
 
 ROMFS_BOOT = Path(__file__).with_name("romfs_boot.py")

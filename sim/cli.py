@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--user", help="MQTT user for the status view (default: the provisioned technician)")
     b.add_argument("--password", help="MQTT password for the status view")
     b.add_argument("--for", dest="duration", type=float, help="stop after this many seconds")
-    # the world engine, replay and hardware in the loop (sim.world.cli, sim.replay, sim.hil)
+    # the world engine, replay and hardware in the loop (sim.world.cli, sim.replay_diff, sim.hil)
     for name, mod, help_ in _MORE:
         m = __import__(mod, fromlist=["add_arguments"])
         m.add_arguments(sub.add_parser(name, help=help_, description=m.__doc__,
@@ -50,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 _MORE = (("run", "sim.world.cli", "run a scenario on the CPython runtime (record, report)"),
-         ("replay", "sim.replay", "replay a recording through the firmware logic and list differences"),
+         ("replay", "sim.replay_diff", "replay a recording through the firmware logic and list differences"),
          ("attach", "sim.hil", "a real board on a serial port in place of one simulated device"))
 
 

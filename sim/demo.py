@@ -9,7 +9,8 @@ On a fresh clone, with nothing else set up, it starts:
   engine, paced at --speed times real time: at real time the signs and trackers are the real firmware
   under the micropython unix port (sim.world.faithful), the 136 beacons run in-process (the firmware's
   beacon logic); faster than real time everything runs in-process;
-- the dispatcher console, with a supervisor account whose generated password is printed once.
+- the dispatcher console, with a supervisor account whose generated password is printed once;
+- each zone controller's audit log (who decided what and why) in `var/demo/controller/<zone>.db`.
 The loops close as in the field: the console's signed commands reach the in-process trackers (a dispatched
 rider accepts, rides to the scene by road and reports on scene) and its signed operator actions the zone's
 real controller (mode, approve, veto, override), both verified; the scripted SOS comes from its tracker and
@@ -156,7 +157,10 @@ def run(args) -> int:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     out = sys.stdout
-    w = World(sc, seed=args.seed, epoch_unix=int(time.time()))  # the console judges fix ages by the wall clock
+    audits = work / "controller"  # each zone controller's audit log, as `roadedge controller --db` keeps it
+    shutil.rmtree(audits, ignore_errors=True)  # a fresh run: no standing decisions from the last one
+    w = World(sc, seed=args.seed, epoch_unix=int(time.time()),  # the console judges fix ages by the wall clock
+              audit_dir=audits)
     ids = [d.id for d in (*w.beacons, *w.signs, *w.trackers)]
     print(f"roadedge demo: {sc.name} ({len(w.beacons)} beacons, {len(w.signs)} signs + zone controller, "
           f"{len(w.trackers)} patrols) at {speed:g}x real time", file=out, flush=True)
@@ -185,6 +189,8 @@ def run(args) -> int:
                             "technician": technician_pw,
                             **{i: sec.devices[i]["mqtt_password"] for i in firmware_ids}})
         print(f"broker: {url} (mosquitto; password file and ACL in {work / 'mosquitto'})", file=out, flush=True)
+        print(f"controller audit: {', '.join(str(audits / (z.id + '.db')) for z in w.zones)} (SQLite)", file=out,
+              flush=True)
         users = work / "users.json"
         users.unlink(missing_ok=True)
         password = pysecrets.token_urlsafe(12)

@@ -14,7 +14,7 @@ import pytest
 
 from host_tools import fw
 from host_tools.broker.mosquitto import Mosquitto
-from sim.devices import DeviceProcess, compiled_lib, make_device_dir
+from sim.device_process import DeviceProcess, compiled_lib, make_device_dir
 from sim.hw import HardwareServerThread
 
 from roadedge.core import auth  # noqa: E402  (conftest makes the firmware importable)

@@ -23,7 +23,7 @@ from host_tools.deployment.scenario import load  # noqa: E402
 from host_tools.dispatch.alarms import TYPES, AlarmConfig, AlarmRules, Placed, View  # noqa: E402
 from host_tools.dispatch.events import EventLog, IngestEvents  # noqa: E402
 from host_tools.dispatch.ingest import Ingest  # noqa: E402
-from host_tools.dispatch.roadnet import RoadNetwork  # noqa: E402
+from host_tools.deployment.roadnet import RoadNetwork  # noqa: E402
 from host_tools.dispatch.store import Store  # noqa: E402
 
 SCENARIO = REPO / "sim" / "scenarios" / "demo.json"

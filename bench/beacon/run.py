@@ -38,7 +38,7 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from bench.common import write_section  # noqa: E402
 from host_tools import fw  # noqa: E402
 from host_tools.broker.mosquitto import Mosquitto  # noqa: E402
-from sim.devices import DeviceProcess, compiled_lib, device_config, make_device_dir  # noqa: E402
+from sim.device_process import DeviceProcess, compiled_lib, device_config, make_device_dir  # noqa: E402
 from sim.hw import HardwareServerThread  # noqa: E402
 from sim.peripherals.beacon_io import BeaconIO  # noqa: E402
 from sim.peripherals.vis_meter import VisibilityMeter  # noqa: E402

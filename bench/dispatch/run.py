@@ -24,7 +24,7 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from bench.common import write_section  # noqa: E402
 from host_tools.broker.mosquitto import Mosquitto  # noqa: E402
 from host_tools.dispatch.ingest import Ingest  # noqa: E402
-from host_tools.dispatch.roadnet import RoadNetwork  # noqa: E402
+from host_tools.deployment.roadnet import RoadNetwork  # noqa: E402
 from host_tools.dispatch.store import Store  # noqa: E402
 
 # A separate process publishes, so the measured side has the interpreter to itself.

@@ -33,7 +33,7 @@ from host_tools.config import fit  # noqa: E402
 from host_tools.flash import image as img  # noqa: E402
 from host_tools.broker.mosquitto import Mosquitto  # noqa: E402
 from sim.boot import ROMFS_BOOT, load_config  # noqa: E402
-from sim.devices import DeviceProcess, make_device_dir  # noqa: E402
+from sim.device_process import DeviceProcess, make_device_dir  # noqa: E402
 from sim.hw import HardwareServerThread  # noqa: E402
 
 # In import order, so each row is what that module adds on top of the ones above.

@@ -165,6 +165,9 @@ def parse(raw: dict, source: str = "<scenario>") -> Scenario:
         for j, leg in enumerate(t["route"]):
             road_km(f"devices.trackers.{i}.route.{j}", leg["road"], leg["from_km"])
             road_km(f"devices.trackers.{i}.route.{j}", leg["road"], leg["to_km"])
+            if meta.get(leg["road"], {}).get("oneway") and leg["to_km"] < leg["from_km"]:
+                raise ScenarioError(f"{source}: devices.trackers.{i}.route.{j}: road {leg['road']} is one-way: "
+                                    "ride it from the lower km to the higher")
         sc.trackers.append(TrackerSpec(t["id"], t["route"], t.get("speed_kmh", 60), t.get("start_s", 0)))
     ids = [b.id for b in sc.beacons] + [s.id for s in sc.signs] + [t.id for t in sc.trackers]
     dup = {x for x in ids if ids.count(x) > 1} if len(ids) < 5000 else set()

@@ -8,12 +8,11 @@ One process ingests every device topic into SQLite and serves the web console:
     browser (static/, Leaflet from npm) <-> web.py JSON API -> console.py (roles, audit, signed commands)
                                                           \\-> sanitize.py (device values checked for the page)
 
-- roadnet.py: road graph from the deployment (host_tools/deployment/scenario.py format), units snapped to it, ETA by
-  Dijkstra with per-road speed: the nearest-unit ranking.
+- the nearest-unit ranking by road: host_tools/deployment/roadnet.py (the simulator's riders use the same graph).
 - events.py: the event log (one table; device messages are logged by a store observer inside their ingest
   transaction, via device_events.py); alarms.py: the console's own alarm rules (pure, fed with now_ms and the
   console's view); monitor.py runs them once a second and handles acknowledgements; events_api.py: its routes.
-- fog.py: fog extent along the road from the beacons' visibility; export.py: GPX / GeoJSON tracks.
+- fog_extent.py: fog extent along the road from the beacons' visibility; export.py: GPX / GeoJSON tracks.
 - web.py: Starlette on uvicorn (its own thread and event loop): bounded bodies, header/idle deadlines, TLS,
   password hashing on a fixed pool. users.py: accounts (Argon2id, `--add-user`, password policy with
   common-passwords.txt), in-memory sessions (HttpOnly cookie + CSRF token), the login throttle.

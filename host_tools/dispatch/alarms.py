@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from roadedge import wire
 
-from .fog import fog_segments, visibility
+from .fog_extent import fog_segments, visibility
 from .sanitize import number, position
 
 TYPES = ("overspeed", "in_fog", "sign_over_law", "fog_uncovered", "section_alarm")

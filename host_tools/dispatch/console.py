@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 
 from .bus import Bus
-from .fog import fog_segments
+from .fog_extent import fog_segments
 from .incidents import DIRECTIONS, LANES, TYPES, IncidentDesk
-from .roadnet import RoadNetwork
+from host_tools.deployment.roadnet import RoadNetwork
 from .sanitize import PageFilter
 from .store import Store
 from roadedge import wire

@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 
-from sim.hw.device import DeviceHW
+from sim.hw.board import DeviceHW
 
 log = logging.getLogger(__name__)
 

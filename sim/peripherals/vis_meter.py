@@ -3,7 +3,7 @@
 Speaks the line protocol of docs/visibility_meter.md (written here on its own,
 not borrowed from the firmware decoder, so a protocol slip on either side shows
 up in tests): it answers `$VMPOL,<addr>*HH` with `$VMMOR,<addr>,<MOR m>,<flags
-hex>*HH`, reading the visibility from a callable (a `sim.fog.FogField` at the
+hex>*HH`, reading the visibility from a callable (a `sim.fog_field.FogField` at the
 beacon's chainage, or a constant).
 
 Fault injection, as a meter fails in the field: `set_flags()` (emitter,

@@ -93,15 +93,15 @@ def run(args) -> int:
     if args.record:
         print(f"recording: {args.record}", file=sys.stderr)
     if args.report:
-        from sim import report
+        from sim import run_report
 
-        print(f"report: {report.write(w, args.report)}", file=sys.stderr)
+        print(f"report: {run_report.write(w, args.report)}", file=sys.stderr)
     return 0
 
 
 def status_line(w, wall_s: float, until: float) -> str:
     """One line a person can follow: time, pace, fog, lamps, signs, traffic, patrols."""
-    from sim.world.devices import RED
+    from sim.world.inprocess_devices import RED
 
     mono = int(w.t * 1000)
     modes = {}

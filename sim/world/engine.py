@@ -24,13 +24,14 @@ from collections.abc import Callable
 from host_tools.controller.audit import Audit
 from host_tools.controller.cli import TICK_S, Controller
 from host_tools.controller.zone import ZoneConfig
+from host_tools.deployment.roadnet import RoadNetwork
 from host_tools.keys import Keyring
 
-from sim.fog import flicker
-from sim.world.devices import (
+from sim.fog_field import flicker
+from sim.world.inprocess_devices import (
     RED, SimBeacon, SimSign, SimTracker, command_payload, lawful_limit,
 )
-from sim.world.fogmap import Weather
+from sim.world.weather import Weather
 from sim.world.patrol import Patrol
 from sim.world.traffic import Traffic
 from roadedge import wire
@@ -64,12 +65,26 @@ class _ZoneClient:
         self.world._from_controller(self.zone, topic, payload, qos, retain)
 
 
+class _WorldClockAudit(Audit):
+    """The controller's audit log stamped with the world's clock (the shell leaves the time to the log,
+    which reads the wall clock: in the field the two are the same)."""
+
+    def __init__(self, path: str, zone: str, clock: Callable[[], float]) -> None:
+        super().__init__(path, zone)
+        self.clock = clock
+
+    def write(self, action: str, why: str, **kw) -> None:
+        if kw.get("ts") is None:
+            kw["ts"] = self.clock()
+        super().write(action, why, **kw)
+
+
 class Zone:
     """One fog section's controller: the real `roadedge controller` shell (host_tools.controller.cli
     Controller: signing, re-sends, audit) around the real ZonePolicy, on the simulated clock."""
 
     def __init__(self, world: World, section: dict, signs: list[SimSign], beacons: list[SimBeacon], key: bytes,
-                 params: dict | None = None) -> None:
+                 params: dict | None = None, audit_dir=None) -> None:
         self.id = section["id"]
         self.signs = sorted(signs, key=lambda s: s.spec.km)  # upstream first (traffic rides up the km)
         specs = []
@@ -88,8 +103,9 @@ class Zone:
         self.key = key
         keyring = Keyring({sp["id"]: {"command_key": key.hex(), "mqtt_password": ""} for sp in specs},
                           clock=world.unix)
-        self.ctl = Controller(self.cfg, _ZoneClient(world, self), keyring, Audit(":memory:", self.id),
-                              time_beacon=False, now=world.unix)
+        # the audit in memory, or (audit_dir) in `<zone>.db` as `roadedge controller --db` keeps it
+        audit = _WorldClockAudit(f"{audit_dir}/{self.id}.db" if audit_dir else ":memory:", self.id, world.unix)
+        self.ctl = Controller(self.cfg, _ZoneClient(world, self), keyring, audit, time_beacon=False, now=world.unix)
         self.policy = self.ctl.policy
         self.topics = {wire.topic(d, k) for d in self.feeds | {sp["id"] for sp in specs}
                        for k in (wire.STATE, wire.TELE, wire.EVENT)}
@@ -110,7 +126,8 @@ class _ClockedAuth:
 
 class World:
     def __init__(self, sc, seed: int | None = None, dt: float = 0.5, sample_s: float = 1.0,
-                 zone_params: dict | None = None, traffic: bool = True, epoch_unix: float = EPOCH_UNIX) -> None:
+                 zone_params: dict | None = None, traffic: bool = True, epoch_unix: float = EPOCH_UNIX,
+                 audit_dir=None) -> None:
         self.sc = sc
         self.epoch = epoch_unix
         self.seed = sc.seed if seed is None else seed
@@ -144,7 +161,7 @@ class World:
             zs = [s for s in self.signs if s.spec.section == sec["id"]]
             if zs:
                 self.zones.append(Zone(self, sec, zs, [b for b in self.beacons if b.spec.section == sec["id"]],
-                                       self.key, zone_params))
+                                       self.key, zone_params, audit_dir))
         self.feeds: dict[str, list[Zone]] = {}
         for z in self.zones:
             for src in z.feeds:
@@ -154,7 +171,8 @@ class World:
             for tp in z.topics:
                 self.listeners.setdefault(tp, []).append(z)
         self.to_controllers: list[tuple[Zone, str, bytes, bool]] = []
-        self.patrols = {t.id: Patrol(t, sc) for t in sc.trackers}
+        net = RoadNetwork.from_scenario(sc)  # the way a dispatched rider takes
+        self.patrols = {t.id: Patrol(t, sc, net) for t in sc.trackers}
         self.trackers = [SimTracker(t, self.patrols[t.id], sc.roads, epoch_unix, self.seed * 1000 + i, self._out)
                          for i, t in enumerate(sc.trackers)]
         self.tracker_by_id = {t.id: t for t in self.trackers}

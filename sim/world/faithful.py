@@ -20,7 +20,7 @@ import secrets as pysecrets
 import time
 from pathlib import Path
 
-from sim.world.devices import MODE_CODE, RED, SAFE
+from sim.world.inprocess_devices import MODE_CODE, RED, SAFE
 from roadedge import wire
 
 REPO = Path(__file__).resolve().parents[2]
@@ -136,7 +136,7 @@ class ProcessTracker(_Proxy):
         """The rider around the firmware: reads a dispatch off the display (where the incident is), presses
         accept ACCEPT_S after it arrived, and once the tracker reports the accept rides to the scene by road
         (the firmware itself reports on scene)."""
-        from sim.world.devices import SimTracker
+        from sim.world.inprocess_devices import SimTracker
 
         parsed = wire.parse(topic)
         if parsed is None:
@@ -200,7 +200,7 @@ class Faithful:
         self.next_time = 0.0
 
     def _cfg(self, dev_id: str, role: str) -> dict:
-        from sim.devices import device_config
+        from sim.device_process import device_config
 
         c = board_config(role)
         c.pop("$schema", None)
@@ -220,7 +220,7 @@ class Faithful:
     def start(self, timeout: float = 60.0) -> Faithful:
 
         from sim.boot import SimFleet
-        from sim.devices import compiled_lib
+        from sim.device_process import compiled_lib
         from sim.hw import HardwareServerThread
 
         w = self.world

@@ -113,26 +113,31 @@ class Traffic:
                 else:
                     self.next_arrival[ln] = t + dt + 0.5  # no room: the queue at the entry waits
                     break
+            # the busiest loop of the world (every vehicle, every tick): names bound once per lane
             leader = None
             keep = []
+            road_v = self.road_limit[road] / 3.6 * 1.1
+            visibility, sign_limit = self.visibility, self.sign_limit
+            up, down = ACCEL * dt, -DECEL * dt
             for c in cars:  # front first
-                target = min(c.v_free, self.road_limit[road] / 3.6 * 1.1)
+                target = min(c.v_free, road_v)
                 if c.limit_kmh:
                     target = min(target, (c.limit_kmh + c.excess) / 3.6)
-                target = min(target, max(3.0, sight_speed(self.visibility(road, c.s, t))))
-                brake = DECEL
+                target = min(target, max(3.0, sight_speed(visibility(road, c.s, t))))
+                slow = down
                 if leader is not None:
                     gap = abs(leader.s - c.s) - VEH_LEN_M - STANDSTILL_M
                     target = min(target, max(0.0, gap / HEADWAY_S))
                     if gap < c.v * HEADWAY_S * 0.5:
-                        brake = DECEL_MAX
+                        slow = -DECEL_MAX * dt
                 dv = target - c.v
-                c.v = max(0.0, c.v + max(-brake * dt, min(ACCEL * dt, dv)))
+                c.v = max(0.0, c.v + max(slow, min(up, dv)))
                 s0 = c.s
                 c.s += d * c.v * dt
-                lim = self.sign_limit(road, s0, c.s) if d > 0 else None
-                if lim is not None:
-                    c.limit_kmh = lim or None
+                if d > 0:
+                    lim = sign_limit(road, s0, c.s)
+                    if lim is not None:
+                        c.limit_kmh = lim or None
                 passed(c, s0, c.s, t)
                 if 0 <= c.s <= L:
                     keep.append(c)

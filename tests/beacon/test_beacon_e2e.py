@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from roadedge.core import auth
-from sim.devices import DeviceProcess, compiled_lib, device_config, make_device_dir
+from sim.device_process import DeviceProcess, compiled_lib, device_config, make_device_dir
 from sim.hw import HardwareServerThread
 from sim.peripherals import vis_meter as VM
 from sim.peripherals.beacon_io import BeaconIO

@@ -1,10 +1,10 @@
-"""sim.fog: the fog field the beacons' virtual meters and the world engine read."""
+"""sim.fog_field: the fog field the beacons' virtual meters and the world engine read."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from sim.fog import MOR_MAX, FogBank, FogField, flicker
+from sim.fog_field import MOR_MAX, FogBank, FogField, flicker
 
 
 def test_bank_forms_drifts_and_thins():

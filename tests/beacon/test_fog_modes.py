@@ -10,7 +10,7 @@ import pytest
 
 from roadedge.beacon import meter as V
 from roadedge.beacon.logic import BeaconLogic
-from sim.fog import FogBank, FogField, flicker
+from sim.fog_field import FogBank, FogField, flicker
 
 SPACING = 30.0
 N = 100

@@ -15,7 +15,7 @@ from host_tools.provision import acl
 from roadedge import wire
 from host_tools.deployment.scenario import load
 from sim.world import World
-from sim.world.devices import SimBeacon, SimSign
+from sim.world.inprocess_devices import SimBeacon, SimSign
 from sim.world.sinks import MemorySink
 
 HERE = Path(__file__).parent

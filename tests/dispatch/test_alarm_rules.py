@@ -9,7 +9,7 @@ from dispatch_support import U_ROAD
 from host_tools.deployment.scenario import parse
 from host_tools.dispatch.alarms import AlarmConfig, AlarmRules, Placed, View, fog_uncovered, in_fog, overspeed, \
     section_alarm, sign_over_law
-from host_tools.dispatch.roadnet import RoadNetwork
+from host_tools.deployment.roadnet import RoadNetwork
 
 NOW = 1_800_000_000.0
 SC = parse(copy.deepcopy(U_ROAD))

@@ -8,7 +8,7 @@ import pytest
 from dispatch_support import U_ROAD
 from host_tools.deployment.scenario import parse
 
-from host_tools.dispatch.roadnet import RoadNetwork
+from host_tools.deployment.roadnet import RoadNetwork
 
 
 def net_of(raw: dict) -> RoadNetwork:
@@ -71,7 +71,7 @@ def reference_rank(net: RoadNetwork, lat: float, lon: float, units) -> list[tupl
     """The one-unit-at-a-time ranking the console used before the array version (issue 15): snap each unit
     with the grid index, eta_from over a fresh reverse Dijkstra, sorted on (eta, straight)."""
     from host_tools.deployment.geo import haversine_m
-    from host_tools.dispatch.roadnet import OFFROAD_KMH
+    from host_tools.deployment.roadnet import OFFROAD_KMH
 
     target = net.snap(lat, lon)
     out = []
@@ -146,7 +146,7 @@ def test_live_eta_of_one_unit_matches_its_ranking():
 
 def old_snap_xy(net: RoadNetwork, x: float, y: float):
     """snap_xy as it was before issue 15, verbatim in effect (math.hypot, the first edge found wins a tie)."""
-    from host_tools.dispatch.roadnet import CELL_M, MAX_SNAP_M, Snap
+    from host_tools.deployment.roadnet import CELL_M, MAX_SNAP_M, Snap
 
     cx, cy = int(math.floor(x / CELL_M)), int(math.floor(y / CELL_M))
     best = None
@@ -178,7 +178,7 @@ def test_the_array_ranking_gives_the_old_ranking_but_where_two_roads_are_equally
     import random
 
     from host_tools.deployment.geo import haversine_m
-    from host_tools.dispatch.roadnet import OFFROAD_KMH
+    from host_tools.deployment.roadnet import OFFROAD_KMH
 
     rnd = random.Random(150)
     compared = ties = 0

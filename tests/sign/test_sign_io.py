@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from roadedge.sign.display_7seg import SevenSegDisplay
 from roadedge.sign.display_max7219 import MatrixDisplay
-from sim.hw.device import DeviceHW
+from sim.hw.board import DeviceHW
 from sim.peripherals.sign_io import SignIO
 
 

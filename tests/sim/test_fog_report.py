@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from host_tools import fw
-from sim.report import summary
+from sim.run_report import summary
 from host_tools.deployment.scenario import load
 from sim.world.engine import World
 

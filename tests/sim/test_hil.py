@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import serial
 
-from sim.devices import DeviceProcess, compiled_lib, device_config, make_device_dir
+from sim.device_process import DeviceProcess, compiled_lib, device_config, make_device_dir
 from sim.hw import HardwareServerThread
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sim.replay import Replay
+from sim.replay_diff import Replay
 from host_tools.deployment.scenario import load
 from sim.world import World
 from sim.world.sinks import MemorySink, RecordingSink
@@ -23,11 +23,19 @@ def _run(seed: int | None, until: float = 300):
     return w, m.messages
 
 
+def _outputs(w: World) -> tuple:
+    """Besides the messages: the report's timeline and safety figures, and each zone controller's audit log
+    (stamped with the world's clock)."""
+    audit = [{k: v for k, v in r.items() if k != "id"} for z in w.zones for r in z.ctl.audit.rows()]
+    return w.timeline.lamps, w.timeline.signs, w.timeline.truth, w.metrics, w.sign_lawful, audit
+
+
 def test_same_scenario_and_seed_give_identical_outputs():
-    _w1, a = _run(None)
-    _w2, b = _run(None)
+    w1, a = _run(None)
+    w2, b = _run(None)
     assert len(a) > 5000
     assert a == b
+    assert _outputs(w1) == _outputs(w2) and len(_outputs(w1)[-1]) > 10
     _w3, c = _run(99)
     assert c != a  # the seed matters (traffic, GNSS noise)
 
@@ -49,7 +57,7 @@ def test_devices_respond_to_the_world():
     # patrols report through the firmware's OwnTracks encoder, close to the truth
     loc = by_topic["owntracks/roadedge/trk-002"]
     assert len(loc) > 10 and loc[0]["_type"] == "location"
-    from sim.report import tracker_error_m
+    from sim.run_report import tracker_error_m
 
     assert tracker_error_m(w) < 30
     # the SOS at 180 s and the incident's section alarm at 240 s

@@ -19,7 +19,7 @@ import pytest
 
 from host_tools.broker.mosquitto import Mosquitto
 from roadedge.core import auth
-from sim.devices import DeviceProcess, compiled_lib, device_config, make_device_dir
+from sim.device_process import DeviceProcess, compiled_lib, device_config, make_device_dir
 from sim.hw import HardwareServerThread
 from sim.peripherals import gnss
 from sim.peripherals.tracker_io import TrackerIO

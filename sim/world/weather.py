@@ -1,7 +1,7 @@
-"""Scenario fog banks -> one `sim.fog.FogField` per road, in road chainage (metres from the road's start)."""
+"""Scenario fog banks -> one `sim.fog_field.FogField` per road, in road chainage (metres from the road's start)."""
 from __future__ import annotations
 
-from sim.fog import MOR_MAX, FogBank, FogField
+from sim.fog_field import MOR_MAX, FogBank, FogField
 
 
 def bank_from_scenario(f: dict, km0: float) -> FogBank:

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from sim.world.devices import ALARM, CONTOUR, DARK, GUIDANCE, RED, SAFE, YELLOW  # noqa: E402
+from sim.world.inprocess_devices import ALARM, CONTOUR, DARK, GUIDANCE, RED, SAFE, YELLOW  # noqa: E402
 from sim.world.engine import LAWFUL_WITHIN_S  # noqa: E402
 
 LAMP_COLORS = {DARK: "#f4f4f4", CONTOUR: "#fff3b0", GUIDANCE: "#f6c343", YELLOW: "#e69500", RED: "#d62728",

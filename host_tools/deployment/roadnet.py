@@ -1,13 +1,14 @@
-"""Road network graph from a deployment and nearest-unit ranking by ETA along it.
+"""Road network graph from a deployment: nearest-unit ranking by ETA along it, and the way there.
 
 Pure code, no I/O. Roads come from the scenario/deployment file (host_tools.deployment.scenario): each road
-is a polyline with a speed; roads join where an end point of one lies within JOIN_M of
-another road (docs/scenarios.md). Units and incidents are snapped to the nearest segment
-(grid index); one Dijkstra from the incident over the reversed graph gives every node's
-travel time to it (kept for the last few incidents: an incident does not move), so ranking N units
+is a polyline with a speed, one-way roads (`oneway`) driven only in the order of their points; roads join
+where an end point of one lies within JOIN_M of another road (docs/scenarios.md). Units and incidents are
+snapped to the nearest segment (grid index); one Dijkstra from the incident over the reversed graph gives
+every node's travel time to it (kept for the last few incidents: an incident does not move), so ranking N units
 costs one search plus N snaps. The N snaps and ETAs are done at once over numpy arrays of the edges
 (`rank`), with the same arithmetic as the one-unit `snap` and `eta_from`, so both give the same answer
-(tests/dispatch/test_roadnet.py checks that on random deployments; bench/dispatch times it).
+(tests/dispatch/test_roadnet.py checks that on random deployments; bench/dispatch times it). `route` is the
+fastest way itself, as road legs: the console ranks the units and the simulator's riders ride by the same graph.
 """
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ class Edge:
     speed_ms: float
     road: str
     oneway: bool
+    s_a: float | None = None  # chainage (m along the road) at node a and b; None for a junction's link
+    s_b: float | None = None
 
     @property
     def time_s(self) -> float:
@@ -99,7 +102,7 @@ class RoadNetwork:
                 if s in cuts[rid]:
                     at[(rid, s)] = n
                 if prev is not None:
-                    net._edge(prev[1], n, s - prev[0], speed, rid, oneway)
+                    net._edge(prev[1], n, s - prev[0], speed, rid, oneway, prev[0], s)
                 prev = (s, n)
         for rid, s, oid, so, gap in joins:
             a, b = at[(rid, s)], at[(oid, so)]
@@ -116,11 +119,12 @@ class RoadNetwork:
         self.out.append([])
         return len(self.nodes) - 1
 
-    def _edge(self, a: int, b: int, length: float, speed: float, road: str, oneway: bool) -> None:
+    def _edge(self, a: int, b: int, length: float, speed: float, road: str, oneway: bool,
+              s_a: float | None = None, s_b: float | None = None) -> None:
         self._arrays = None
         self._trees.clear()
         e = len(self.edges)
-        self.edges.append(Edge(a, b, length, speed, road, oneway))
+        self.edges.append(Edge(a, b, length, speed, road, oneway, s_a, s_b))
         self.out[a].append(e)
         if not oneway:
             self.out[b].append(e)
@@ -169,6 +173,17 @@ class RoadNetwork:
     def snap(self, lat: float, lon: float) -> Snap | None:
         return self.snap_xy(*self.proj.to_xy(lat, lon))
 
+    def at(self, road: str, s_m: float) -> Snap | None:
+        """The point s_m metres along `road` (a unit known to ride on it), as a Snap."""
+        for i, e in enumerate(self.edges):
+            if e.road == road and e.s_a is not None and e.s_b is not None and e.s_a <= s_m <= e.s_b:
+                return Snap(i, (s_m - e.s_a) / ((e.s_b - e.s_a) or 1.0), 0.0)
+        return None
+
+    def chainage(self, p: Snap) -> float | None:
+        e = self.edges[p.edge]
+        return None if e.s_a is None or e.s_b is None else e.s_a + p.frac * (e.s_b - e.s_a)
+
     # -- routing ------------------------------------------------------------
     def times_to(self, target: Snap) -> tuple[list[float], list[float]]:
         """Travel time and road distance from every node to the target point (reverse Dijkstra)."""
@@ -204,6 +219,68 @@ class RoadNetwork:
                     t[m], dist[m] = nt, dd + ed.length_m
                     heapq.heappush(heap, (nt, dist[m], m))
         return t, dist
+
+    def route(self, start: Snap, goal: Snap) -> list[tuple[str, float, float]] | None:
+        """The fastest way from start to goal, one-way roads only their way: legs (road, s_from_m, s_to_m) in
+        road chainage, in riding order (a junction's few metres between two roads are not a leg); None when
+        the goal cannot be reached."""
+        inf = math.inf
+        es, eg = self.edges[start.edge], self.edges[goal.edge]
+        t = [inf] * len(self.nodes)
+        came: dict[int, tuple[int, int] | None] = {}  # node -> (previous node, edge), None: left the start
+        heap: list[tuple[float, int]] = []
+        seeds = [(es.b, (1 - start.frac) * es.time_s)]
+        if not es.oneway:
+            seeds.append((es.a, start.frac * es.time_s))
+        for n, tt in seeds:
+            if tt < t[n]:
+                t[n], came[n] = tt, None
+                heapq.heappush(heap, (tt, n))
+        while heap:
+            tt, n = heapq.heappop(heap)
+            if tt > t[n]:
+                continue
+            for ei in self.out[n]:  # edges that can be driven out of n
+                ed = self.edges[ei]
+                m = ed.b if ed.a == n else ed.a
+                if tt + ed.time_s < t[m]:
+                    t[m], came[m] = tt + ed.time_s, (n, ei)
+                    heapq.heappush(heap, (t[m], m))
+        # the last bit: into the goal's edge from its a end (driving a -> b), or from b if two-way
+        best, last = inf, None
+        for n, f in [(eg.a, goal.frac)] + ([(eg.b, 1 - goal.frac)] if not eg.oneway else []):
+            if t[n] + f * eg.time_s < best:
+                best, last = t[n] + f * eg.time_s, n
+        sc, gc = self.chainage(start), self.chainage(goal)
+        if start.edge == goal.edge and (goal.frac >= start.frac or not es.oneway):
+            if abs(goal.frac - start.frac) * es.time_s <= best:
+                return [(es.road, sc, gc)] if sc is not None and gc is not None else []
+        if last is None:
+            return None
+        hops: list[tuple[int, int]] = []  # (edge, node it was entered from)
+        n = last
+        while came[n] is not None:
+            p, ei = came[n]
+            hops.append((ei, p))
+            n = p
+        hops.reverse()
+        legs: list[tuple[str, float, float]] = []
+
+        def ride(road: str, a: float | None, b: float | None) -> None:
+            if a is None or b is None or a == b:
+                return
+            r, a0, b0 = legs[-1] if legs else ("", 0.0, 0.0)
+            if r == road and b0 == a and (b0 - a0) * (b - a) > 0:  # carrying on along the same road
+                legs[-1] = (road, a0, b)
+            else:
+                legs.append((road, a, b))
+
+        ride(es.road, sc, es.s_b if n == es.b else es.s_a)
+        for ei, p in hops:
+            ed = self.edges[ei]
+            ride(ed.road, *((ed.s_a, ed.s_b) if p == ed.a else (ed.s_b, ed.s_a)))
+        ride(eg.road, eg.s_a if last == eg.a else eg.s_b, gc)
+        return legs
 
     def eta_from(self, s: Snap, target: Snap, t: list[float], dist: list[float]) -> tuple[float, float]:
         e = self.edges[s.edge]

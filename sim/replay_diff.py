@@ -24,7 +24,7 @@ from pathlib import Path
 from host_tools.recording.fileformat import read
 
 from host_tools.deployment.scenario import BeaconSpec, SignSpec
-from sim.world.devices import SimBeacon, SimSign
+from sim.world.inprocess_devices import SimBeacon, SimSign
 from roadedge import wire
 
 BEACON_FIELDS = ("mode", "reason", "level", "vis_m", "alarm", "override")

@@ -49,7 +49,11 @@ class FogBank:
         s = self.strength(t_s)
         if s <= 0:
             return 0.0
-        d = abs(x_m - self.centre(t_s)) - self.width_m / 2
+        return self.sigma_at(x_m, self.centre(t_s), s)
+
+    def sigma_at(self, x_m: float, centre_m: float, s: float) -> float:
+        """sigma at x for the bank centred at centre_m with strength s (0 < s <= 1)."""
+        d = abs(x_m - centre_m) - self.width_m / 2
         if d <= 0:
             shape = 1.0
         elif d >= self.edge_m:
@@ -63,12 +67,41 @@ class FogBank:
 class FogField:
     banks: list[FogBank] = field(default_factory=list)
     clear_vis_m: float = MOR_MAX
+    # the banks present at one time: the world asks for thousands of points per tick at the same time, so
+    # each bank's time terms (centre, strength) and the stretch it can touch are worked out once per tick
+    _present: tuple = field(default=(None, 0, ()), init=False, repr=False, compare=False)
+
+    def present(self, t_s: float) -> tuple:
+        """((bank, centre_m, strength, lo_m, hi_m), ...): the banks that have formed and not yet gone at t;
+        outside (lo, hi) a bank adds nothing (1 m wider than its edges, so the bank's own test decides)."""
+        at, n, banks = self._present
+        if at != t_s or n != len(self.banks):
+            banks = []
+            for b in self.banks:
+                st = b.strength(t_s)
+                if st > 0:
+                    c, reach = b.centre(t_s), b.width_m / 2 + b.edge_m + 1.0
+                    banks.append((b, c, st, c - reach, c + reach))
+            banks = tuple(banks)
+            self._present = (t_s, len(self.banks), banks)
+        return banks
+
+    def _banks_sigma(self, x_m: float, t_s: float):
+        # the same sum, in the same order, as over every bank: the others only add 0.0
+        total = 0
+        at, n, banks = self._present
+        if at != t_s or n != len(self.banks):
+            banks = self.present(t_s)
+        for b, c, st, lo, hi in banks:
+            if lo < x_m < hi:
+                total += b.sigma_at(x_m, c, st)
+        return total
 
     def sigma(self, x_m: float, t_s: float) -> float:
-        return K / self.clear_vis_m + sum(b.sigma(x_m, t_s) for b in self.banks)
+        return K / self.clear_vis_m + self._banks_sigma(x_m, t_s)
 
     def visibility(self, x_m: float, t_s: float) -> float:
-        return min(MOR_MAX, K / self.sigma(x_m, t_s))
+        return min(MOR_MAX, K / (K / self.clear_vis_m + self._banks_sigma(x_m, t_s)))
 
     def profile(self, xs: list[float], t_s: float) -> list[float]:
         return [self.visibility(x, t_s) for x in xs]
