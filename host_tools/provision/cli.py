@@ -66,8 +66,8 @@ def run(args) -> int:
     for name, path in res.files.items():
         print(f"{name}: {path}")
     if res.rotated:
-        con.print("[yellow]rotated devices keep their old credentials until re-flashed; reload Mosquitto "
-                  "(kill -HUP) to apply the new password file[/]")
+        con.print("[yellow]rotated devices keep their old credentials until re-flashed; restart Mosquitto "
+                  "to apply the new accounts file (it is read at start-up only)[/]")
     return 0
 
 
