@@ -16,6 +16,7 @@ from host_tools import fw
 from host_tools.broker import conf as broker_conf
 from host_tools.config.secrets import Secrets
 from host_tools.provision import acl, dynsec, passwd, tls
+from roadedge import wire
 
 DEFAULT_OUT = fw.REPO / "deploy" / "generated" / "mosquitto"
 
@@ -39,17 +40,30 @@ def _write(path: Path, text: str, mode: int = 0o600) -> None:
 
 def provision(secrets: Secrets, devices: list[str] = (), rotate: bool = False, remove: list[str] = (),
               out: Path = DEFAULT_OUT, tls_hosts: list[str] | None = None, plain_port: int = 1883,
-              tls_port: int = 8883) -> Result:
-    """Create/rotate/remove device secrets, then write dynsec.json, acl (and TLS + mosquitto.conf) into out."""
+              tls_port: int = 8883, roles: dict[str, str] | None = None) -> Result:
+    """Create/rotate/remove device secrets, then write dynsec.json, acl (and TLS + mosquitto.conf) into out.
+
+    roles: device -> role (from its board config), recorded with its secrets: the console keeps only the
+    keys of devices provisioned (or deployed) as trackers."""
     res = Result()
     for dev in devices:
         acl.device_rules(dev)  # raises on ids that would break topics or are reserved
+        role = (roles or {}).get(dev)
+        if role is not None and role not in wire.ALL_ROLES:
+            raise ValueError(f"device {dev!r}: role {role!r} is not one of {', '.join(wire.ALL_ROLES)}")
         entry = secrets.devices.get(dev)
+        if entry and role and entry.get("role") not in (None, role) and not rotate:
+            raise ValueError(f"device {dev!r} was provisioned as {entry['role']}, not {role}: --rotate it "
+                             "(new credentials) to change its role")
         if entry and not rotate:
+            if role:
+                entry["role"] = role
             res.unchanged.append(dev)
             continue
         secrets.devices[dev] = dict(entry or {}, mqtt_password=passwd.new_password(),
                                     command_key=passwd.new_command_key())
+        if role:
+            secrets.devices[dev]["role"] = role
         (res.rotated if entry else res.created).append(dev)
     for dev in remove:
         if secrets.devices.pop(dev, None) is not None:
