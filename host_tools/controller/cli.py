@@ -140,6 +140,7 @@ class Controller:
 
         Subscription(self.client, self.topics(), qos=1)
         self.client.on_message = self._mqtt_message
+        self._note_network_thread()
 
     def attach(self, client) -> None:
         """Before CONNECT (persistent session): every QoS 1 message is acknowledged by hand once it is
@@ -152,9 +153,11 @@ class Controller:
         client.on_subscribe = lambda *_a: self.subscribed.set()
         client.on_message = self._mqtt_message
 
-    def _mqtt_connect(self, client, _u, _flags, rc, _p=None) -> None:
+    def _mqtt_connect(self, client, _u, flags, rc, _p=None) -> None:
         if not rc.is_failure:
-            client.subscribe([(t, 1) for t in self.topics()])
+            client.subscribe([(t, 1) for t in self.topics()])  # again: retained state and any new topic
+            if getattr(flags, "session_present", False):
+                self.subscribed.set()  # the session kept the subscriptions: its backlog is already flowing
 
     def _mqtt_message(self, client, _u, m) -> None:
         self.on_message(m.topic, bytes(m.payload), bool(m.retain))  # never raises
@@ -351,6 +354,13 @@ class Controller:
         if self.time_beacon:
             self.client.publish(wire.TIME_TOPIC, json.dumps({"t": int(self.now() * 1000)}), qos=0)
 
+    def _note_network_thread(self) -> None:
+        """A threaded network loop is running now: from here on the supervisor looks after it (even if it
+        dies before the main loop first looks)."""
+        t = getattr(self.client, "_thread", None)
+        if t is not None and t.is_alive():
+            self._net_seen = True
+
     def supervise(self) -> None:
         """Restart the MQTT network thread if it died (it should not: on_message never raises), audited
         and counted in the state, so a zone never goes deaf while its heartbeats still go out."""
@@ -468,6 +478,7 @@ def run(args) -> int:
         if not ctl.subscribed.wait(30):
             err.print("[red]the broker did not confirm the controller's subscriptions[/]")
             return 1
+        ctl._note_network_thread()
         if out is None:
             print(f"controller: zone {cfg.zone}, {len(cfg.signs)} signs, mode {mode}, audit {args.db}", flush=True)
         ctl.run()
