@@ -3,12 +3,13 @@
 The secrets live outside git (see .gitignore) in a folder, by default
 `secrets/` at the repo root or $ROADEDGE_SECRETS:
 
-    secrets/devices.json   {"<device id>": {"mqtt_password": "...", "command_key": "<hex>"}, ...}
+    secrets/devices.json   {"<device id>": {"mqtt_password": "...", "command_key": "<hex>", "role": "tracker"}, ...}
     (the whole layout, and the single-file form: host_tools/config/secrets.py)
 
 `roadedge provision` writes it; the controller, the dispatcher console and
 `roadedge command` read it to sign commands with the firmware's own
-`roadedge.core.auth.sign_command` (one implementation on both sides).
+`roadedge.core.auth.sign_command` (one implementation on both sides). The console
+keeps only the trackers' keys (Keyring.of_role): it never commands a sign or a beacon.
 """
 from __future__ import annotations
 
@@ -92,6 +93,28 @@ class Keyring:
 
     def mqtt_password(self, dev_id: str) -> str:
         return self._entry(dev_id)["mqtt_password"]
+
+    def role(self, dev_id: str) -> str | None:
+        """The role the device was provisioned with (`roadedge provision` records it when it knows it)."""
+        e = self.devices.get(dev_id)
+        r = e.get("role") if isinstance(e, dict) else None
+        return r if isinstance(r, str) else None
+
+    def only(self, dev_ids) -> Keyring:
+        """A keyring holding just these devices' keys (and the operator key): least privilege for a
+        process that commands some devices only."""
+        keep = {d: self.devices[d] for d in sorted(set(dev_ids)) if d in self.devices}
+        k = Keyring(keep, self.path, self.operator_key)
+        k.clock, k.last = self.clock, self.last
+        return k
+
+    def of_role(self, role: str, listed=()) -> Keyring:
+        """Only the keys of devices of one role: provisioned with it, or listed (by a deployment, for
+        devices provisioned without a role). A device provisioned with another role stays out, whatever
+        the list says; a role a device claims over MQTT counts for nothing here."""
+        listed = set(listed)
+        return self.only(d for d in self.devices
+                         if self.role(d) == role or (self.role(d) is None and d in listed))
 
     def signer(self, dev_id: str) -> Signer:
         return Signer(dev_id, self.command_key(dev_id), self.clock, self.last)

@@ -68,19 +68,17 @@ class _Broker:
         from host_tools.broker import conf as broker_conf
         from host_tools.broker.mosquitto import Mosquitto
         from host_tools.provision import acl as acl_rules
-        from host_tools.provision import passwd
+        from host_tools.provision import dynsec
 
         d = self.workdir / "mosquitto"
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
-        pw, acl = d / "passwd", d / "acl"
-        pw.write_text(passwd.password_file(users))
-        pw.chmod(0o600)
         devices = [u for u in users if u not in acl_rules.SERVICE_ROLES and u not in (self.WORLD, self.OBSERVER)]
         services = [u for u in users if u in acl_rules.SERVICE_ROLES]
-        acl.write_text(acl_rules.acl_file(devices, services)
-                       + f"user {self.WORLD}\ntopic readwrite #\n\nuser {self.OBSERVER}\ntopic read #\n")
-        self.handle = Mosquitto(d, extra_conf=broker_conf.auth_lines(pw, acl)).start()
+        rules = acl_rules.rules(devices, services)
+        rules.update({self.WORLD: (("#",), ("#",)), self.OBSERVER: (("#",), ())})
+        accounts = dynsec.write(d / dynsec.FILE_NAME, users, rules)
+        self.handle = Mosquitto(d, extra_conf=broker_conf.auth_lines(accounts)).start()
         self.url = self.handle.url
         return self.url
 
@@ -188,7 +186,7 @@ def run(args) -> int:
         url = broker.start({_Broker.WORLD: world_pw, _Broker.OBSERVER: observer_pw, "dispatcher": dispatcher_pw,
                             "technician": technician_pw,
                             **{i: sec.devices[i]["mqtt_password"] for i in firmware_ids}})
-        print(f"broker: {url} (mosquitto; password file and ACL in {work / 'mosquitto'})", file=out, flush=True)
+        print(f"broker: {url} (mosquitto; accounts in {work / 'mosquitto'})", file=out, flush=True)
         print(f"controller audit: {', '.join(str(audits / (z.id + '.db')) for z in w.zones)} (SQLite)", file=out,
               flush=True)
         users = work / "users.json"

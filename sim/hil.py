@@ -161,7 +161,8 @@ def run(args) -> int:
 
     url = args.broker.split("://", 1)[1]
     host, _, p = url.rsplit("@", 1)[-1].partition(":")
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"roadedge-hil-{args.device}")
+    # with an account, its name is the one client id the broker accepts for it
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=args.user or f"roadedge-hil-{args.device}")
     if args.user:
         client.username_pw_set(args.user, args.password)
     client.on_connect = lambda c, *_a: c.subscribe(topic, 1)

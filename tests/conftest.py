@@ -34,7 +34,8 @@ class Collector:
                  password: str | None = None, qos: int = 1) -> None:
         self.q: queue.Queue = queue.Queue()
         self.connected = threading.Event()
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"collector-{id(self)}")
+        # with an account, its own name is the one client id the broker accepts for it
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=username or f"collector-{id(self)}")
         if username:
             self.c.username_pw_set(username, password)
         topics = [topics] if isinstance(topics, str) else topics

@@ -4,8 +4,8 @@
     roadedge broker --listen 127.0.0.1:0 --tls-port 8883 --secrets var/secrets
 
 It provisions the secrets folder (service accounts; devices given as arguments), writes the
-password file and ACL (host_tools.provision), and runs Mosquitto as a child process with
-`use_username_as_clientid` and no anonymous access. Ctrl-C stops it.
+accounts file (host_tools.provision: passwords, access rules, each account bound to the client id
+of its name) and runs Mosquitto as a child process with it and no anonymous access. Ctrl-C stops it.
 A deployment runs the same files with the rendered mosquitto.conf (`roadedge provision`).
 """
 from __future__ import annotations
@@ -51,7 +51,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"roadedge broker: provisioning failed: {e}", file=sys.stderr)
         return 1
     host, port = args.listen
-    extra = broker_conf.auth_lines(res.files["password_file"], res.files["acl_file"])
+    try:
+        extra = broker_conf.auth_lines(res.files["dynsec_file"])
+    except FileNotFoundError as e:
+        print(f"roadedge broker: {e}", file=sys.stderr)
+        return 1
     if args.tls_port:
         extra += broker_conf.tls_listener_lines(args.tls_port, work / "ca.pem", work / "server.pem",
                                                 work / "server.key")
@@ -62,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"broker failed to start on {host}:{port}: {e}", file=sys.stderr)
         return 1
     tls = f", TLS on {args.tls_port}" if args.tls_port else ""
-    print(f"roadedge broker (mosquitto) listening on {broker.url}{tls}  [users {res.files['password_file']}, "
-          f"ACL {res.files['acl_file']}]  Ctrl-C stops", flush=True)
+    print(f"roadedge broker (mosquitto) listening on {broker.url}{tls}  [accounts {res.files['dynsec_file']}]  "
+          "Ctrl-C stops", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

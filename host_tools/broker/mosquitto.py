@@ -42,10 +42,11 @@ def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
 class Mosquitto:
     """A Mosquitto broker on 127.0.0.1.
 
-    extra_conf: more lines for mosquitto.conf (password_file, acl_file,
-    TLS listener ...). users: {name: password} written to a password file
-    with mosquitto_passwd. With no password file the plain listener allows
-    anonymous clients (test convenience only; shipped configs never do).
+    extra_conf: more lines for mosquitto.conf (the accounts plugin of
+    host_tools.broker.conf.auth_lines, TLS listener ...). users: {name: password}
+    written to a password file with mosquitto_passwd. With neither a plugin nor
+    a password file the plain listener allows anonymous clients (test
+    convenience only; shipped configs never do).
     """
 
     def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = "",
@@ -63,7 +64,7 @@ class Mosquitto:
             extra_conf = f"password_file {pw}\n" + extra_conf
         self.extra_conf = extra_conf
         if allow_anonymous is None:
-            allow_anonymous = "password_file" not in extra_conf
+            allow_anonymous = "password_file" not in extra_conf and "plugin " not in extra_conf
         self.allow_anonymous = allow_anonymous
         self.max_queued = max_queued
         self.proc: subprocess.Popen | None = None

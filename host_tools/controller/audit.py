@@ -33,6 +33,12 @@ CREATE TABLE IF NOT EXISTS standing (
     ts        REAL NOT NULL,
     PRIMARY KEY (zone, sign)
 );
+-- the zone's mode as a supervisor last set it (an acknowledged operator action survives a restart)
+CREATE TABLE IF NOT EXISTS zone_mode (
+    zone      TEXT PRIMARY KEY,
+    mode      TEXT NOT NULL,
+    ts        REAL NOT NULL
+);
 """
 
 
@@ -65,6 +71,16 @@ class Audit:
         with self.lock:
             cur = self.db.execute("SELECT sign, commanded, hold FROM standing WHERE zone = ?", (self.zone,))
             return {r[0]: (r[1], r[2]) for r in cur.fetchall()}
+
+    def save_mode(self, mode: str) -> None:
+        with self.lock:
+            self.db.execute("INSERT OR REPLACE INTO zone_mode (zone, mode, ts) VALUES (?,?,?)",
+                            (self.zone, mode, time.time()))
+
+    def saved_mode(self) -> str | None:
+        with self.lock:
+            r = self.db.execute("SELECT mode FROM zone_mode WHERE zone = ?", (self.zone,)).fetchone()
+            return r[0] if r else None
 
     def rows(self, where: str = "1=1", params: tuple = ()) -> list[dict]:
         with self.lock:

@@ -33,8 +33,9 @@ VIS_KEYS = ("vis_m",)  # the beacons' (and signs') visibility field in state / t
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--zone", required=True, help="zone config JSON (signs in road order, upstream first)")
     p.add_argument("--db", required=True, help="SQLite audit log")
-    p.add_argument("--mode", choices=MODES, default="automatic",
-                   help="automatic, approve (a supervisor approves each change) or manual")
+    p.add_argument("--mode", choices=MODES,
+                   help="automatic, approve (a supervisor approves each change) or manual (default: the mode a "
+                        "supervisor last set for the zone, else automatic)")
     p.add_argument("--no-time-beacon", action="store_true", help="do not publish re/sys/time")
     p.add_argument("--quiet", action="store_true", help="no live table on the terminal")
     from host_tools.fleet import connect as broker
@@ -115,7 +116,9 @@ class Controller:
                       "ops_accepted": 0, "ops_rejected": {}, "vis_rejected": 0, "msg_errors": 0,
                       "thread_restarts": 0}
         self.stop_ev = threading.Event()
+        self.subscribed = threading.Event()  # the broker confirmed the subscriptions (attach)
         self.saved: dict[str, tuple] = {}
+        self.saved_mode = audit.saved_mode() or mode
         for sid, (commanded, hold) in audit.standing().items():
             s = self.policy.by_id.get(sid)
             if s is not None:
@@ -125,15 +128,41 @@ class Controller:
         self.op_topic = wire.ctl_topic(cfg.zone, "op")
 
     # ---- MQTT
-    def subscribe(self) -> None:
-        from host_tools.fleet.connect import Subscription
-
+    def topics(self) -> list[str]:
         topics = [self.op_topic]
         for dev in sorted(self.sources | self.sign_ids):
             topics += [wire.topic(dev, k) for k in (wire.STATE, wire.TELE, wire.EVENT)]
-        topics += [wire.topic(s, wire.ACK) for s in sorted(self.sign_ids)]
-        Subscription(self.client, topics, qos=1)
-        self.client.on_message = lambda _c, _u, m: self.on_message(m.topic, bytes(m.payload), bool(m.retain))
+        return topics + [wire.topic(s, wire.ACK) for s in sorted(self.sign_ids)]
+
+    def subscribe(self) -> None:
+        """Subscribe on an already connected client (tests; `attach` is what the service uses)."""
+        from host_tools.fleet.connect import Subscription
+
+        Subscription(self.client, self.topics(), qos=1)
+        self.client.on_message = self._mqtt_message
+        self._note_network_thread()
+
+    def attach(self, client) -> None:
+        """Before CONNECT (persistent session): every QoS 1 message is acknowledged by hand once it is
+        handled and what it decided is in the audit database (SQLite, committed per write), so nothing
+        the broker handed over is lost if the controller dies; the backlog of a session kept while it
+        was down flows from the CONNACK on, into these callbacks. Subscribes on every (re)connect."""
+        self.client = client  # the backlog's decisions publish through it before connect() returns
+        client.manual_ack_set(True)
+        client.on_connect = self._mqtt_connect
+        client.on_subscribe = lambda *_a: self.subscribed.set()
+        client.on_message = self._mqtt_message
+
+    def _mqtt_connect(self, client, _u, flags, rc, _p=None) -> None:
+        if not rc.is_failure:
+            client.subscribe([(t, 1) for t in self.topics()])  # again: retained state and any new topic
+            if getattr(flags, "session_present", False):
+                self.subscribed.set()  # the session kept the subscriptions: its backlog is already flowing
+
+    def _mqtt_message(self, client, _u, m) -> None:
+        self.on_message(m.topic, bytes(m.payload), bool(m.retain))  # never raises
+        if m.qos:
+            client.ack(m.mid, m.qos)  # a no-op unless attach() turned manual acknowledgement on
 
     def on_message(self, topic: str, payload: bytes, retained: bool = False) -> None:
         """Never raises: a message the code did not foresee is counted and audited, and the network
@@ -303,6 +332,9 @@ class Controller:
                 self.stats["heartbeats"] += 1
 
     def _persist(self) -> None:
+        if self.saved_mode != self.policy.mode:
+            self.audit.save_mode(self.policy.mode)
+            self.saved_mode = self.policy.mode
         for s in self.policy.signs:
             cur = (s.commanded, s.hold)
             if self.saved.get(s.id) != cur:
@@ -321,6 +353,13 @@ class Controller:
     def time_tick(self) -> None:
         if self.time_beacon:
             self.client.publish(wire.TIME_TOPIC, json.dumps({"t": int(self.now() * 1000)}), qos=0)
+
+    def _note_network_thread(self) -> None:
+        """A threaded network loop is running now: from here on the supervisor looks after it (even if it
+        dies before the main loop first looks)."""
+        t = getattr(self.client, "_thread", None)
+        if t is not None and t.is_alive():
+            self._net_seen = True
 
     def supervise(self) -> None:
         """Restart the MQTT network thread if it died (it should not: on_message never raises), audited
@@ -415,24 +454,33 @@ def run(args) -> int:
         svc = secrets.services.get("controller")
         if isinstance(svc, dict) and svc.get("mqtt_password"):
             user, password = "controller", svc["mqtt_password"]
-    try:
-        client = broker.connect(broker.broker_url(args), user, password, args.ca, secrets, name="controller")
-    except broker.BrokerError as e:
-        err.print(f"[red]{e}[/]")
-        return 1
     audit = Audit(args.db, cfg.zone)
     out = None if args.quiet or not sys.stdout.isatty() else _live(Console())
     op_auth = operator_auth(keyring, cfg.zone, str(args.db) + ".op-counter.json")
     if op_auth is None:
         err.print("[yellow]no controller operator_key in the secrets: operator actions will be refused[/]")
-    ctl = Controller(cfg, client, keyring, audit, args.mode, time_beacon=not args.no_time_beacon, out=out,
+    # an operator's mode change outlives a restart unless --mode says otherwise
+    mode = args.mode or audit.saved_mode() or "automatic"
+    ctl = Controller(cfg, None, keyring, audit, mode, time_beacon=not args.no_time_beacon, out=out,
                      op_auth=op_auth)
+    ctl.audit_start()
+    # a persistent session under a stable id (the account's name, the one id the broker accepts for
+    # it): operator actions and reports sent while the controller is down wait at the broker
+    try:
+        client = broker.connect(broker.broker_url(args), user, password, args.ca, secrets, name="controller",
+                                session=user or f"roadedge-controller-{cfg.zone}", prepare=ctl.attach)
+    except broker.BrokerError as e:
+        err.print(f"[red]{e}[/]")
+        audit.close()
+        return 1
     signal.signal(signal.SIGTERM, lambda *_: ctl.stop_ev.set())
     try:
-        ctl.audit_start()
-        ctl.subscribe()
+        if not ctl.subscribed.wait(30):
+            err.print("[red]the broker did not confirm the controller's subscriptions[/]")
+            return 1
+        ctl._note_network_thread()
         if out is None:
-            print(f"controller: zone {cfg.zone}, {len(cfg.signs)} signs, mode {args.mode}, audit {args.db}", flush=True)
+            print(f"controller: zone {cfg.zone}, {len(cfg.signs)} signs, mode {mode}, audit {args.db}", flush=True)
         ctl.run()
     except KeyboardInterrupt:
         pass

@@ -29,6 +29,9 @@ PERMS = {
     "accounts": ("supervisor",),  # accounts.py: list, add, disable / enable, role, password
 }
 SIGN_ACTIONS = ("approve", "veto", "manual", "mode")
+# device command -> the device role that accepts it from the console: the only keys the console holds
+COMMAND_ROLE = {"dispatch": "tracker", "sos_ack": "tracker"}
+COMMAND_KEY_ROLE = "tracker"
 
 
 class Refused(Exception):
@@ -43,15 +46,18 @@ class Console:
     def __init__(self, store: Store, bus: Bus, publish: Callable[[str, bytes, int], None],
                  keyring=None, scenario=None, tile_url: str | None = None, stats: Callable[[], dict] | None = None):
         self.store, self.bus, self.publish = store, bus, publish
-        self.keyring = keyring
         self.sc = scenario
+        self.tracker_ids = {t.id for t in scenario.trackers} if scenario else set()
+        # least privilege: only the trackers' command keys (provisioned as trackers, or deployed as
+        # trackers when provisioned without a role); the operator key stays, for the controllers
+        self.keyring = keyring.of_role(COMMAND_KEY_ROLE, self.tracker_ids) if keyring is not None else None
+        self.provisioned_as = {d: keyring.role(d) for d in keyring.devices} if keyring is not None else {}
         self.net = RoadNetwork.from_scenario(scenario) if scenario else None
         self.tile_url = tile_url
         self._ingest_stats = stats or (lambda: {})
         self.page = PageFilter()  # every device-supplied value passes it on the way to a page
         self.beacon_pos = {b.id: b for b in scenario.beacons} if scenario else {}
         self.sign_pos = {s.id: s for s in scenario.signs} if scenario else {}
-        self.tracker_ids = {t.id for t in scenario.trackers} if scenario else set()
         # stats and fog are summaries: sent at most twice a second, not once per ingest batch
         self._dirty: set[str] = set()
         self._dirty_lock = threading.Lock()
@@ -84,14 +90,48 @@ class Console:
             self.audit(sess, action, target, detail, f"refused: role {sess['role']} may not {action}")
             raise Refused(403, f"a {sess['role']} may not {action.replace('_', ' ')}")
 
+    def _audited_target(self, sess: dict, cmd: str, dev: str, detail: dict) -> None:
+        try:
+            self._target(dev, cmd)
+        except Refused as e:
+            self.audit(sess, cmd, dev, detail, f"refused: {e}")
+            raise
+
     def audit(self, sess: dict | None, action: str, target: str, detail, result: str) -> None:
         self.store.add_audit(sess and sess["user"], sess and sess["role"], action, target, detail, result)
         self.bus.publish("audit", self.store.audit(1)[0])
 
-    def _send(self, dev: str, cmd: str, args: dict, ttl_s: int = 60) -> int:
-        """Sign and publish a device command; returns its counter. Raises Refused without a key."""
+    def _device_kind(self, dev: str) -> str | None:
+        """What provisioning or the deployment says dev is; never what the device claims of itself."""
+        if self.provisioned_as.get(dev):
+            return self.provisioned_as[dev]
+        if dev in self.sign_pos:
+            return "sign"
+        if dev in self.beacon_pos:
+            return "beacon"
+        if dev in self.tracker_ids:
+            return "tracker"
+        return None
+
+    def _target(self, dev: str, cmd: str) -> None:
+        """Refused unless the console may send cmd to dev: it holds a key only for devices of the role
+        that accepts the command (COMMAND_ROLE)."""
         if self.keyring is None:
             raise Refused(503, "no command keys loaded (--keys): cannot sign commands")
+        role = COMMAND_ROLE[cmd]
+        if dev in self.keyring.devices:
+            return
+        kind = self._device_kind(dev)
+        if kind is not None and kind != role:
+            raise Refused(409, f"{dev} is a {kind}: the console sends {cmd.replace('_', ' ')} only to patrol "
+                               f"{role}s")
+        raise Refused(409, f"{dev} is not a patrol {role} this console may command (neither a {role} of the "
+                           "deployment nor provisioned as one)")
+
+    def _send(self, dev: str, cmd: str, args: dict, ttl_s: int = 60) -> int:
+        """Sign and publish a device command; returns its counter. Raises Refused without a key, and for
+        a device that does not take this command from the console (it holds the trackers' keys only)."""
+        self._target(dev, cmd)
         from host_tools.keys import UnknownDevice
 
         try:
@@ -264,6 +304,7 @@ class Console:
     def ack_sos(self, sess: dict, unit: str) -> dict:
         detail = {"unit": unit}
         self._check(sess, "sos_ack", unit, detail)
+        self._audited_target(sess, "sos_ack", unit, detail)
         open_ = [s for s in self.store.sos(open_only=True) if s["device"] == unit]
         if not open_:
             self.audit(sess, "sos_ack", unit, detail, "refused: no open SOS")

@@ -185,6 +185,7 @@ class IncidentDesk:
     def dispatch(self, sess: dict, iid: int, unit: str) -> dict:
         detail = {"incident": iid, "unit": unit}
         self.c._check(sess, "dispatch", unit, detail)
+        self.c._audited_target(sess, "dispatch", unit, detail)  # a dispatch goes to trackers only
         inc = self._open(sess, "dispatch", iid, detail)
         with self._sending:  # two desks sending the same unit at once: the second finds it busy
             return self._dispatch(sess, inc, unit, detail)

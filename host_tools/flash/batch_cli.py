@@ -73,19 +73,22 @@ def run(args) -> int:
     secrets_path = args.secrets or (_rel(base, m["secrets"]) if m.get("secrets") else None)
     out = Path(_rel(base, m["out"])) if m.get("out") else DEFAULT_OUT
     results: list[FlashResult] = []
-    ids = []
+    ids, roles = [], {}
     for b in m["boards"]:
         try:
             data = json.loads(Path(_rel(base, b["board"])).read_text())
             ids.append(data["id"])
+            if isinstance(data.get("role"), str):
+                roles[data["id"]] = data["role"]
         except (OSError, ValueError, KeyError, TypeError):
             pass  # flash() reports the bad config with its file and field
     try:
         secrets = Secrets.load(secrets_path)
         if secrets.root is not None:
-            res = provision(secrets, ids, out=out, tls_hosts=None)
+            res = provision(secrets, ids, out=out, tls_hosts=None, roles=roles)
             if res.created:
-                err.print(f"provisioned {', '.join(res.created)}; reload Mosquitto to apply {out / 'passwd'}")
+                err.print(f"provisioned {', '.join(res.created)}; restart Mosquitto to apply "
+                          f"{res.files['dynsec_file']}")
     except (SecretsError, ValueError, OSError) as e:
         err.print(f"[red]provisioning failed: {e}[/]")
         return 1

@@ -49,8 +49,12 @@ def credentials(secrets: Secrets | None, user: str | None, password: str | None)
 
 
 def connect(url: str, user: str | None = None, password: str | None = None, ca: str | Path | None = None,
-            secrets: Secrets | None = None, timeout: float = 10.0, name: str = "tool") -> mqtt.Client:
-    """A connected paho client (MQTT 3.1.1) with its network loop running; raise BrokerError with the reason."""
+            secrets: Secrets | None = None, timeout: float = 10.0, name: str = "tool", session: str | None = None,
+            prepare=None) -> mqtt.Client:
+    """A connected paho client (MQTT 3.1.1) with its network loop running; raise BrokerError with the reason.
+
+    session: a client id for a persistent session (the broker keeps QoS 1 messages while the tool is
+    away); prepare(client) runs before CONNECT, so callbacks are in place for a backlog that follows it."""
     from host_tools.recording.mqttconn import NoConnack, Refused, connect_wait, make_client
 
     u = urlsplit(url)
@@ -62,7 +66,10 @@ def connect(url: str, user: str | None = None, password: str | None = None, ca: 
             ca = secrets.root / "tls" / "ca.pem"
         if ca is None or not Path(ca).exists():
             raise BrokerError(f"mqtts:// needs the broker's CA certificate (--ca), not found: {ca}")
-    c, b = make_client(url, f"roadedge-{name}", ca=str(ca) if ca else None, user=user, password=password)
+    c, b = make_client(url, f"roadedge-{name}", ca=str(ca) if ca else None, user=user, password=password,
+                       client_id=session)
+    if prepare is not None:
+        prepare(c)
     try:
         connect_wait(c, b, timeout=timeout)
     except NoConnack:

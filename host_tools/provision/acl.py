@@ -1,13 +1,14 @@
-"""Broker ACLs, generated from the one access table (`roadedge.wire.ACCESS`).
+"""Broker access rules, generated from the one access table (`roadedge.wire.ACCESS`).
 
-Every account is one identity: the shipped config sets `use_username_as_clientid`,
-so a client's id is its user name and no account can take over another's session
-(each service worker therefore has its own account, e.g. ingest-1 .. ingest-4).
+`rules()` is each account's (read filters, write filters); the broker enforces them through the
+dynamic-security plugin (host_tools.provision.dynsec), which also binds every account to one client
+id (its user name): a CONNECT with another id is refused, so no account can take over another's
+connection or session (each service worker therefore has its own account, e.g. ingest-1 .. ingest-4).
+`acl_file()` renders the same rules in Mosquitto's acl_file syntax (for review, and for a broker run
+without the plugin; that one cannot refuse a foreign client id).
 
-Mosquitto's ACL has no deny rule: a client may do exactly what is listed for
-its user, nothing else. Devices get explicit per-user blocks (no `pattern`
-lines, which would apply to the service users too). Mosquitto is the one broker the
-project runs (a deployment's cluster gets its rules from the same table).
+A client may do exactly what is listed for its user, nothing else. Devices get explicit per-user
+rules (no patterns, which would apply to the service users too).
 """
 from __future__ import annotations
 
@@ -32,15 +33,31 @@ def check_device_id(dev_id: str) -> None:
         raise ValueError(f"device id {dev_id!r} must be 1-64 characters without MQTT wildcards, '/', ':' or spaces")
 
 
-def device_rules(dev_id: str) -> list[str]:
+Rules = dict[str, tuple[tuple[str, ...], tuple[str, ...]]]  # user -> (read filters, write filters)
+
+
+def device_access(dev_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(read, write) filters of device dev_id's account; raises on ids that would break topics."""
     check_device_id(dev_id)
     pub, sub = wire.access(wire.DEVICE_USER, dev_id)
-    return [f"topic write {t}" for t in pub] + [f"topic read {t}" for t in sub]
+    return sub, pub
+
+
+def device_rules(dev_id: str) -> list[str]:
+    read, write = device_access(dev_id)
+    return [f"topic write {t}" for t in write] + [f"topic read {t}" for t in read]
 
 
 def service_rules(role: str) -> list[str]:
     read, write = SERVICE_ROLES[role]
     return [f"topic read {t}" for t in read] + [f"topic write {t}" for t in write]
+
+
+def rules(devices: list[str], services: list[str]) -> Rules:
+    """Every account's (read, write) filters: the services' from SERVICE_ROLES, the devices' own."""
+    out: Rules = {svc: SERVICE_ROLES[svc] for svc in sorted(services)}
+    out.update({dev: device_access(dev) for dev in sorted(devices)})
+    return out
 
 
 def acl_file(devices: list[str], services: list[str]) -> str:

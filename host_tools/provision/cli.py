@@ -11,12 +11,16 @@ from rich.table import Table
 
 from host_tools.config.secrets import Secrets, SecretsError
 from host_tools.provision.core import DEFAULT_OUT, provision
+from roadedge import wire
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("devices", nargs="*", metavar="DEVICE",
                    help="device ids or board config files (their id is used); new ones get fresh secrets")
     p.add_argument("--device", action="append", default=[], metavar="DEVICE", help="same as a DEVICE argument")
+    p.add_argument("--role", choices=wire.ROLES,
+                   help="role of the bare device ids given (a board config file says its own): recorded with "
+                        "the secrets, so the console holds only the trackers' command keys")
     p.add_argument("--secrets", help="secrets folder (default: secrets/ or $ROADEDGE_SECRETS)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where to write passwd, acl, TLS files "
                                                                  f"(default {DEFAULT_OUT})")
@@ -31,14 +35,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-port", type=int, default=8883)
 
 
-def device_id(arg: str) -> str:
+def device_id(arg: str) -> tuple[str, str | None]:
+    """(id, role) of a DEVICE argument: a board config file gives both, a bare id only itself."""
     p = Path(arg)
     if arg.endswith(".json") and p.exists():
         data = json.loads(p.read_text())
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise ValueError(f"{arg}: id: missing")
-        return data["id"]
-    return arg
+        role = data.get("role")
+        return data["id"], role if isinstance(role, str) else None
+    return arg, None
 
 
 def run(args) -> int:
@@ -48,10 +54,11 @@ def run(args) -> int:
         if secrets.root is None:
             con.print("[red]provision needs a secrets folder, not a single file[/]")
             return 2
-        ids = [device_id(a) for a in [*args.devices, *args.device]]
-        res = provision(secrets, ids, rotate=args.rotate, remove=args.remove, out=args.out,
+        given = [device_id(a) for a in [*args.devices, *args.device]]
+        roles = {i: r or args.role for i, r in given if r or args.role}
+        res = provision(secrets, [i for i, _r in given], rotate=args.rotate, remove=args.remove, out=args.out,
                         tls_hosts=None if args.no_tls else (args.tls_host or []),
-                        plain_port=args.plain_port, tls_port=args.tls_port)
+                        plain_port=args.plain_port, tls_port=args.tls_port, roles=roles)
     except (ValueError, SecretsError, OSError) as e:
         con.print(f"[red]provision failed:[/] {e}")
         return 1
@@ -66,8 +73,8 @@ def run(args) -> int:
     for name, path in res.files.items():
         print(f"{name}: {path}")
     if res.rotated:
-        con.print("[yellow]rotated devices keep their old credentials until re-flashed; reload Mosquitto "
-                  "(kill -HUP) to apply the new password file[/]")
+        con.print("[yellow]rotated devices keep their old credentials until re-flashed; restart Mosquitto "
+                  "to apply the new accounts file (it is read at start-up only)[/]")
     return 0
 
 

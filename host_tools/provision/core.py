@@ -1,5 +1,5 @@
 """Provisioning: per-device MQTT credentials and command keys, the Mosquitto
-password and ACL files, the broker's TLS material, and rotation.
+accounts file (dynamic-security plugin), the broker's TLS material, and rotation.
 
 State lives in the secrets folder (host_tools.config.secrets); everything in
 the output folder is derived from it and can be regenerated at any time.
@@ -15,7 +15,8 @@ from pathlib import Path
 from host_tools import fw
 from host_tools.broker import conf as broker_conf
 from host_tools.config.secrets import Secrets
-from host_tools.provision import acl, passwd, tls
+from host_tools.provision import acl, dynsec, passwd, tls
+from roadedge import wire
 
 DEFAULT_OUT = fw.REPO / "deploy" / "generated" / "mosquitto"
 
@@ -39,17 +40,30 @@ def _write(path: Path, text: str, mode: int = 0o600) -> None:
 
 def provision(secrets: Secrets, devices: list[str] = (), rotate: bool = False, remove: list[str] = (),
               out: Path = DEFAULT_OUT, tls_hosts: list[str] | None = None, plain_port: int = 1883,
-              tls_port: int = 8883) -> Result:
-    """Create/rotate/remove device secrets, then write passwd, acl (and TLS + mosquitto.conf) into out."""
+              tls_port: int = 8883, roles: dict[str, str] | None = None) -> Result:
+    """Create/rotate/remove device secrets, then write dynsec.json, acl (and TLS + mosquitto.conf) into out.
+
+    roles: device -> role (from its board config), recorded with its secrets: the console keeps only the
+    keys of devices provisioned (or deployed) as trackers."""
     res = Result()
     for dev in devices:
         acl.device_rules(dev)  # raises on ids that would break topics or are reserved
+        role = (roles or {}).get(dev)
+        if role is not None and role not in wire.ALL_ROLES:
+            raise ValueError(f"device {dev!r}: role {role!r} is not one of {', '.join(wire.ALL_ROLES)}")
         entry = secrets.devices.get(dev)
+        if entry and role and entry.get("role") not in (None, role) and not rotate:
+            raise ValueError(f"device {dev!r} was provisioned as {entry['role']}, not {role}: --rotate it "
+                             "(new credentials) to change its role")
         if entry and not rotate:
+            if role:
+                entry["role"] = role
             res.unchanged.append(dev)
             continue
         secrets.devices[dev] = dict(entry or {}, mqtt_password=passwd.new_password(),
                                     command_key=passwd.new_command_key())
+        if role:
+            secrets.devices[dev]["role"] = role
         (res.rotated if entry else res.created).append(dev)
     for dev in remove:
         if secrets.devices.pop(dev, None) is not None:
@@ -64,11 +78,11 @@ def provision(secrets: Secrets, devices: list[str] = (), rotate: bool = False, r
     out.mkdir(parents=True, exist_ok=True)
     users = {d: e["mqtt_password"] for d, e in secrets.devices.items()}
     users.update({s: e["mqtt_password"] for s, e in secrets.services.items()})
-    pw_path, acl_path = out / "passwd", out / "acl"
-    previous = passwd.read_password_file(pw_path.read_text()) if pw_path.exists() else {}
-    _write(pw_path, passwd.password_file(users, previous))
+    sec_path = dynsec.write(out / dynsec.FILE_NAME, users, acl.rules(sorted(secrets.devices), sorted(secrets.services)))
+    acl_path = out / "acl"  # the same rules, readable (review); the broker enforces dynsec.json
     _write(acl_path, acl.acl_file(sorted(secrets.devices), sorted(secrets.services)), 0o644)
-    res.files.update(password_file=pw_path, acl_file=acl_path)
+    res.files.update(dynsec_file=sec_path, acl_file=acl_path)
+    (out / "passwd").unlink(missing_ok=True)  # an older layout's password file: no longer read by anything
     if tls_hosts is not None:
         assert secrets.root is not None
         tls_dir = secrets.root / "tls"
@@ -76,7 +90,7 @@ def provision(secrets: Secrets, devices: list[str] = (), rotate: bool = False, r
         for src in (tls_dir / "ca.pem", tls_dir / "ca.der", cert, key):
             shutil.copyfile(src, out / src.name)
             os.chmod(out / src.name, 0o600 if src.suffix == ".key" else 0o644)
-        conf = broker_conf.render(pw_path, acl_path, out / "ca.pem", out / "server.pem", out / "server.key",
+        conf = broker_conf.render(sec_path, out / "ca.pem", out / "server.pem", out / "server.key",
                                   out / "data", plain_port=plain_port, tls_port=tls_port)
         (out / "data").mkdir(exist_ok=True)
         _write(out / "mosquitto.conf", conf, 0o644)

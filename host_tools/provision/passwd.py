@@ -34,19 +34,31 @@ def verify(password: str, hashed: str) -> bool:
     return hmac.compare_digest(calc, base64.b64decode(dk))
 
 
-def password_file(users: dict[str, str], previous: dict[str, str] | None = None) -> str:
-    """Text of a password file for user -> cleartext password.
+def hashes(users: dict[str, str], previous: dict[str, str] | None = None) -> dict[str, str]:
+    """user -> `$7$` hash for user -> cleartext password.
 
-    previous: user -> existing hash line value; kept when it still matches, so
-    re-provisioning does not rewrite every hash (diffs stay readable)."""
-    lines = []
+    previous: user -> existing hash; kept when it still matches, so re-provisioning does not
+    rewrite every hash (diffs stay readable, and no one pays the iterations again)."""
+    out = {}
     for user in sorted(users):
         if ":" in user:
             raise ValueError(f"user name {user!r} may not contain ':'")
         old = (previous or {}).get(user)
-        h = old if old and verify(users[user], old) else hash_password(users[user])
-        lines.append(f"{user}:{h}")
-    return "\n".join(lines) + "\n"
+        out[user] = old if old and verify(users[user], old) else hash_password(users[user])
+    return out
+
+
+def split_hash(hashed: str) -> tuple[int, str, str]:
+    """(iterations, base64 salt, base64 hash) of a `$7$` hash (the dynamic-security plugin's fields)."""
+    _, seven, it, salt, dk = hashed.split("$")
+    if seven != "7":
+        raise ValueError("not a $7$ (PBKDF2-SHA512) hash")
+    return int(it), salt, dk
+
+
+def password_file(users: dict[str, str], previous: dict[str, str] | None = None) -> str:
+    """Text of a password file for user -> cleartext password (previous: as for hashes())."""
+    return "".join(f"{user}:{h}\n" for user, h in hashes(users, previous).items())
 
 
 def read_password_file(text: str) -> dict[str, str]:

@@ -32,15 +32,16 @@ def make_client(url: str, prefix: str, protocol=mqtt.MQTTv311, ca: str | None = 
                 client_id: str | None = None, user: str | None = None,
                 password: str | None = None) -> tuple[mqtt.Client, BrokerURL]:
     """A paho client for url. With client_id the session is persistent (the broker keeps QoS 1 messages
-    for it while it is away); without, a random id and a clean session."""
+    for it while it is away); without, a clean session under the account's name (the broker binds every
+    account to that one client id and refuses any other), or a random id when anonymous."""
     b = parse_url(url)
+    if user and not b.user:  # credentials in the URL win
+        b.user, b.password = user, password
     kw = {}
     if protocol != mqtt.MQTTv5:
         kw["clean_session"] = client_id is None
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"{prefix}-{uuid.uuid4().hex[:8]}",
-                    protocol=protocol, **kw)
-    if user and not b.user:  # credentials in the URL win
-        b.user, b.password = user, password
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                    client_id=client_id or b.user or f"{prefix}-{uuid.uuid4().hex[:8]}", protocol=protocol, **kw)
     if b.user:
         c.username_pw_set(b.user, b.password)
     if b.tls:

@@ -29,8 +29,9 @@ def deployment(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def keyring() -> Keyring:
-    return Keyring({u: {"command_key": secrets.token_hex(32), "mqtt_password": "x"} for u in UNITS},
-                   operator_key=secrets.token_hex(32))
+    # provisioned as trackers (trk-c is not in the deployment): the console keeps trackers' keys only
+    return Keyring({u: {"command_key": secrets.token_hex(32), "mqtt_password": "x", "role": "tracker"}
+                    for u in UNITS}, operator_key=secrets.token_hex(32))
 
 
 @pytest.fixture

@@ -285,12 +285,13 @@ class Rig:
         f.write_text(json.dumps(zone))
         return f
 
-    def start_controller(self, zone: dict, mode: str = "automatic") -> subprocess.Popen:
+    def start_controller(self, zone: dict, mode: str | None = "automatic") -> subprocess.Popen:
+        """mode None: the controller's own choice (the mode a supervisor last set, else automatic)."""
         env = dict(os.environ, ROADEDGE_SECRETS=str(self.secrets()))
         log = open(self.tmp / "controller.log", "ab")
         self.ctl = subprocess.Popen(
             [sys.executable, "-m", "host_tools.cli", "controller", "--zone", str(self.zone_file(zone)),
-             "--db", str(self.tmp / "audit.sqlite"), "--mode", mode, "--quiet",
+             "--db", str(self.tmp / "audit.sqlite"), *(["--mode", mode] if mode else []), "--quiet",
              "--broker", f"mqtt://127.0.0.1:{self.port}"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         return self.ctl

@@ -43,11 +43,12 @@ def provisioned(tmp_path: Path) -> Provisioned:
 
 @pytest.fixture
 def secure_broker(tmp_path: Path, provisioned: Provisioned):
-    """Mosquitto with the generated passwd + ACL, plus the TLS listener with the generated certificates."""
+    """Mosquitto with the generated accounts (dynsec.json), plus the TLS listener with the generated
+    certificates. Mosquitto reads the accounts at start-up: restart() it after provisioning more."""
     out = provisioned.out
     tls_port = free_port()
-    extra = broker_conf.auth_lines(out / "passwd", out / "acl")
-    # per_listener_settings false (the default) applies the password file and ACL to every listener
+    extra = broker_conf.auth_lines(out / "dynsec.json")
+    # per_listener_settings false (the default) applies the accounts to every listener
     extra += broker_conf.tls_listener_lines(tls_port, out / "ca.pem", out / "server.pem", out / "server.key")
     b = Mosquitto(tmp_path / "mosquitto", extra_conf=extra)
     b.tls_port = tls_port  # type: ignore[attr-defined]

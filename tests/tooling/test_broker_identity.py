@@ -1,6 +1,7 @@
 """The project's Mosquitto config probed with clients nobody here wrote (mosquitto_pub/sub, MQTT 3.1.1
-and 5): an account cannot displace another by using its client id, and a subscriber never gets a
-retained message outside its filter and ACL (the leak amqtt had once anyone subscribed to re/#)."""
+and 5): a CONNECT with another account's client id is refused (the victim stays connected, its will
+does not fire, a down service's session keeps its queue), and a subscriber never gets a retained
+message outside its filter and ACL (the leak amqtt had once anyone subscribed to re/#)."""
 from __future__ import annotations
 
 import queue
@@ -22,8 +23,7 @@ class Sub:
                  client_id: str | None = None, extra: tuple[str, ...] = ()) -> None:
         cmd = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-u", user, "-P", password, "-V", version,
                "-q", "1", "-v", *extra]
-        if client_id:
-            cmd += ["-i", client_id]
+        cmd += ["-i", client_id or user]  # an account's own name is the one id the broker accepts for it
         for t in topics:
             cmd += ["-t", t]
         self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -51,15 +51,15 @@ def pub(port: int, user: str, password: str, topic: str, message: str, version: 
            "-q", "1", "-t", topic, "-m", message]
     if retain:
         cmd.append("-r")
-    if client_id:
-        cmd += ["-i", client_id]
+    cmd += ["-i", client_id or user]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
 
 
-def wait_subscribed(broker, port, tech_pw: str, sub: Sub, topic: str, version: str) -> None:
-    """Publish probes until the subscriber shows one: it is connected and subscribed (no sleeping)."""
+def wait_subscribed(port: int, sub: Sub, topic: str, version: str, user: str, password: str) -> None:
+    """Publish probes (as user, under its own id) until the subscriber shows one: it is connected and
+    subscribed (no sleeping)."""
     for n in range(200):
-        pub(port, "technician", tech_pw, topic, f"probe-{n}", version)
+        pub(port, user, password, topic, f"probe-{n}", version)
         try:
             line = sub.next(timeout=0.5)
         except queue.Empty:
@@ -70,24 +70,79 @@ def wait_subscribed(broker, port, tech_pw: str, sub: Sub, topic: str, version: s
     raise AssertionError("subscriber never received a probe")
 
 
+def lines_until(sub: Sub, marker: str) -> list[str]:
+    """The subscriber's lines up to and including the one ending with marker."""
+    got = []
+    while not got or not got[-1].endswith(marker):
+        line = sub.next()
+        assert line is not None, f"subscriber exited before {marker!r}: {got}"
+        got.append(line)
+    return got
+
+
+def refused_not_authorised(r: subprocess.CompletedProcess) -> bool:
+    """mosquitto_pub's exit for a CONNACK "not authorised" (3.1.1 code 5, MQTT 5 reason 135)."""
+    return r.returncode != 0 and "not authori" in (r.stdout + r.stderr).lower()
+
+
 @pytest.mark.parametrize("version", VERSIONS)
-def test_client_id_of_another_account_cannot_displace_it(secure_broker, provisioned, version):
+def test_client_id_of_another_account_is_refused_and_the_victim_stays_connected(secure_broker, provisioned,
+                                                                                version):
     port, pw = secure_broker.port, provisioned.password
-    victim = Sub(port, "tool-dev-b", pw("tool-dev-b"), ["re/tool-dev-b/cmd/#"], version, client_id="tool-dev-b")
+    tech = ("technician", pw("technician"))
+    # the victim, a device, with the will a device sets (docs/topics.md: status "offline"); a console
+    # watches everything of it
+    victim = Sub(port, "tool-dev-b", pw("tool-dev-b"), ["re/tool-dev-b/cmd/#"], version, client_id="tool-dev-b",
+                 extra=("--will-topic", "re/tool-dev-b/status", "--will-payload", "offline", "--will-qos", "1"))
+    watcher = Sub(port, "dispatcher", pw("dispatcher"), ["re/tool-dev-b/#"], version, client_id="dispatcher")
     try:
-        wait_subscribed(secure_broker, port, pw("technician"), victim, "re/tool-dev-b/cmd/probe", version)
-        # the attacker, a valid device account, connects with the victim's id (and the dispatcher's)
-        for stolen in ("tool-dev-b", "dispatcher"):
+        wait_subscribed(port, victim, "re/tool-dev-b/cmd/probe", version, *tech)
+        wait_subscribed(port, watcher, "re/tool-dev-b/cmd/probe", version, *tech)
+        # the attacker, a valid device account, connects with the victim's id, the console's, another
+        # service's, one nobody has: refused at CONNECT ("not authorised"), whatever the id
+        for stolen in ("tool-dev-b", "dispatcher", "ingest-1", "controller", "someone-new"):
             r = pub(port, "tool-dev-a", pw("tool-dev-a"), "re/tool-dev-a/state", "{}", version, client_id=stolen)
-            assert r.returncode == 0, r.stderr
-        # the victim is still connected on its first connection: it gets the next command, never exited
-        assert pub(port, "technician", pw("technician"), "re/tool-dev-b/cmd/ping", "after", version).returncode == 0
-        assert victim.next() == "re/tool-dev-b/cmd/ping after"
+            assert refused_not_authorised(r), (stolen, r.returncode, r.stdout, r.stderr)
+        # under its own id it is served as ever
+        assert pub(port, "tool-dev-a", pw("tool-dev-a"), "re/tool-dev-a/state", "{}", version).returncode == 0
+        # the victim is still on its first connection: it gets the next command and never exited
+        assert pub(port, *tech, "re/tool-dev-b/cmd/ping", "after", version).returncode == 0
+        assert all(" probe-" in line for line in lines_until(victim, "re/tool-dev-b/cmd/ping after")[:-1])
         assert victim.p.poll() is None
+        # its will never fired: nothing on its status topic up to a marker sent after all of the above
+        assert pub(port, *tech, "re/tool-dev-b/cmd/end", "end", version).returncode == 0
+        heard = lines_until(watcher, "re/tool-dev-b/cmd/end end")
+        assert not [line for line in heard if line.startswith("re/tool-dev-b/status")], heard
         log = secure_broker.log_path.read_text()
         assert "already connected, closing old connection" not in log, log[-2000:]
     finally:
         victim.close()
+        watcher.close()
+
+
+def test_a_down_services_session_survives_an_account_connecting_with_its_id(secure_broker, provisioned):
+    """The issue's dispatcher case: while the console is down, a device tries its id; nothing queued for
+    the console's persistent session is lost."""
+    port, pw = secure_broker.port, provisioned.password
+    dev = ("tool-dev-a", pw("tool-dev-a"))
+    n = 200
+    # the console's persistent session (clean session off), then it goes away
+    first = Sub(port, "dispatcher", pw("dispatcher"), ["re/tool-dev-a/event"], "311", client_id="dispatcher",
+                extra=("-c",))
+    wait_subscribed(port, first, "re/tool-dev-a/event", "311", *dev)
+    first.close()
+    for i in range(n):  # queued for the absent console
+        assert pub(port, *dev, "re/tool-dev-a/event", f"m{i}", "311").returncode == 0
+    for version in VERSIONS:
+        r = pub(port, *dev, "re/tool-dev-a/state", "{}", version, client_id="dispatcher")
+        assert refused_not_authorised(r), r.stderr
+    back = Sub(port, "dispatcher", pw("dispatcher"), ["re/tool-dev-a/event"], "311", client_id="dispatcher",
+               extra=("-c",))
+    try:
+        got = [line.split(" ", 1)[1] for line in lines_until(back, f"re/tool-dev-a/event m{n - 1}")]
+        assert [m for m in got if not m.startswith("probe-")] == [f"m{i}" for i in range(n)]
+    finally:
+        back.close()
 
 
 @pytest.mark.parametrize("version", VERSIONS)

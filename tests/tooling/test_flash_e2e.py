@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -165,7 +164,7 @@ def test_shipped_sim_configs_flash_and_come_online_with_their_roles(
     cfgs = {n: json.loads((fw.REPO / "board_configs" / f"{n}.json").read_text()) for n in names}
     s = Secrets.load(provisioned.secrets_dir)
     out = provision(s, [c["id"] for c in cfgs.values()], out=provisioned.out, tls_hosts=None)
-    secure_broker.proc.send_signal(signal.SIGHUP)  # load the new users
+    secure_broker.restart()  # Mosquitto reads the accounts at start-up
     col = collector_factory(secure_broker.port, ["re/+/status", "re/+/info"], username="dispatcher",
                             password=provisioned.password("dispatcher"))
     procs = []

@@ -113,7 +113,7 @@ def test_each_role_image_holds_its_modules_boots_online_and_passes_selftest(
     cfgs = _sim_configs(tmp_path, secure_broker.url, "127.0.0.1:1")
     ids = {role: json.loads(p.read_text())["id"] for role, p in cfgs.items()}
     provision(Secrets.load(provisioned.secrets_dir), list(ids.values()), out=provisioned.out, tls_hosts=None)
-    secure_broker.proc.send_signal(signal.SIGHUP)  # load the new users
+    secure_broker.restart()  # Mosquitto reads the accounts at start-up
     creds = ["--broker", secure_broker.url, "--secrets", str(provisioned.secrets_dir)]
     folders = {}
     for role, cfgf in cfgs.items():

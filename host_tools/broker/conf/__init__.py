@@ -5,23 +5,28 @@ import os
 from pathlib import Path
 from string import Template
 
+from host_tools.provision import dynsec
+
 TEMPLATE = Path(__file__).resolve().parent / "roadedge.conf"
 
 
-def render(password_file: Path, acl_file: Path, cafile: Path, certfile: Path, keyfile: Path,
-           data_dir: Path, plain_port: int = 1883, tls_port: int = 8883, as_root: bool | None = None) -> str:
+def render(dynsec_file: Path, cafile: Path, certfile: Path, keyfile: Path,
+           data_dir: Path, plain_port: int = 1883, tls_port: int = 8883, as_root: bool | None = None,
+           plugin: Path | None = None) -> str:
     if as_root is None:
         as_root = os.geteuid() == 0
     return Template(TEMPLATE.read_text()).substitute(
         user_line="user root" if as_root else "# user root",
-        password_file=password_file, acl_file=acl_file, cafile=cafile, certfile=certfile, keyfile=keyfile,
+        plugin=plugin or dynsec.plugin_path(), dynsec_file=dynsec_file,
+        cafile=cafile, certfile=certfile, keyfile=keyfile,
         data_dir=data_dir, plain_port=plain_port, tls_port=tls_port,
     )
 
 
-def auth_lines(password_file: Path, acl_file: Path) -> str:
-    """extra_conf for host_tools.broker.mosquitto.Mosquitto: the generated credentials and ACL."""
-    return f"password_file {password_file}\nacl_file {acl_file}\nuse_username_as_clientid true\n"
+def auth_lines(dynsec_file: Path) -> str:
+    """extra_conf for host_tools.broker.mosquitto.Mosquitto: the generated accounts (dynamic-security
+    plugin: passwords, access rules, one client id per account)."""
+    return f"plugin {dynsec.plugin_path()}\nplugin_opt_config_file {dynsec_file}\n"
 
 
 def tls_listener_lines(port: int, cafile: Path, certfile: Path, keyfile: Path) -> str:
