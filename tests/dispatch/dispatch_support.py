@@ -77,7 +77,7 @@ TRACKER_UARTS = {"gnss": {"id": 1, "baud": 38400, "tx": 4, "rx": 5}}
 def real_tracker(broker_url: str, command_key: bytes, workdir, dev: str = "trk-c", **tracker):
     """The tracker firmware (CPython runtime) on a patrol route, its GNSS receiver, battery and buttons served
     by sim.hw: yields (TrackerIO, HardwareServerThread, DeviceProcess). The device's console is printed after."""
-    from sim.devices import DeviceProcess, device_config, make_device_dir
+    from sim.device_process import DeviceProcess, device_config, make_device_dir
     from sim.hw import HardwareServerThread
     from sim.peripherals import gnss
     from sim.peripherals.tracker_io import TrackerIO

@@ -14,7 +14,7 @@ import time
 from dispatch_support import location
 from support.browser import login
 
-from sim.devices import DeviceProcess, device_config, make_device_dir
+from sim.device_process import DeviceProcess, device_config, make_device_dir
 from sim.hw import HardwareServerThread
 from sim.peripherals import gnss
 from sim.peripherals.tracker_io import TrackerIO
