@@ -456,11 +456,7 @@ def test_link_gate_drops_the_session_and_waits_for_the_link(mosquitto, collector
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("heap, fragment, restarts", [("56K", 0, ()),
-                                                     pytest.param("96K", 120, (100, 250), marks=pytest.mark.xfail(
-                                                         reason="issue 18 open: after a broker restart in a heap cut "
-                                                                "into 120-byte holes the driver goes silent (no down/up "
-                                                                "seen); not diagnosed yet", strict=False))],
+@pytest.mark.parametrize("heap, fragment, restarts", [("56K", 0, ()), ("96K", 120, (100, 250))],
                          ids=["heap-below-need", "fragmented"])
 def test_memory_pressure_delivers_every_qos1_sheds_only_qos0_and_reconnects(heap, fragment, restarts, tmp_path,
                                                                             devices):

@@ -85,6 +85,17 @@ class _Reader:
         return len(d)
 
 
+async def _read(c, data):
+    """Run the client's reader task over one stream until it reports to the writer."""
+    c._fail = None
+    c._r = _Reader(data)
+    c._rx.set()
+    t = asyncio.create_task(c._reader())
+    while c._fail is None:
+        await asyncio.sleep(0)
+    t.cancel()
+
+
 def _ack(pid):
     return bytes((0x40, 2, pid >> 8, pid & 255))
 
@@ -96,11 +107,11 @@ async def test_ack_bookkeeping_out_of_order():
         c._wid[j], c._wt[j], c._wp[j] = pid, b"t", b"p"
         c._wn += 1
     c._connack = (False, 0)
-    await c._read_loop(_Reader(_ack(2)))
+    await _read(c, _ack(2))
     assert c.in_flight() == 3  # head (1) still unacked
-    await c._read_loop(_Reader(_ack(1) + _ack(9)))  # 9: unknown id, ignored
+    await _read(c, _ack(1) + _ack(9))  # 9: unknown id, ignored
     assert c.in_flight() == 1 and c.stats["acked"] == 2
-    await c._read_loop(_Reader(_ack(3)))
+    await _read(c, _ack(3))
     assert c.in_flight() == 0 and c.stats["acked"] == 3
     assert "closed by broker" in str(c._fail)  # each EOF handed to the writer loop
 
@@ -122,6 +133,6 @@ async def test_repeated_memory_errors_shed_qos0_never_qos1():
     assert c.wedged() and _queued(c) == [b"e0", b"e1", b"e2", b"e3"]
     # a PINGRESP: the session works again; pressure over, the reserve re-armed
     c._connack = (False, 0)
-    await c._read_loop(_Reader(b"\xd0\x00"))
+    await _read(c, b"\xd0\x00")
     assert not c.wedged() and c.oom_streak == 0 and c._reserve is not None
     assert c.publish("re/d/tele", b"ok", 0)

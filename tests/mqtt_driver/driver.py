@@ -22,13 +22,22 @@ def out(*a):
 
 
 def stats(c):
+    """One "stats <json>" line, written piece by piece: in a fragmented heap a
+    whole line (~600 bytes) may find no block, and the report must not fail."""
     import gc
 
     gc.collect()  # the heap-pressure tests run this driver at the edge of its heap
-    d = dict(c.stats)
-    d["last_error"] = c.last_error
-    d["wedged"] = c.wedged()
-    out("stats", json.dumps(d))
+    w = sys.stdout.write
+    w('stats {"wedged": ')
+    w("true" if c.wedged() else "false")
+    w(', "last_error": ')
+    w(json.dumps(c.last_error))
+    for k in c.stats:
+        w(', "')
+        w(k)
+        w('": ')
+        w(str(c.stats[k]))
+    w("}\n")
 
 
 async def heartbeat(ms):

@@ -74,7 +74,7 @@ def publish_size(topic_len, payload_len, qos):
     return rem + (2 if rem < 128 else 3 if rem < 16384 else 4)
 
 
-def encode_publish(buf, topic, payload, qos=0, retain=False, dup=False, pid=0):
+def encode_publish(buf, topic, payload, qos=0, retain=0, dup=0, pid=0):
     """Write a whole PUBLISH into buf; returns its length (one write per
     packet: see client.py on Nagle)."""
     if qos not in (0, 1, 2) or qos and not 0 < pid < 65536:
