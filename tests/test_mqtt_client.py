@@ -276,7 +276,7 @@ class FakeBroker:
         fn = self.scenarios[min(n, len(self.scenarios) - 1)]
         try:
             kind, _f, body = await read_packet(reader)
-            assert kind == pk.CONNECT
+            assert kind == ps.CONNECT
             ps.parse_connect(body)
             await fn(self, reader, writer)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
@@ -304,18 +304,18 @@ async def serve_well(b: FakeBroker, reader, writer, ack=True) -> None:
     await writer.drain()
     while True:
         kind, flags, body = await read_packet(reader)
-        if kind == pk.PUBLISH:
-            _t, payload, qos, _r, dup, pid = pk.parse(pk.PUBLISH, flags, body)
+        if kind == ps.PUBLISH:
+            _t, payload, qos, _r, dup, pid = pk.parse(ps.PUBLISH, flags, body)
             b.published.append((bytes(payload), qos, dup, pid))
             b.events.put("publish")
             if qos and ack:
-                writer.write(ps.encode_pid(pk.PUBACK, pid))
-        elif kind == pk.SUBSCRIBE:
+                writer.write(ps.encode_pid(ps.PUBACK, pid))
+        elif kind == ps.SUBSCRIBE:
             pid, subs = ps.parse_subscribe(body)
             writer.write(ps.encode_suback(pid, [q for _t, q in subs]))
-        elif kind == pk.PINGREQ:
-            writer.write(pk.PINGRESP_BYTES)
-        elif kind == pk.DISCONNECT:
+        elif kind == ps.PINGREQ:
+            writer.write(ps.PINGRESP_BYTES)
+        elif kind == ps.DISCONNECT:
             return
         await writer.drain()
 
@@ -386,14 +386,14 @@ def test_qos1_dup_retransmit_and_in_order_resend_after_reconnect(runtime, tmp_pa
         seen = 0
         while True:
             kind, flags, body = await read_packet(reader)
-            if kind == pk.PUBLISH:
-                _t, payload, qos, _r, dup, pid = pk.parse(pk.PUBLISH, flags, body)
+            if kind == ps.PUBLISH:
+                _t, payload, qos, _r, dup, pid = pk.parse(ps.PUBLISH, flags, body)
                 b.published.append((bytes(payload), qos, dup, pid))
                 seen += 1
                 if dup:  # the timeout retransmission came: drop the link
                     return
-            elif kind == pk.PINGREQ:
-                writer.write(pk.PINGRESP_BYTES)
+            elif kind == ps.PINGREQ:
+                writer.write(ps.PINGRESP_BYTES)
                 await writer.drain()
 
     fake = FakeBroker([no_ack_then_drop, GOOD])
@@ -490,7 +490,9 @@ def test_memory_pressure_delivers_every_qos1_sheds_only_qos0_and_reconnects(heap
                                     max_packet=2560, backoff_ms=[100, 1000]),
                "publish": {"topic": "re/mem/seq", "count": total, "qos": 1, "interval_ms": 5, "qos0_every": 4,
                            "size": 40, "fragment": fragment, "verbose": False},
-               "exit_when_done": True, "heartbeat_ms": 50}
+               # stats also between connects: a client failing every connect
+               # (conn_fail, no callback) must still be seen, wedged or not
+               "exit_when_done": True, "heartbeat_ms": 50, "stats_every_ms": 500}
         dev = devices("micropython", cfg, tmp_path, "mem", heap=heap)
         dev.wait_line("up ", timeout=20)
         wedged = None

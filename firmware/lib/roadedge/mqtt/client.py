@@ -75,10 +75,15 @@ collapsed (commit 9aa1234).
 import asyncio
 from random import getrandbits
 
-from roadedge.core.compat import IS_MICROPYTHON, const, ticks_ms, ticks_diff, sleep_ms, gc_collect, mem_free
+from roadedge.core.compat import IS_MICROPYTHON, const, ticks_ms, ticks_diff, sleep_ms, gc_collect
 from roadedge.mqtt import packet as pk
 
-_RESERVE = const(1024)  # bytes held back for the reconnect after a MemoryError
+# packet types (the codec's, as private consts: no heap)
+_CONNACK = const(2)
+_PUBLISH = const(3)
+_PUBACK = const(4)
+_SUBACK = const(9)
+_PINGRESP = const(13)
 OOM_SHED = const(2)  # MemoryErrors in a row before QoS 0 is shed
 OOM_WEDGED = const(5)  # ... before wedged(): the watchdog's turn
 
@@ -93,6 +98,11 @@ def _wait_ms(aw, ms):
     return asyncio.wait_for(aw, ms / 1000)
 
 
+# MicroPython's asyncio has one Stream class that reads and writes (its stubs
+# know it only as StreamReader): the client's own connect wraps the socket in it.
+_Stream = getattr(asyncio, "StreamReader")
+
+
 class _Drop(Exception):
     """The session ends for the reason given (link down, refused, silent...)."""
 
@@ -103,7 +113,7 @@ class MQTTClient:
                  max_packet=4096, backoff_ms=(500, 30000), ack_timeout_ms=10000,
                  connect_timeout_ms=None, write_timeout_ms=None, server_hostname=None):
         if not client_id or queue_size < 1 or window < 1 or not 2 <= keepalive <= 65535:
-            raise ValueError("client_id, queue_size, window >= 1, keepalive 2..65535 s")
+            raise ValueError("client_id, sizes >= 1, keepalive 2..65535")
         ka = keepalive * 1000
         self._conn = (host, port, tls, ca, server_hostname or host, client_id, clean, user, password, keepalive)
         # ms: backoff floor and cap, ack timeout, connect and write deadlines, keepalive
@@ -133,7 +143,6 @@ class MQTTClient:
         self._dec = pk.Decoder(self._buf)
         self._chunk = bytearray(128)
         self._ack = bytearray(b"\x40\x02\x00\x00")  # PUBACK
-        self._reserve = bytearray(_RESERVE)
         self._wake = asyncio.Event()  # the writer: publish, packet in, tick, close...
         self._space = asyncio.Event()  # a queue slot came free
         self._up = asyncio.Event()  # connected
@@ -155,11 +164,15 @@ class MQTTClient:
     async def wait_connected(self, timeout_ms=None):
         """True once connected (at once if already); False on timeout."""
         up = self._up
-        if not up.is_set():
-            try:
-                await (up.wait() if timeout_ms is None else _wait_ms(up.wait(), timeout_ms))
-            except asyncio.TimeoutError:
-                pass
+        t0 = ticks_ms()
+        while not up.is_set():
+            if timeout_ms is None:
+                await up.wait()
+                break
+            left = timeout_ms - ticks_diff(ticks_ms(), t0)
+            if left <= 0:
+                break
+            await sleep_ms(min(left, 20))  # (no wait_for: it allocates a task)
         return up.is_set()
 
     def queued(self):
@@ -189,7 +202,7 @@ class MQTTClient:
         if self._closed:
             return False
         if qos not in (0, 1):
-            raise ValueError("qos must be 0 or 1")
+            raise ValueError("qos")
         if isinstance(payload, str):
             payload = payload.encode()
         if topic == self._tn:
@@ -197,7 +210,7 @@ class MQTTClient:
         else:
             tb = topic.encode() if isinstance(topic, str) else bytes(topic)
             if not tb or b"+" in tb or b"#" in tb:
-                raise ValueError("bad publish topic %r" % (topic,))
+                raise ValueError("topic")
             self._tn, self._tb = topic, tb
         if pk.publish_size(len(tb), len(payload), qos) > len(self._buf):
             return self._drop("too_large")
@@ -226,7 +239,7 @@ class MQTTClient:
         if not up:
             if self._link:
                 self.stats["link_down"] += 1
-                self._fail = _Drop("network link down")
+                self._fail = _Drop("link down")
                 self._wake.set()
         self._link = up
 
@@ -254,8 +267,43 @@ class MQTTClient:
                 try:
                     self._fail = self._connack = None
                     self._dec.reset()
-                    r, self._w = await _wait_ms(asyncio.open_connection(host, port, **self._tls(tls, ca, sni)),
-                                                conn_ms)
+                    ctx = None
+                    if tls:  # rarely used: its code is loaded only then
+                        from roadedge.mqtt.tls import context
+
+                        ctx = context(ca)
+                    if IS_MICROPYTHON:
+                        # Connected here, not by open_connection: its coroutine
+                        # (248 B) was the block a fragmented heap no longer had.
+                        # A non-blocking connect, polled for writability.
+                        import socket
+                        import select
+                        from errno import EINPROGRESS
+
+                        ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+                        s = socket.socket(ai[0], ai[1], ai[2])
+                        r = self._w = _Stream(s)  # its wait_closed closes s
+                        s.setblocking(False)
+                        try:
+                            s.connect(ai[-1])
+                        except OSError as e:
+                            if e.errno != EINPROGRESS:
+                                raise
+                        pl = select.poll()
+                        pl.register(s, select.POLLOUT)
+                        t0 = ticks_ms()
+                        while not pl.poll(0):
+                            if ticks_diff(ticks_ms(), t0) > conn_ms:
+                                raise _Drop("connect timeout")
+                            await sleep_ms(10)
+                        pl = None
+                        if ctx:
+                            s = ctx.wrap_socket(s, server_hostname=sni, do_handshake_on_connect=False)
+                            s.setblocking(False)
+                            r = self._w = _Stream(s)
+                    else:
+                        kw = {"ssl": ctx, "server_hostname": sni} if ctx else {}
+                        r, self._w = await _wait_ms(asyncio.open_connection(host, port, **kw), conn_ms)
                     self._r = r
                     self._rx.set()
                     t0 = self._last_rx = self._last_ping = ticks_ms()
@@ -264,13 +312,13 @@ class MQTTClient:
                         if self._fail:
                             raise self._fail
                         if ticks_diff(ticks_ms(), t0) > conn_ms:
-                            raise _Drop("no CONNACK in %d ms" % conn_ms)
+                            raise _Drop("no CONNACK")
                         await wake.wait()
                         wake.clear()
                     sp, rc = self._connack  # type: ignore[misc]
                     if rc:  # checked before _fail: a broker refusing us closes the socket at once
                         stats["refused_connack"] += 1
-                        raise _Drop("refused: " + pk.CONNACK_REASONS[rc])
+                        raise _Drop("refused: rc %d" % rc)
                     if self._fail:
                         raise self._fail
                     reached = True
@@ -281,7 +329,9 @@ class MQTTClient:
                         s[2] = False
                     self._callback(self.on_connect, sp)
                     if self.birth:
-                        await self._put(3, *self._msg(self.birth))
+                        t, p, q, rt = self.birth
+                        await self._put(3, pk._b(t), pk._b(p), (1 if q else 0) | (2 if rt else 0),
+                                        self._next_pid() if q else 0)
                     every = True  # first: everything unacknowledged, oldest first, with DUP
                     while True:
                         now = ticks_ms()
@@ -305,8 +355,10 @@ class MQTTClient:
                         if self._closed:
                             try:
                                 if self.will:
-                                    await self._put(3, *self._msg(self.will))
-                                await self._put(None, pk.DISCONNECT_BYTES)
+                                    t, p, q, rt = self.will
+                                    await self._put(3, pk._b(t), pk._b(p), (1 if q else 0) | (2 if rt else 0),
+                                                    self._next_pid() if q else 0)
+                                await self._put(None, b"\xe0\x00")
                             except Exception:  # noqa: BLE001 - best effort on the way out
                                 pass
                             break
@@ -343,7 +395,7 @@ class MQTTClient:
                             sent += 1
                         if ticks_diff(ticks_ms(), self._last_ping) >= ka // 2:
                             self._last_ping = ticks_ms()
-                            await self._put(None, pk.PINGREQ_BYTES)
+                            await self._put(None, b"\xc0\x00")
                             stats["pings"] += 1
                         if self._qn and (not qf[self._qh] & 1 or self._wn < wcap):
                             await sleep_ms(0)  # more could go now; fairness: the device's other tasks run
@@ -393,13 +445,7 @@ class MQTTClient:
         """A MemoryError (or, ok=True, proof the session works: a PUBACK or PINGRESP)."""
         if ok:
             self.oom_streak = 0
-            if self._reserve is None and not 0 <= mem_free() < 4 * _RESERVE:  # not the last KB
-                try:
-                    self._reserve = bytearray(_RESERVE)
-                except MemoryError:
-                    pass
             return
-        self._reserve = None  # a contiguous block for the next connect's allocations
         self.stats["mem_errors"] += 1
         self.oom_streak += 1
         self.last_error = "MemoryError"
@@ -437,24 +483,6 @@ class MQTTClient:
         return hit
 
     # --- session -----------------------------------------------------------
-
-    def _tls(self, tls, ca, sni):
-        """open_connection's keyword arguments: {} or the TLS context."""
-        if not tls:
-            return {}
-        import ssl
-
-        if isinstance(ca, str):
-            with open(ca, "rb") as f:
-                ca = f.read()
-        if IS_MICROPYTHON:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.verify_mode = ssl.CERT_REQUIRED if ca else ssl.CERT_NONE
-            if ca:
-                ctx.load_verify_locations(cadata=bytes(ca))
-        else:
-            ctx = ssl.create_default_context(cadata=ca) if ca else ssl.create_default_context()  # type: ignore
-        return {"ssl": ctx, "server_hostname": sni}
 
     async def _hangup(self):
         """End the session's socket; the reader, woken by the close, stands by
@@ -517,11 +545,6 @@ class MQTTClient:
         if not IS_MICROPYTHON or getattr(w, "out_buf", b"x"):
             await _wait_ms(w.drain(), self._ms[4])
 
-    def _msg(self, m):
-        """A birth or will tuple (topic, payload, qos, retain) as _put's PUBLISH arguments."""
-        t, p, q, r = m
-        return pk._b(t), pk._b(p), (1 if q else 0) | (2 if r else 0), self._next_pid() if q else 0
-
     def _next_pid(self):
         while True:
             self._pid = self._pid % 65535 + 1
@@ -559,7 +582,7 @@ class MQTTClient:
                         chunk[:n] = data
                     if not n:
                         if dec.state or dec.ready:
-                            raise pk.MalformedPacket("connection closed inside a packet (truncated)")
+                            raise pk.MalformedPacket("truncated")
                         raise _Drop("connection closed by broker")
                     self._last_rx = ticks_ms()
                     pos = 0
@@ -568,23 +591,23 @@ class MQTTClient:
                         if not dec.ready:
                             continue
                         kind = dec.kind
-                        if self._connack is None and kind != pk.CONNACK:
-                            raise pk.MalformedPacket("expected CONNACK, got type %d" % kind)
+                        if self._connack is None and kind != _CONNACK:
+                            raise pk.MalformedPacket("not CONNACK first")
                         v = pk.parse(kind, dec.flags, dec.body)
                         pid = 0
-                        if kind == pk.CONNACK:
+                        if kind == _CONNACK:
                             if self._connack is not None:
                                 raise pk.MalformedPacket("second CONNACK")
                             self._connack = v
-                        elif kind == pk.PUBLISH:
+                        elif kind == _PUBLISH:
                             if v[2] == 2:  # type: ignore[index]
-                                raise pk.MalformedPacket("QoS 2 PUBLISH but we never subscribe above 1")
+                                raise pk.MalformedPacket("QoS 2")  # we never subscribe above 1
                             self.stats["received"] += 1
                             self._callback(self.on_message, v[0], bytes(v[1]), v[3])  # type: ignore[index]
                             pid = v[5]  # type: ignore[index]
-                        elif kind == pk.SUBACK:
+                        elif kind == _SUBACK:
                             self.stats["sub_failed"] += v[1].count(0x80)  # type: ignore[index]
-                        elif kind == pk.PUBACK and v in wid:
+                        elif kind == _PUBACK and v in wid:
                             wcap = len(wid)
                             j = wid.index(v)
                             wid[j] = 0
@@ -594,7 +617,7 @@ class MQTTClient:
                                 self._wh = (self._wh + 1) % wcap
                                 self._wn -= 1
                         # (a PUBACK for an id not in flight: a late duplicate, harmless)
-                        if kind == pk.PUBACK or kind == pk.PINGRESP:
+                        if kind == _PUBACK or kind == _PINGRESP:
                             self._oom(True)  # the session works
                         dec.reset()
                         self._wake.set()
