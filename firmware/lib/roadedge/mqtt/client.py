@@ -10,9 +10,9 @@
 
 Tasks: run() is the writer and connection manager; it starts one reader task
 and one clock task (wakes the writer every tick) that live as long as run()
-does and serve every connection in turn. Every socket operation is an
-asyncio stream call under a deadline, except name resolution on MicroPython
-(synchronous there: configure brokers by IP address on boards).
+does and serve every connection in turn. Every socket operation is under a
+deadline, except name resolution on MicroPython (synchronous there:
+configure brokers by IP address on boards).
 
 Timings (keepalive k s): PINGREQ at least every k/2 s; nothing at all from
 the broker for k s (a live broker answers each ping at once) = link dead,
@@ -38,23 +38,25 @@ Outbound queue (queue_size slots, QoS 0 and 1, kept across reconnects):
 Over max_packet: refused ("too_large"). Producers that must lose nothing
 await wait_space() first.
 
-Memory pressure (issue 18): a MemoryError anywhere in a session drops it,
+Memory pressure (issue 18): a MemoryError anywhere in a session drops it and
 counts stats["mem_errors"] and oom_streak (consecutive, reset by the next
-PUBACK or PINGRESP), and releases a block reserved at start so the reconnect
-finds room (re-armed once the link works). A MemoryError in an app callback
-is counted the same way (and in "cb_errors") but keeps the session: a
-reconnect needs more memory, not less. From OOM_SHED in a row the client
-sheds what QoS 0 promises no delivery of: new QoS 0 publishes are refused
-and every queued QoS 0 (oldest first) dropped, each counted in
-stats["shed"] (and "dropped"); queued or unacknowledged QoS 1 is never
-shed. From OOM_WEDGED in a row wedged() is true: the device app then
-reports unhealthy and its watchdog resets the board.
-A reconnect allocates no large block: the coroutines of a session (run's,
-the reader's, the clock's) are made once, at run(), so a heap cut into
-small holes can still carry it (what a new session costs is a socket, its
-stream and a few small objects). Before this, every session called fresh
-coroutines of 200-330 bytes each and a fragmented heap refused every
-reconnect for good (issue 18, tests/test_mqtt_client.py "fragmented").
+PUBACK or PINGRESP); a MemoryError in an app callback is counted the same way
+(and in "cb_errors") but keeps the session: a reconnect needs more memory, not
+less. From OOM_SHED in a row the client sheds what QoS 0 promises no delivery
+of: new QoS 0 publishes are refused and every queued QoS 0 (oldest first)
+dropped, each counted in stats["shed"] (and "dropped"); queued or
+unacknowledged QoS 1 is never shed. From OOM_WEDGED in a row wedged() is
+true: the device app then reports unhealthy and its watchdog resets the board.
+A reconnect allocates no large block, so a heap cut into small holes still
+carries it: the coroutines of a session (run's, the reader's, the clock's)
+are made once, at run(), and on MicroPython the client connects its own
+non-blocking socket rather than through open_connection (whose coroutine is
+248 bytes), and a packet is encoded and written in one synchronous step
+(_send; the coroutine _put, 232 bytes a call, only when it has to wait for
+room or a backlog); what a new session costs is a socket, its stream and a
+few small objects. Before, every session called fresh coroutines of 200-330 bytes and a
+fragmented heap refused every reconnect for good (issue 18; the "fragmented"
+case in tests/test_mqtt_client.py).
 
 Broker input is untrusted: a truncated, oversized, malformed or
 out-of-protocol packet closes the connection (stats["malformed"]) and
@@ -307,12 +309,15 @@ class MQTTClient:
                     self._r = r
                     self._rx.set()
                     t0 = self._last_rx = self._last_ping = ticks_ms()
-                    await self._put(0)
+                    if not self._send(0):
+                        await self._put(0)
                     while self._connack is None:  # the reader sets it
                         if self._fail:
                             raise self._fail
                         if ticks_diff(ticks_ms(), t0) > conn_ms:
                             raise _Drop("no CONNACK")
+                        if not self._send(None):  # a TLS handshake keeps CONNECT in the stream
+                            await self._put(None)
                         await wake.wait()
                         wake.clear()
                     sp, rc = self._connack  # type: ignore[misc]
@@ -330,8 +335,9 @@ class MQTTClient:
                     self._callback(self.on_connect, sp)
                     if self.birth:
                         t, p, q, rt = self.birth
-                        await self._put(3, pk._b(t), pk._b(p), (1 if q else 0) | (2 if rt else 0),
-                                        self._next_pid() if q else 0)
+                        t, p, f, pid = pk._b(t), pk._b(p), (1 if q else 0) | (2 if rt else 0), self._next_pid() if q else 0
+                        if not self._send(3, t, p, f, pid):
+                            await self._put(3, t, p, f, pid)
                     every = True  # first: everything unacknowledged, oldest first, with DUP
                     while True:
                         now = ticks_ms()
@@ -347,7 +353,8 @@ class MQTTClient:
                                         if every or ticks_diff(ticks_ms(), ws[j]) >= ack_ms:
                                             ws[j] = ticks_ms()
                                             stats["retransmits"] += 1
-                                            await self._put(3, wt[j], wp[j], wf[j] | 4, pid)
+                                            if not self._send(3, wt[j], wp[j], wf[j] | 4, pid):
+                                                await self._put(3, wt[j], wp[j], wf[j] | 4, pid)
                                 break
                         every = False
                         if self._fail:
@@ -356,19 +363,24 @@ class MQTTClient:
                             try:
                                 if self.will:
                                     t, p, q, rt = self.will
-                                    await self._put(3, pk._b(t), pk._b(p), (1 if q else 0) | (2 if rt else 0),
-                                                    self._next_pid() if q else 0)
+                                    t, p, f = pk._b(t), pk._b(p), (1 if q else 0) | (2 if rt else 0)
+                                    pid = self._next_pid() if q else 0
+                                    await self._put(3, t, p, f, pid)
                                 await self._put(None, b"\xe0\x00")
+                                await self._put(None)  # all of it out before the socket closes
                             except Exception:  # noqa: BLE001 - best effort on the way out
                                 pass
                             break
                         if ticks_diff(ticks_ms(), self._last_rx) > ka:
                             raise _Drop("broker silent for %d s" % ka_s)
-                        await self._put(None)  # what the reader wrote (PUBACKs) and the socket did not take
+                        if not self._send(None):  # what the reader wrote (PUBACKs) and the socket did not take
+                            await self._put(None)
                         for s in self._subs:
                             if not s[2]:
                                 s[2] = True
-                                await self._put(8, s[0], s[1], 0, self._next_pid())
+                                pid = self._next_pid()
+                                if not self._send(8, s[0], s[1], 0, pid):
+                                    await self._put(8, s[0], s[1], 0, pid)
                         # Up to one window's worth from the queue.
                         sent = 0
                         while self._qn and sent < wcap:
@@ -390,16 +402,20 @@ class MQTTClient:
                             self._qh = (i + 1) % cap
                             self._qn -= 1
                             self._space.set()
-                            await self._put(3, tb, p, f, pid)
+                            if not self._send(3, tb, p, f, pid):
+                                await self._put(3, tb, p, f, pid)
                             stats["published"] += 1
                             sent += 1
                         if ticks_diff(ticks_ms(), self._last_ping) >= ka // 2:
                             self._last_ping = ticks_ms()
-                            await self._put(None, b"\xc0\x00")
+                            if not self._send(None, b"\xc0\x00"):
+                                await self._put(None, b"\xc0\x00")
                             stats["pings"] += 1
                         if self._qn and (not qf[self._qh] & 1 or self._wn < wcap):
                             await sleep_ms(0)  # more could go now; fairness: the device's other tasks run
                         else:
+                            if not self._send(None):  # nothing left in the stream while we sleep
+                                await self._put(None)
                             await wake.wait()  # publish, packet in, tick, close...
                             wake.clear()
                 except MemoryError:
@@ -504,37 +520,40 @@ class MQTTClient:
             await sleep_ms(min(self._ms[5] // 4, 1000))
             self._wake.set()
 
+    def _send(self, kind, t=None, p=None, f=0, pid=0):
+        """Send a packet in one synchronous step when that can be done now (no
+        coroutine per packet: a fragmented heap may hold no block for one,
+        issue 18): True = sent. False = await _put() with the same arguments
+        instead (the reader holds the room, earlier bytes still wait in the
+        stream, or CPython, whose writes always want a drain)."""
+        w = self._w
+        if w is None:
+            raise _Drop("not connected")
+        if not IS_MICROPYTHON or getattr(w, "out_buf", b""):
+            return False
+        data = t if kind is None else self._enc(kind, t, p, f, pid)
+        if data is None:
+            return kind is None  # nothing to flush, or no room yet
+        w.write(data)
+        return True
+
     async def _put(self, kind, t=None, p=None, f=0, pid=0):
-        """Encode a packet into the shared buffer, behind the one the reader is
-        framing (waiting until it fits), and send it: kind 0 CONNECT, 3 PUBLISH
-        (topic and payload bytes, flags: bit 0 QoS 1, bit 1 retain, bit 2 DUP;
-        pid), 8 SUBSCRIBE (topic, qos, -, pid), or None: t = bytes to write,
-        or None to flush."""
+        """Send a packet (see _enc), waiting for room behind the packet the
+        reader is framing and for the socket to take it: kind None sends t
+        (bytes) or, t None, flushes what waits in the stream."""
         w = self._w
         if w is None:
             raise _Drop("not connected")
         data = t
         if kind is not None:
-            buf = self._buf
-            dec = self._dec
-            if kind == 3:
-                n = pk.publish_size(len(t), len(p), f & 1)  # type: ignore[arg-type]
-            else:
-                n = len(buf)
-            while dec.held + n > len(buf):
+            while True:
+                data = self._enc(kind, t, p, f, pid)
+                if data is not None:
+                    break
                 if self._fail:
                     raise self._fail
                 await self._wake.wait()
                 self._wake.clear()
-            mv = memoryview(buf)[dec.held:]
-            if kind == 3:
-                n = pk.encode_publish(mv, t, p, f & 1, f & 2, f & 4, pid)
-            elif kind:
-                n = pk.encode_subscribe(mv, pid, ((t, p),))
-            else:
-                c = self._conn
-                n = pk.encode_connect(mv, c[5], c[9], c[6], c[7], c[8], self.will)
-            data = mv[:n]
         if data is not None:
             # one synchronous step from encode to write: the buffer is free again after it
             w.write(data if IS_MICROPYTHON else bytes(data))
@@ -544,6 +563,25 @@ class MQTTClient:
         # backlog needs the (allocating) timed drain.
         if not IS_MICROPYTHON or getattr(w, "out_buf", b"x"):
             await _wait_ms(w.drain(), self._ms[4])
+
+    def _enc(self, kind, t, p, f, pid):
+        """Encode into the shared buffer behind the packet the reader holds:
+        kind 0 CONNECT, 3 PUBLISH (topic and payload bytes, flags: bit 0 QoS 1,
+        bit 1 retain, bit 2 DUP; pid), 8 SUBSCRIBE (topic, qos, -, pid). The
+        encoded bytes, or None while there is no room."""
+        buf = self._buf
+        held = self._dec.held
+        if held + (pk.publish_size(len(t), len(p), f & 1) if kind == 3 else len(buf)) > len(buf):
+            return None
+        mv = memoryview(buf)[held:]
+        if kind == 3:
+            n = pk.encode_publish(mv, t, p, f & 1, f & 2, f & 4, pid)
+        elif kind:
+            n = pk.encode_subscribe(mv, pid, ((t, p),))
+        else:
+            c = self._conn
+            n = pk.encode_connect(mv, c[5], c[9], c[6], c[7], c[8], self.will)
+        return mv[:n]
 
     def _next_pid(self):
         while True:
