@@ -507,7 +507,9 @@ def test_memory_pressure_delivers_every_qos1_sheds_only_qos0_and_reconnects(heap
             if dev.last_stats().get("wedged"):
                 break
             broker.restart()
-            dev.wait_line("up ", count=1 + i + sum(ln == "down MemoryError" for ln in dev.lines), timeout=30)
+            ups = 1 + i + sum(ln == "down MemoryError" for ln in dev.lines)
+            dev.wait(lambda ups=ups: sum(ln.startswith("up ") for ln in dev.lines) >= ups
+                     or dev.last_stats().get("wedged"), timeout=30, what=f"{ups}x 'up' or wedged")
         dev.wait(lambda: any(ln == "done" for ln in dev.lines) or dev.last_stats().get("wedged"), timeout=120,
                  what="done or wedged")
         st = dev.last_stats()
