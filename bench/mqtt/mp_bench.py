@@ -14,6 +14,10 @@ from roadedge.core.compat import ticks_ms, ticks_diff, sleep_ms, mem_alloc
 
 gc.collect()
 a0 = mem_alloc()
+import roadedge.mqtt.packet  # noqa: E402,F401
+
+gc.collect()
+ap = mem_alloc()
 from roadedge.mqtt.client import MQTTClient  # noqa: E402
 
 gc.collect()
@@ -58,7 +62,7 @@ async def main(host, port, qos, count, size, conf):
     await runner
     hb.cancel()
     print(json.dumps({"qos": qos, "count": count, "size": size, "ms": ms,
-                      "conf": conf, "import": a1 - a0, "instance": a2 - a1, "leak": after - base,
+                      "conf": conf, "import": a1 - a0, "packet": ap - a0, "instance": a2 - a1, "leak": after - base,
                       "stats": c.stats, "last_error": c.last_error, "max_gap_ms": gap[0]}))
 
 

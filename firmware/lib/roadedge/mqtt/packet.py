@@ -1,58 +1,46 @@
 # MQTT 3.1.1 client codec: encoders that write into the caller's buffer, an
 # incremental framer and one parser for what a broker sends; no I/O.
 #
-# Few functions on purpose: a board that loads this as .mpy pays ~90 bytes of
-# heap per function besides its bytecode (issue 18: the client's RAM). The
-# broker side and test helpers (connack, suback, puback, parse_connect...) are
-# in packet_server.py, never loaded by a device.
-# Every decode error raises MalformedPacket (PacketTooLarge over the limit).
+# Small on purpose: a board that loads this as .mpy pays heap for every
+# function (~90 bytes besides its bytecode), class (~200) and string constant
+# (its length + ~40), so there are few of each and error messages are short
+# (issue 18: the client's RAM). The broker side and test helpers (connack,
+# suback, puback, parse_connect...) are in packet_server.py, never loaded by a
+# device. Every decode error raises MalformedPacket, a packet over the buffer
+# too ("too large").
 from roadedge.core.compat import const
 
-CONNECT = const(1)
-CONNACK = const(2)
-PUBLISH = const(3)
-PUBACK = const(4)
-PUBREL = const(6)
-SUBSCRIBE = const(8)
-SUBACK = const(9)
-UNSUBSCRIBE = const(10)
-UNSUBACK = const(11)
-PINGREQ = const(12)
-PINGRESP = const(13)
-DISCONNECT = const(14)
-
-PINGREQ_BYTES = b"\xc0\x00"
-PINGRESP_BYTES = b"\xd0\x00"
-DISCONNECT_BYTES = b"\xe0\x00"
-
-# CONNACK return codes (3.1.1 table 3.1)
-CONNACK_REASONS = ("accepted", "bad protocol", "id rejected", "server unavailable",
-                   "bad user name or password", "not authorized")
+# Packet types: private consts cost no heap (the public names, for the broker
+# side and tests, are in packet_server.py).
+_CONNACK = const(2)
+_PUBLISH = const(3)
+_PUBACK = const(4)
+_PUBREL = const(6)
+_SUBSCRIBE = const(8)
+_SUBACK = const(9)
+_UNSUBSCRIBE = const(10)
+_UNSUBACK = const(11)
+_PINGRESP = const(13)
 
 
 class MalformedPacket(ValueError):
-    """The peer sent bytes that are not a valid MQTT 3.1.1 packet."""
-
-
-class PacketTooLarge(MalformedPacket):
-    """A packet over the configured maximum."""
+    """The peer sent bytes that are not a valid MQTT 3.1.1 packet (or one
+    over the buffer), or a packet to encode does not fit the buffer."""
 
 
 def put_head(buf, first, rem):
     """Fixed header (type byte, remaining length rem) at buf[0]; returns the
-    next position. PacketTooLarge if the whole packet does not fit buf."""
-    if not 0 <= rem <= 268435455:
-        raise ValueError("remaining length")
-    pos = 1
-    n = rem
-    while n > 127:
-        buf[pos] = (n & 127) | 128
-        n >>= 7
-        pos += 1
-    if pos + 1 + rem > len(buf):
-        raise PacketTooLarge("%d > %d" % (pos + 1 + rem, len(buf)))
+    next position. MalformedPacket("too large") if the packet does not fit buf."""
+    pos = 2 if rem < 128 else 3 if rem < 16384 else 4 if rem < 2097152 else 5
+    if not 0 <= rem < 268435456 or pos + rem > len(buf):
+        raise MalformedPacket("too large")
     buf[0] = first
-    buf[pos] = n
+    pos = 1
+    while rem > 127:
+        buf[pos] = (rem & 127) | 128
+        rem >>= 7
+        pos += 1
+    buf[pos] = rem
     return pos + 1
 
 
@@ -74,11 +62,11 @@ def publish_size(topic_len, payload_len, qos):
     return rem + (2 if rem < 128 else 3 if rem < 16384 else 4)
 
 
-def encode_publish(buf, topic, payload, qos=0, retain=False, dup=False, pid=0):
+def encode_publish(buf, topic, payload, qos=0, retain=0, dup=0, pid=0):
     """Write a whole PUBLISH into buf; returns its length (one write per
     packet: see client.py on Nagle)."""
     if qos not in (0, 1, 2) or qos and not 0 < pid < 65536:
-        raise ValueError("qos or packet id")
+        raise ValueError("qos or pid")
     pos = _put_str(buf, put_head(buf, 0x30 | (8 if dup and qos else 0) | qos << 1 | (1 if retain else 0),
                                  2 + len(topic) + (2 if qos else 0) + len(payload)), topic)
     if qos:
@@ -103,9 +91,7 @@ def encode_connect(buf, client_id, keepalive=30, clean=True, user=None, password
             flags |= 0x40
             fields.append(password)
     elif password is not None:
-        raise ValueError("password needs a user name")
-    if not 0 <= keepalive < 65536:
-        raise ValueError("keepalive")
+        raise ValueError("password without user")
     fields = [_b(f) for f in fields]
     pos = _put_str(buf, put_head(buf, 0x10, 10 + sum(2 + len(f) for f in fields)), b"MQTT")
     buf[pos:pos + 4] = bytes((4, flags, keepalive >> 8, keepalive & 255))
@@ -146,7 +132,8 @@ class Decoder:
     def reset(self):
         self.ready = False
         self.body = b""
-        self.kind = self.flags = self.state = self.held = self._nlen = self._got = 0
+        # _n: length bytes read (state 1), then body bytes copied (state 2)
+        self.kind = self.flags = self.state = self.held = self._n = 0
 
     def feed(self, data, pos=0, end=-1):
         if end < 0:
@@ -154,35 +141,37 @@ class Decoder:
         while pos < end and not self.ready:
             st = self.state
             if st == 2:
-                n = min(end - pos, self.held - self._got)
-                self.mv[self._got:self._got + n] = data[pos:pos + n]
-                self._got += n
+                got = self._n
+                n = min(end - pos, self.held - got)
+                self.mv[got:got + n] = data[pos:pos + n]
+                self._n = got = got + n
                 pos += n
-                if self._got == self.held:
+                if got == self.held:
                     self.state = 0
                     self.ready = True
-                    self.body = self.mv[:self.held]
+                    self.body = self.mv[:got]
                 continue
             b = data[pos]
             pos += 1
             if st == 0:
                 kind = b >> 4
                 flags = b & 15
-                if kind in (0, 15) or ((flags & 6) == 6 if kind == PUBLISH else
-                                       flags != (2 if kind in (PUBREL, SUBSCRIBE, UNSUBSCRIBE) else 0)):
+                if kind in (0, 15) or ((flags & 6) == 6 if kind == _PUBLISH else
+                                       flags != (2 if kind in (_PUBREL, _SUBSCRIBE, _UNSUBSCRIBE) else 0)):
                     raise MalformedPacket("header 0x%x" % b)
                 self.kind = kind
                 self.flags = flags
                 self.state = 1
                 continue
-            self.held += (b & 127) << (7 * self._nlen)
-            self._nlen += 1
+            self.held += (b & 127) << (7 * self._n)
+            self._n += 1
             if b & 128:
-                if self._nlen >= 4:
+                if self._n >= 4:
                     raise MalformedPacket("length")
                 continue
             if self.held > len(self.mv):
-                raise PacketTooLarge("packet of %d bytes over limit %d" % (self.held, len(self.mv)))
+                raise MalformedPacket("too large: %d > %d" % (self.held, len(self.mv)))
+            self._n = 0
             self.state = 2 if self.held else 0
             self.ready = not self.held
         return pos
@@ -194,7 +183,7 @@ def parse(kind, flags, body):
     memoryview, qos, retain, dup, pid); PUBACK, UNSUBACK -> pid; SUBACK ->
     (pid, [0..2 granted QoS or 0x80 failure]); PINGRESP -> None."""
     n = len(body)
-    if kind == PUBLISH:
+    if kind == _PUBLISH:
         qos = flags >> 1 & 3
         tl = body[0] << 8 | body[1] if n > 1 else n
         pos = 2 + tl + (2 if qos else 0)
@@ -203,19 +192,19 @@ def parse(kind, flags, body):
         except Exception:
             topic = ""
         if pos > n or not topic or "+" in topic or "#" in topic:
-            raise MalformedPacket("PUBLISH topic")
+            raise MalformedPacket("topic")
         pid = body[pos - 2] << 8 | body[pos - 1] if qos else 0
         if qos and not pid:
-            raise MalformedPacket("PUBLISH id 0")
+            raise MalformedPacket("pid 0")
         return topic, body[pos:], qos, bool(flags & 1), bool(flags & 8), pid
-    if kind == CONNACK and n == 2 and not body[0] & 0xFE and body[1] < 6:
+    if kind == _CONNACK and n == 2 and not body[0] & 0xFE and body[1] < 6:
         return bool(body[0]), body[1]
-    if kind in (PUBACK, UNSUBACK) and n == 2:
+    if kind in (_PUBACK, _UNSUBACK) and n == 2:
         return body[0] << 8 | body[1]
-    if kind == SUBACK and n > 2:
+    if kind == _SUBACK and n > 2:
         codes = list(body[2:])
         if all(c < 3 or c == 0x80 for c in codes):
             return body[0] << 8 | body[1], codes
-    if kind == PINGRESP and not n:
+    if kind == _PINGRESP and not n:
         return None
-    raise MalformedPacket("packet type %d, %d bytes" % (kind, n))
+    raise MalformedPacket("type %d, %d bytes" % (kind, n))

@@ -2,8 +2,25 @@
 # by the device (it would only cost RAM there); used by the fake brokers in
 # tests and the codec round-trip tests, on top of roadedge.mqtt.packet.
 # (UNSUBSCRIBE is here too: the device client never unsubscribes.)
-from roadedge.mqtt.packet import (MalformedPacket, PUBREL, SUBSCRIBE, UNSUBSCRIBE, _b,
-                                  _put_str)
+from roadedge.mqtt.packet import MalformedPacket, _b, _put_str
+
+# Packet types (packet.py keeps its own as private consts: no heap on a device)
+CONNECT = 1
+CONNACK = 2
+PUBLISH = 3
+PUBACK = 4
+PUBREL = 6
+SUBSCRIBE = 8
+SUBACK = 9
+UNSUBSCRIBE = 10
+UNSUBACK = 11
+PINGREQ = 12
+PINGRESP = 13
+DISCONNECT = 14
+
+PINGREQ_BYTES = b"\xc0\x00"
+PINGRESP_BYTES = b"\xd0\x00"
+DISCONNECT_BYTES = b"\xe0\x00"
 
 
 def varlen_size(n):
