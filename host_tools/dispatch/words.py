@@ -1,7 +1,7 @@
 """Plain-language names for the codes devices report, as a dispatcher reads them.
 
 Keyed by the firmware's own constants (a code the firmware adds without a name here shows as itself and
-tests/dispatch/test_console_words.py fails). The page gets these in the snapshot (`words`), so every panel
+tests/dispatch/test_console_map.py fails). The page gets these in the snapshot (`words`), so every panel
 and the event log say the same thing.
 """
 from __future__ import annotations

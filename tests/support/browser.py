@@ -7,9 +7,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-def login(browser, url: str, user: str, password: str):
+def login(browser, url: str, user: str, password: str, viewport: tuple[int, int] = (1400, 900)):
     # bypass_csp: only so the test may evaluate its own probes; the page itself runs under the CSP
-    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+    ctx = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, bypass_csp=True)
     page = ctx.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))

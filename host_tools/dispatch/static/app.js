@@ -87,7 +87,8 @@
   function initMap() {
     map = RE.map = L.map("map", { maxZoom: 19, zoomControl: true, attributionControl: false, preferCanvas: true, zoomSnap: 0.25 });
     const cluster = (cls) => L.markerClusterGroup ? L.markerClusterGroup({
-      maxClusterRadius: 44, disableClusteringAtZoom: CLUSTER_OFF_ZOOM, showCoverageOnHover: false, spiderfyOnMaxZoom: true,
+      // no animation: a moving unit re-clusters at once and labels are placed on a still map
+      maxClusterRadius: 44, disableClusteringAtZoom: CLUSTER_OFF_ZOOM, showCoverageOnHover: false, spiderfyOnMaxZoom: true, animate: false,
       iconCreateFunction: (c) => {
         const kids = c.getAllChildMarkers();
         const busy = kids.some((m) => m.data && isBusy(m.data.id));
