@@ -407,15 +407,29 @@
     if (!v.length) return "";
     return v[0].toFixed(1) + " " + unit + (v.length > 1 ? ' <span class="muted">(' + Math.min(...v).toFixed(1) + "–" + Math.max(...v).toFixed(1) + " over the last " + v.length + " reports)</span>" : "");
   }
+  // state changes (newest first) folded into spans of what matters: a sign re-reporting its temperature, or a
+  // beacon its visibility, is not a new row; each span starts when it began and gives the visibility range
+  function spans(changes, key) {
+    const out = [];
+    for (const c of changes) {
+      const last = out[out.length - 1], k = key(c.body), v = c.body.vis_m;
+      if (last && last.key === k) { last.rx = c.rx; if (isNum(v)) { last.lo = Math.min(last.lo, v); last.hi = Math.max(last.hi, v); } }
+      else out.push({ key: k, rx: c.rx, body: c.body, lo: isNum(v) ? v : Infinity, hi: isNum(v) ? v : -Infinity });
+    }
+    return out;
+  }
+  const visRange = (g) => (g.lo === Infinity ? "" : Math.round(g.lo) === Math.round(g.hi) ? Math.round(g.lo) + " m" : Math.round(g.lo) + "–" + Math.round(g.hi) + " m");
   function renderHistory() {
     const h = detailHist, k = selected.kind;
     if (!h) return;
     let out = "";
-    const changes = (h.changes || []).filter((c) => c.kind === "state" && c.body && typeof c.body === "object");
+    const all = (h.changes || []).filter((c) => c.kind === "state" && c.body && typeof c.body === "object");
+    const changes = k === "sign" ? spans(all, (b) => JSON.stringify([b.limit, b.legend, b.source, b.power_loss, b.comm, b.faults]))
+      : spans(all, (b) => JSON.stringify([b.mode, b.reason, b.meter]));
     if (k === "sign") {
       const t = trend(h.tele || [], "temp_c", "°C");
       if (t) out += '<p>temperature ' + t + "</p>";
-      out += '<table class="hist" id="detail-sources"><tr><th>when</th><th>showed</th><th>why</th></tr>' +
+      out += '<table class="hist" id="detail-sources"><tr><th>since</th><th>showed</th><th>why</th></tr>' +
         (changes.length ? changes.map((c) => { const st = c.body;
           const faults = Array.isArray(st.faults) && st.faults.length ? ' <b class="error">' + st.faults.map(esc).join(", ") + "</b>" : "";
           return "<tr><td>" + clock(c.rx) + "</td><td>" + (st.limit == null || st.limit === 0 ? "blank" : esc(st.limit)) + (st.legend ? " " + esc(st.legend) : "") + "</td><td>" + esc(sourceText(st)) + (st.comm === "lost" ? " · contact lost" : "") + faults + "</td></tr>"; }).join("")
@@ -423,8 +437,8 @@
     } else if (k === "beacon") {
       const t = trend(h.tele || [], "batt_v", "V");
       if (t) out += "<p>battery " + t + "</p>";
-      out += '<table class="hist"><tr><th>when</th><th>mode</th><th>visibility</th></tr>' +
-        (changes.length ? changes.map((c) => "<tr><td>" + clock(c.rx) + "</td><td>" + esc(word("beacon_mode", c.body.mode)) + (c.body.reason && c.body.reason !== "auto" ? " (" + esc(word("beacon_reason", c.body.reason)) + ")" : "") + "</td><td>" + num(c.body.vis_m, "m") + (c.body.meter && c.body.meter !== "ok" ? " meter " + esc(word("meter", c.body.meter)) : "") + "</td></tr>").join("")
+      out += '<table class="hist" id="detail-modes"><tr><th>since</th><th>mode</th><th>visibility</th></tr>' +
+        (changes.length ? changes.map((c) => "<tr><td>" + clock(c.rx) + "</td><td>" + esc(word("beacon_mode", c.body.mode)) + (c.body.reason && c.body.reason !== "auto" ? " (" + esc(word("beacon_reason", c.body.reason)) + ")" : "") + "</td><td>" + visRange(c) + (c.body.meter && c.body.meter !== "ok" ? " meter " + esc(word("meter", c.body.meter)) : "") + "</td></tr>").join("")
           : '<tr><td colspan="3" class="muted">no change recorded yet</td></tr>') + "</table>";
     }
     const st = (h.changes || []).filter((c) => c.kind === "status");
