@@ -233,8 +233,9 @@
   }
 
   // ---- labels: never on top of each other ----
-  // Greedy placement in order of importance (selected, SOS, dispatched, signs, the rest): a label that would
-  // cover one already placed, or a sign's face, stays hidden (hover shows it). Rebuilt after every move.
+  // Greedy placement in order of importance (selected, SOS, dispatched, signs, the rest): each label tries its
+  // usual place, then right, left, below and above its marker; one that would still cover a label already
+  // placed, a sign's face, a unit or a cluster stays hidden (hover shows it). Rebuilt after every move.
   let labelFrame = 0;
   function placeLabelsSoon() { if (!labelFrame) labelFrame = requestAnimationFrame(() => { labelFrame = 0; guard(placeLabels, "labels"); }); }
   function placeLabels() {
@@ -244,20 +245,34 @@
       return m.classList.contains("selected") ? 0 : m.classList.contains("unit-sos") ? 1 : m.classList.contains("unit-busy") ? 2 : m.classList.contains("sign-icon") ? 3 : el.classList.contains("lbl-km") ? 5 : 4; };
     const zoomedOut = map.getZoom() < LABEL_ZOOM;
     const want = all.filter((el) => !zoomedOut || rank(el) <= 1);
-    for (const el of all) el.classList.remove("lbl-on");
+    // writes first, then every read, then writes again: one layout, however many labels
+    for (const el of all) { el.classList.remove("lbl-on"); el.style.left = el.style.top = ""; }
     for (const el of want) el.classList.add("lbl-on");
-    // what a label must not cover: sign faces and unit arrows (other than its own marker's)
+    // what a label must not cover: sign faces, unit arrows, clusters, incidents (other than its own marker)
     const marks = Array.from(box.querySelectorAll(".sign-icon, .unit-marker .arrow, .cluster, .inc-icon span")).map((m) => ({ m: m.closest(".leaflet-marker-icon"), r: m.getBoundingClientRect() }));
     const view = box.getBoundingClientRect();
-    const items = want.map((el) => ({ el, r: el.getBoundingClientRect(), k: rank(el) })).sort((a, b) => a.k - b.k);
+    const items = want.map((el) => {
+      const own = el.closest(".leaflet-marker-icon"), body = own && (own.querySelector(".arrow") || own);
+      const parent = el.offsetParent;
+      return { el, own, k: rank(el), r: el.getBoundingClientRect(), m: body && !el.classList.contains("lbl-km") ? body.getBoundingClientRect() : null,
+        p: parent ? parent.getBoundingClientRect() : null, pl: parent ? parent.clientLeft : 0, pt: parent ? parent.clientTop : 0 };
+    }).sort((a, b) => a.k - b.k);
     const placed = [];
     const hit = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+    const rect = (left, top, w, h) => ({ left, top, right: left + w, bottom: top + h, width: w, height: h });
+    const free = (it, r) => r.right <= view.right && r.left >= view.left && r.top >= view.top && r.bottom <= view.bottom &&
+      !placed.some((p) => hit(p, r)) && !marks.some((k) => k.m !== it.own && hit(k.r, r));
     for (const it of items) {
-      const inView = it.r.right > view.left && it.r.left < view.right && it.r.bottom > view.top && it.r.top < view.bottom;
-      const own = it.el.closest(".leaflet-marker-icon");
+      const r = it.r, m = it.m, w = r.width, h = r.height;
+      const tries = [r];
+      if (m) { const cy = m.top + (m.height - h) / 2, cx = m.left + (m.width - w) / 2;
+        tries.push(rect(m.right + 2, cy, w, h), rect(m.left - w - 2, cy, w, h), rect(cx, m.bottom + 1, w, h), rect(cx, m.top - h - 1, w, h)); }
+      const spot = w ? tries.find((c) => free(it, c)) : null;
       // the selected device and a rider in distress always carry their name; the rest make way for them
-      if (it.k > 1 && (!inView || !it.r.width || placed.some((p) => hit(p, it.r)) || marks.some((k) => k.m !== own && hit(k.r, it.r)))) it.el.classList.remove("lbl-on");
-      else placed.push(it.r);
+      if (!spot && it.k > 1) { it.el.classList.remove("lbl-on"); continue; }
+      const at = spot || r;
+      if (at !== r && it.p) { it.el.style.left = (at.left - it.p.left - it.pl) + "px"; it.el.style.top = (at.top - it.p.top - it.pt) + "px"; }
+      placed.push(at);
     }
   }
   RE.placeLabels = placeLabels;
