@@ -280,3 +280,18 @@ def test_device_detail_api_is_for_logged_in_users_and_bounded(console, publisher
         assert r.status == 401 and "log in" in json.loads(r.body())["error"]
     finally:
         anon.close()
+
+
+def test_other_console_scripts_plug_in_through_the_hooks(console, publisher, browser):
+    """events.js, incidents.js and the rest add live-update kinds and react to the map without editing it."""
+    page, errors = login(browser, console.url, "disp", "disp-pass-123")
+    page.evaluate("""() => { window.seen = {sse: [], device: [], select: []};
+        RE.onEvent('devices', (list) => seen.sse.push(list.map(d => d.id)));
+        RE.on('device', (d) => seen.device.push(d.id));
+        RE.on('select', (kind, id) => seen.select.push([kind, id])); }""")
+    publisher.send("re/vsl-1/state", {"limit": 60, "source": "reset"}, retain=True)
+    page.wait_for_function("seen.sse.flat().includes('vsl-1') && seen.device.includes('vsl-1')", timeout=5000)
+    page.evaluate("RE.showDetail('sign', 'vsl-1')")
+    assert page.evaluate("seen.select") == [["sign", "vsl-1"]]
+    assert page.evaluate("RE.signShows('vsl-1').text") == "after a restart"
+    assert not errors, errors

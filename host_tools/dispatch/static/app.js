@@ -61,7 +61,7 @@
 
   async function start(me) {
     RE.me = me; csrf = me.csrf;
-    $("#whoami").textContent = me.user + " (" + me.role + ")";
+    $("#whoami").textContent = $("#whoami").title = me.user + " (" + me.role + ")";
     $("#sign-role-note").textContent = me.role === "supervisor" ? "" : "(only a supervisor may change signs)";
     if (!window.L) { toast("map library missing: run python -m host_tools.dispatch.assets", true); }
     else initMap();
@@ -440,7 +440,7 @@
     let out = "";
     const all = (h.changes || []).filter((c) => c.kind === "state" && c.body && typeof c.body === "object");
     const changes = k === "sign" ? spans(all, (b) => JSON.stringify([b.limit, b.legend, b.source, b.power_loss, b.comm, b.faults]))
-      : spans(all, (b) => JSON.stringify([b.mode, b.reason, b.meter]));
+      : k === "beacon" ? spans(all, (b) => JSON.stringify([b.mode, b.reason, b.meter])) : spans(all, (b) => String(b.duty));
     if (k === "sign") {
       const t = trend(h.tele || [], "temp_c", "°C");
       if (t) out += '<p>temperature ' + t + "</p>";
@@ -456,6 +456,8 @@
         (changes.length ? changes.map((c) => "<tr><td>" + clock(c.rx) + "</td><td>" + esc(word("beacon_mode", c.body.mode)) + (c.body.reason && c.body.reason !== "auto" ? " (" + esc(word("beacon_reason", c.body.reason)) + ")" : "") + "</td><td>" + visRange(c) + (c.body.meter && c.body.meter !== "ok" ? " meter " + esc(word("meter", c.body.meter)) : "") + "</td></tr>").join("")
           : '<tr><td colspan="3" class="muted">no change recorded yet</td></tr>') + "</table>";
     }
+    if (k === "unit" && changes.some((c) => c.body.duty != null))
+      out += '<table class="hist" id="detail-duty"><tr><th>since</th><th>duty</th></tr>' + changes.filter((c) => c.body.duty != null).map((c) => "<tr><td>" + clock(c.rx) + "</td><td>" + esc(String(c.body.duty).replace("_", " ")) + "</td></tr>").join("") + "</table>";
     const st = (h.changes || []).filter((c) => c.kind === "status");
     const evs = (h.events || []).map((e) => [e.rx, eventText(e.body || {})]).concat(st.map((c) => [c.rx, c.body === "offline" ? '<b class="error">went offline</b>' : "back online"]))
       .sort((a, b) => b[0] - a[0]).slice(0, 50);
@@ -604,7 +606,7 @@
   function renderStats(s) {
     if (!s) return;
     const cleaned = Object.values(s.cleaned || {}).reduce((a, b) => a + (isNum(b) ? b : 0), 0);
-    $("#ingest-stats").textContent = s.received + " msgs · " + s.stored + " stored · " + s.dupes + " dup · " + s.rejected + " rejected" + (cleaned ? " · " + cleaned + " cleaned" : "");
+    $("#ingest-stats").textContent = $("#ingest-stats").title = s.received + " msgs · " + s.stored + " stored · " + s.dupes + " dup · " + s.rejected + " rejected" + (cleaned ? " · " + cleaned + " cleaned" : "");
     const c = $("#conn"); c.textContent = s.connected ? "broker connected" : "broker DISCONNECTED"; c.dataset.short = s.connected ? "live" : "NO BROKER"; c.className = "pill " + (s.connected ? "ok" : "bad");
   }
   function addAudit(a, prepend) {
