@@ -159,8 +159,16 @@
     if (stale) cls += " unit-stale"; if (sosOpen) cls += " unit-sos"; if (selected.id === u.id) cls += " selected";
     const rot = typeof u.cog === "number" && !sosOpen ? u.cog : 0;
     const html = '<div class="arrow" style="transform:rotate(' + rot + 'deg)">' + (sosOpen ? "SOS" : "▲") + '</div>' +
-      '<span class="lbl" data-id="' + esc(u.id) + '">' + esc(u.id) + '<span class="more"> · ' + (u.vel != null ? Math.round(u.vel) + " km/h · " : "") + age(u.tst) + "</span></span>";
+      '<span class="lbl" data-id="' + esc(u.id) + '">' + esc(u.id) + '<span class="more"></span></span>';
     return L.divIcon({ className: cls + " unit-marker", html, iconSize: [34, 34], iconAnchor: [17, 17] });
+  }
+  // A marker's icon is replaced only when its look changes (a click half-made on a replaced element is lost);
+  // speed and fix age are written into it in place, every second.
+  function drawUnit(m, u) {
+    const ic = unitIcon(u), look = ic.options.className + ic.options.html;
+    if (m._look !== look) { m.setIcon(ic); m._look = look; }
+    const el = m.getElement(), more = el && el.querySelector(".more");
+    if (more) more.textContent = " · " + (u.vel != null ? Math.round(u.vel) + " km/h · " : "") + age(u.tst);
   }
   function upsertUnit(u) {
     RE.devices[u.id] = u;
@@ -169,11 +177,15 @@
     let m = RE.units[u.id];
     // an SOS unit stands on its own layer: never folded into a cluster
     const home = sosOpenFor(u.id) ? layers.alerts : layers.units;
-    if (!m) { m = RE.units[u.id] = L.marker([u.lat, u.lon], { icon: unitIcon(u), zIndexOffset: 1000, riseOnHover: true }); m.on("click", () => showDetail("unit", u.id)); }
+    if (!m) {
+      m = RE.units[u.id] = L.marker([u.lat, u.lon], { icon: unitIcon(u), zIndexOffset: 1000, riseOnHover: true });
+      m.on("click", () => showDetail("unit", u.id));
+      m.on("add", () => drawUnit(m, m.data));  // out of a cluster: a fresh element, fill it in
+    }
     m.data = u;
     if (m._home !== home) { if (m._home) m._home.removeLayer(m); m.setLatLng([u.lat, u.lon]); home.addLayer(m); m._home = home; }
     else m.setLatLng([u.lat, u.lon]);
-    m.setIcon(unitIcon(u));
+    drawUnit(m, u);
     if (selected.id === u.id) renderDetailNow();
     placeLabelsSoon();
   }
@@ -218,7 +230,7 @@
         fillColor: off ? "#fff" : BEACON_COLOR[st.mode] || "#95a5a6", fillOpacity: off ? 0.6 : 0.95 };
       if (old && old._m) { old._m.setStyle(opts); old._m.setRadius(opts.radius); b._m = old._m; }
       else { b._m = L.circleMarker([b.lat, b.lon], opts).addTo(layers.beacons); b._m.on("click", () => showDetail("beacon", b.id)); }
-      b._m.bindTooltip(esc(b.id) + " · " + esc(word("beacon_mode", st.mode) || "no report") + (st.vis_m != null ? " · " + esc(Math.round(st.vis_m)) + " m" : "") + (trouble ? " · <b>" + esc(trouble) + "</b>" : ""));
+      b._m[b._m.getTooltip() ? "setTooltipContent" : "bindTooltip"](esc(b.id) + " · " + esc(word("beacon_mode", st.mode) || "no report") + (st.vis_m != null ? " · " + esc(Math.round(st.vis_m)) + " m" : "") + (trouble ? " · <b>" + esc(trouble) + "</b>" : ""));
     }
     renderBeaconsSoon();
     if (selected.id === b.id) { renderDetailNow(); refreshHistorySoon(); }
@@ -696,7 +708,7 @@
     es.onerror = () => { RE.live = false; $("#conn").textContent = "console reconnecting…"; $("#conn").dataset.short = "reconnecting"; $("#conn").className = "pill bad"; };
   }
   function tick() {
-    for (const u of Object.values(RE.devices)) if (RE.units[u.id]) RE.units[u.id].setIcon(unitIcon(u));
+    for (const u of Object.values(RE.devices)) if (RE.units[u.id]) drawUnit(RE.units[u.id], u);
     placeLabelsSoon();
     if (selected.id) renderDetailNow();
     renderUnits();
