@@ -97,12 +97,13 @@ def test_labels_never_overlap_at_the_demo_default_zoom_nor_close_in(demo_console
     assert clusters and sum(clusters) >= 2, clusters
 
     # close in on the convoy: every unit stands alone, and still no label covers another
-    page.evaluate("RE.map.setView(RE.units['trk-102'].getLatLng(), 17, {animate: false})")
+    page.evaluate("RE.map.setView(RE.units['trk-102'].getLatLng(), 17, {animate: false}); 0")
+    page.wait_for_function("!document.querySelector('#map .cluster') && "
+                           "document.querySelector('#map .lbl.lbl-on[data-id=\"trk-102\"]')", timeout=5000)
     page.evaluate(SETTLED)
     close = page.evaluate(LABEL_OVERLAPS)
     assert close["overlaps"] == [], close
     assert "trk-102" in close["shown"], close
-    assert not page.query_selector("#map .cluster")
     assert not errors, errors
 
 

@@ -133,7 +133,7 @@
       onEachFeature: (f, l) => l.bindTooltip(esc(f.properties.name || f.properties.id || ""), { sticky: true }) });
     gj.addTo(layers.roads);
     gj.eachLayer((l) => { const f = l.feature; if (f && f.properties.kind === "expressway" && l.getLatLngs) kmPosts(l.getLatLngs(), f.properties); });
-    if (!RE.fitted) { try { map.fitBounds(gj.getBounds(), { padding: [20, 20] }); RE.fitted = true; } catch (e) { } }
+    if (!RE.fitted) { try { map.fitBounds(gj.getBounds(), { padding: [20, 20], animate: false }); RE.fitted = true; } catch (e) { } }
   }
   // a small "km N" post every kilometre along an expressway (what a rider radios in), its name at the start
   function kmPosts(pts, props) {
