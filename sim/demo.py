@@ -40,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (default 1)")
     p.add_argument("--http", default="127.0.0.1:8080", help="console HOST:PORT (port 0 = any free port)")
     p.add_argument("--no-browser", action="store_true", help="do not open a web browser")
+    p.add_argument("--tiles", help="tile server URL template for the console's map (default: the deployment's own "
+                   "road drawing), e.g. http://tiles.local/{z}/{x}/{y}.png")
     p.add_argument("--workdir", default=str(REPO / "var" / "demo"), help="work dir (broker, credentials, databases)")
     p.add_argument("--quick", action="store_true",
                    help="shortened run for tests: fog and events compressed (10x speed), 60 s unless --duration")
@@ -198,7 +200,7 @@ def run(args) -> int:
             p.unlink()
         host, _, port = args.http.rpartition(":")
         svc = DispatchService(url, db, users, (host or "127.0.0.1", int(port)), args.scenario, str(sdir),
-                              credentials=("dispatcher", dispatcher_pw))
+                              tile_url=args.tiles, credentials=("dispatcher", dispatcher_pw))
         svc.start()
         print(f"console: {svc.url}  login: supervisor  password: {password}", file=out, flush=True)
         if not args.no_browser:

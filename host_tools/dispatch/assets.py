@@ -18,7 +18,9 @@ WEB = HERE / "web"
 VENDOR = HERE / "static" / "vendor"
 
 # library -> (files/folders under node_modules/<library>/dist to copy)
-LIBRARIES = {"leaflet": ("leaflet.js", "leaflet.css", "images")}
+LIBRARIES = {"leaflet": ("leaflet.js", "leaflet.css", "images"),
+             # the Leaflet project's own clustering plugin: dense unit markers become one counted bubble
+             "leaflet.markercluster": ("leaflet.markercluster.js", "MarkerCluster.css")}
 
 
 def installed() -> bool:

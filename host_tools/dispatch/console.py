@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from . import words
 from .bus import Bus
 from .fog_extent import fog_segments
 from .incidents import DIRECTIONS, LANES, TYPES, IncidentDesk
@@ -194,6 +195,7 @@ class Console:
             "audit": self.store.audit(50),
             "roads": self.roads(),
             "tile_url": self.tile_url,
+            "words": words.for_page(),
         }
 
     def _guard(self, part, default, what: str):
@@ -296,6 +298,17 @@ class Console:
             return False
         # tracker duty status (firmware/lib/roadedge/tracker/duty.py): only a unit on patrol is free
         return st.get(wire.F_DUTY) in (None, "patrol")
+
+    def device_detail(self, dev: str) -> dict:
+        """One sign, beacon or unit for the page's side panel: what it is now and its recent history
+        (state changes: what a sign showed and why; events; telemetry: temperature, battery, ...)."""
+        devs = self._devices([dev])
+        if not devs and dev not in self.sign_pos and dev not in self.beacon_pos:
+            raise Refused(404, "no such device")
+        now = self._classify(devs[0]) if devs else self._classify({"id": dev, "role": None, "status": None,
+                                                                   "state": None, "lat": None})
+        hist = self.page.json(self.store.device_history(dev), ("history", dev[:64]))
+        return {**now, **hist}
 
     def track(self, unit: str, t_from: float, t_to: float) -> list[dict]:
         return self.store.track(unit, t_from, t_to)

@@ -314,6 +314,20 @@ class Store:
         return self._q("SELECT seq, tst, lat, lon, vel, cog, acc, live FROM positions WHERE device=? AND tst BETWEEN ? "
                        "AND ? ORDER BY tst, seq LIMIT ?", (dev, t_from, t_to, limit))
 
+    def device_history(self, dev: str, limit: int = 50) -> dict[str, list[dict]]:
+        """A device's recent past, newest first: its state/status changes and its events (each `limit` at
+        most), and up to `limit` telemetry reports."""
+        changes = self._q("SELECT kind, rx, body FROM state_log WHERE device=? AND kind IN ('state','status') "
+                          "ORDER BY id DESC LIMIT ?", (dev, limit))
+        for r in changes:
+            r["body"] = r["body"] if r["kind"] == "status" else json.loads(r["body"])
+        hist = {k: self._q("SELECT seq, ts, rx, body FROM history WHERE device=? AND kind=? ORDER BY rx DESC, seq "
+                           "DESC LIMIT ?", (dev, k, limit)) for k in ("event", "tele")}
+        for rows in hist.values():
+            for r in rows:
+                r["body"] = json.loads(r["body"])
+        return {"changes": changes, "events": hist["event"], "tele": hist["tele"]}
+
     def counts(self) -> dict:
         with self.lock:
             return {"positions": self.db.execute("SELECT count(*) FROM positions").fetchone()[0],

@@ -188,6 +188,7 @@ class ConsoleApp:
             Route("/api/audit", self.audit, methods=G),
             Route("/api/incidents/{iid:int}/rank", self.rank, methods=G),
             Route("/api/track", self.track, methods=G),
+            Route("/api/devices/{dev}", self.device, methods=G),
             Route("/api/login", self.login, methods=P),
             Route("/api/logout", self.logout, methods=P),
             Route("/api/sos/ack", self.sos_ack, methods=P),
@@ -335,6 +336,13 @@ class ConsoleApp:
         except Refused as e:
             return error(e.status, str(e))
         return await self._answer(self.console.rank, sess, request.path_params["iid"])
+
+    async def device(self, request: Request) -> Response:
+        try:
+            self._viewer(request)
+        except Refused as e:
+            return error(e.status, str(e))
+        return await self._answer(self.console.device_detail, request.path_params["dev"][:64])
 
     async def track(self, request: Request) -> Response:
         q = request.query_params

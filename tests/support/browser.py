@@ -7,10 +7,12 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-def login(browser, url: str, user: str, password: str, init_script: str | None = None, **context):
+def login(browser, url: str, user: str, password: str, init_script: str | None = None,
+          viewport: tuple[int, int] = (1400, 900), **context):
     """context: more browser-context options (e.g. permissions); init_script runs before the page's own."""
     # bypass_csp: only so the test may evaluate its own probes; the page itself runs under the CSP
-    ctx = browser.new_context(**{"viewport": {"width": 1400, "height": 900}, "bypass_csp": True, **context})
+    ctx = browser.new_context(**{"viewport": {"width": viewport[0], "height": viewport[1]}, "bypass_csp": True,
+                                 **context})
     if init_script:
         ctx.add_init_script(init_script)
     page = ctx.new_page()
