@@ -12,6 +12,8 @@ import threading
 import time
 
 import pytest
+from dispatch_support import location
+from support.waiting import first_from
 from test_console_http import Client
 
 from host_tools.config.secrets import Secrets
@@ -133,6 +135,9 @@ def test_a_dispatch_to_a_signs_id_is_refused_and_nothing_reaches_the_sign(wide_c
         assert any(a["action"] == "dispatch" and a["target"] == SIGN and a["result"].startswith("refused: vsl-1 is a")
                    for a in audit), audit
         # the same dispatch to a tracker goes out, signed (the positive control)
+        bus = wide_console.console.bus.subscribe()
+        publisher.send("owntracks/roadedge/trk-a", location(1, 30.3000, 120.0010, time.time()))
+        first_from(bus, lambda e: e[0] == "devices" and any(d["id"] == "trk-a" for d in e[1]), 10)
         st, d = c.req("POST", "/api/dispatch", {"incident": inc["id"], "unit": "trk-a"})
         assert st == 200 and d["unit"] == "trk-a", d
     finally:

@@ -248,14 +248,17 @@ def test_console_dispatch_at_real_time(tmp_path):
                 # the dispatcher places an incident beside G60 km 6.0 (clear of the beacons' markers)
                 lat, lon = sc.roads["G60"].latlon_at_km(6.0)
                 lat += 0.0002
-                page.on("dialog", lambda d: d.accept("debris on the carriageway" if "description" in d.message
-                                                     else "1"))
                 page.evaluate(f"() => {{ RE.map.setView([{lat}, {lon}], 16); }}")
                 page.click("#new-incident")
                 box = page.locator("#map").bounding_box()
                 x, y = page.evaluate(f"(() => {{ const p = RE.map.latLngToContainerPoint([{lat}, {lon}]); "
                                      "return [p.x, p.y]; })()")
                 page.mouse.click(box["x"] + x, box["y"] + y)
+                page.wait_for_selector("#incident-dialog[open]", timeout=10000)
+                page.select_option("#incident-type", "debris")
+                page.select_option("#incident-priority", "1")
+                page.fill("#incident-text", "debris on the carriageway")
+                page.click("#incident-create")
                 item = page.wait_for_selector('#incident-list li:has-text("debris on the carriageway")', timeout=30000)
                 iid = int(item.get_attribute("data-id"))
                 first = page.wait_for_selector("#rank-list li[data-unit]", timeout=30000)  # nearest by road first
