@@ -36,6 +36,19 @@ def command(rig, s, name, payload, timeout=15):
     return rig.watch.wait_for(f"re/{s.id}/ack", lambda o: o["cmd"] == name, timeout)
 
 
+@pytest.mark.parametrize("runtime", ["micropython", "cpython"])
+def test_telemetry_counts_each_command_result_once(rig, runtime):
+    s = rig.sign("vsl-c", runtime=runtime).start()
+    ready(rig, s)
+    assert command(rig, s, "set_limit", s.signed("set_limit", {"limit": 80}))["ok"]
+    tele = rig.watch.wait_for("re/vsl-c/tele", lambda o: o["ctr"].get("cmd_ok", 0) > 0, 30)
+    assert tele["ctr"]["cmd_ok"] == 1, tele["ctr"]
+    ack = command(rig, s, "set_limit", s.signed("set_limit", {"limit": 65}))
+    assert ack["code"] == "bad_args"
+    tele = rig.watch.wait_for("re/vsl-c/tele", lambda o: o["ctr"].get("cmd_rejected", 0) > 0, 30)
+    assert (tele["ctr"]["cmd_ok"], tele["ctr"]["cmd_rejected"], tele["ctr"]["cmd_bad_args"]) == (1, 1, 1), tele["ctr"]
+
+
 @pytest.mark.parametrize("runtime,display", [("micropython", "matrix"), ("cpython", "7seg")])
 def test_commands_checked_rejections_leave_the_display_and_fuzz_never_crashes(rig, runtime, display):
     s = rig.sign("vsl-a", runtime=runtime, sign_cfg={"display": display, "selftest_ms": 200}).start()

@@ -159,8 +159,6 @@ class CommandAuth:
             return self._reject(WRONG_DEVICE)
         if body["cmd"] != cmd_name:
             return self._reject(WRONG_COMMAND)
-        if ctr > (exp + self.skew_s) * 1000:
-            return self._reject(FUTURE)
         if now_s is not None:
             # No counter accepted under these rules exceeds this ceiling; one stored above it
             # (older firmware, a clock since corrected) is lowered, so it locks nothing out
@@ -174,7 +172,7 @@ class CommandAuth:
             return self._reject(NO_CLOCK)
         if exp + self.skew_s < now_s:
             return self._reject(EXPIRED)
-        if exp > now_s + MAX_TTL_S + self.skew_s:
+        if ctr > (exp + self.skew_s) * 1000 or exp > now_s + MAX_TTL_S + self.skew_s:
             return self._reject(FUTURE)
         self.last_ctr = ctr
         try:
