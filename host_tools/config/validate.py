@@ -197,7 +197,7 @@ def _check_broker(cfg: dict, add, warn) -> None:
             add("broker.url", f"{url!r}: give only scheme://host:port (user and password have their own fields)")
         elif port == 0:
             add("broker.url", f"{url!r}: port 0 is not a broker port")
-        elif u.scheme == "mqtts" and cfg.get("board") != "sim" and not b.get("ca"):
+        elif u.scheme == "mqtts" and not b.get("ca"):  # the firmware refuses it too (core.config_check)
             add("broker.ca", "missing: an mqtts:// broker needs the CA certificate file (DER) for the device")
         elif u.scheme == "mqtt" and u.hostname not in LOOPBACK and cfg.get("board") != "sim":
             warn("broker.url", "plain mqtt:// to a remote broker sends the password in clear; prefer mqtts://")

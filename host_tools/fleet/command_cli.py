@@ -56,4 +56,6 @@ HINTS = {
     "bad_mac": "the device's command key differs from the secrets folder: re-flash it after `roadedge provision`",
     "replay": "the device has seen a higher counter: is the host clock behind?",
     "expired": "the command arrived after its expiry: check the host and device clocks",
+    "future": "the counter is ahead of the command's expiry, or the expiry is beyond the device's longest "
+              "validity (15 min): is the host clock ahead?",
 }

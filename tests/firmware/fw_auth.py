@@ -132,3 +132,57 @@ def test_corrupt_counter_file_falls_back_to_zero():
         f.write("{bad")
     a = CommandAuth(KEY, DEV, d + "/c.json")
     assert a.last_ctr == 0
+
+
+TEN_YEARS_S = 10 * 365 * 86400
+
+
+def test_far_future_counter_refused_and_locks_nothing_out_across_reboots():
+    path = fwtest.tmpdir("auth") + "/c.json"
+    a = _auth(path)
+    now_ms = NOW * 1000
+    # validly signed, counter 10 years ahead of its own expiry: refused, counted, not recorded
+    far = sign_command(KEY, DEV, "limit", now_ms + TEN_YEARS_S * 1000, NOW + 60, {})
+    assert a.check("limit", far, NOW) == ("future", None)
+    # counter and expiry both 10 years ahead: the expiry is beyond any signer's validity
+    far2 = sign_command(KEY, DEV, "limit", now_ms + TEN_YEARS_S * 1000, NOW + TEN_YEARS_S, {})
+    assert a.check("limit", far2, NOW) == ("future", None)
+    assert a.counts == {"future": 2} and a.last_ctr == 0
+    assert a.check("limit", sign_command(KEY, DEV, "limit", now_ms, NOW + 60, {}), NOW)[0] == "ok"
+    # after a reboot the next valid command still works and the far-future one is still refused
+    b = _auth(path)
+    assert b.check("limit", far, NOW + 1)[0] == "future"
+    assert b.check("limit", sign_command(KEY, DEV, "limit", now_ms + 1000, NOW + 61, {}), NOW + 1)[0] == "ok"
+
+
+def test_longest_validity_accepted():
+    a = _auth()
+    exp = NOW + auth.MAX_TTL_S
+    assert a.check("limit", sign_command(KEY, DEV, "limit", exp * 1000, exp, {}), NOW)[0] == "ok"
+
+
+def test_stored_far_future_counter_is_lowered():
+    # a counter stored by older firmware 10 years ahead locks the device out for at most the
+    # longest validity (+ skew), not for 10 years
+    from roadedge.core import state
+
+    path = fwtest.tmpdir("auth") + "/c.json"
+    state.write_json(path, {"ctr": (NOW + TEN_YEARS_S) * 1000})
+    a = _auth(path)
+    assert a.check("limit", sign_command(KEY, DEV, "limit", NOW * 1000, NOW + 60, {}), NOW)[0] == "replay"
+    later = NOW + auth.MAX_TTL_S + 61
+    assert a.check("limit", sign_command(KEY, DEV, "limit", later * 1000, later + 60, {}), later)[0] == "ok"
+    assert _auth(path).last_ctr == later * 1000
+
+
+def test_new_key_resets_stored_counter():
+    path = fwtest.tmpdir("auth") + "/c.json"
+    a = _auth(path)
+    assert a.check("limit", sign_command(KEY, DEV, "limit", NOW * 1000, NOW + 60, {}), NOW)[0] == "ok"
+    assert _auth(path).last_ctr == NOW * 1000
+    new = bytes(range(1, 33))
+    b = _auth(path, key=new)
+    assert b.last_ctr == 0
+    assert b.check("limit", sign_command(new, DEV, "limit", 1, NOW + 60, {}), NOW)[0] == "ok"
+    # the old key's commands do not verify under the new one
+    assert b.check("limit", sign_command(KEY, DEV, "limit", 2, NOW + 60, {}), NOW)[0] == "bad_mac"

@@ -107,3 +107,20 @@ def test_check_device():
     bad = dict(good)
     bad["broker"] = {"url": "mqtt://h", "keepalive": 0}
     assert fwtest.raises(ConfigError, config.check_device, bad).field == "broker.keepalive"
+
+
+def test_mqtts_without_ca_refused_on_a_board():
+    from roadedge.core import config_check as cc
+
+    cfg = {"id": "vsl-1", "role": "sign", "board": "pico_w", "broker": {"url": "mqtts://b.example"}}
+    try:
+        cc.check_device(cfg)
+        raise AssertionError("mqtts:// without a CA accepted")
+    except cc.ConfigError as e:
+        assert "broker.ca" in str(e) and "CA" in str(e)
+    cfg["broker"]["ca"] = "ca.der"
+    assert cc.check_device(cfg)[2] == "pico_w"
+    # fail closed on every board, the sim board too; a CA that is not a file name is no CA
+    for board, ca in (("sim", None), ("esp32", ""), ("pico_w", 1)):
+        cfg = {"id": "vsl-1", "role": "sign", "board": board, "broker": {"url": "mqtts://b.example", "ca": ca}}
+        assert fwtest.raises(cc.ConfigError, cc.check_device, cfg).field == "broker.ca"

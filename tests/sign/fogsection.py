@@ -47,7 +47,9 @@ class Section:
             self.client = _Recorder()
             self.audit = Audit(":memory:" if tmp_path is None else tmp_path / "audit.sqlite", "z")
             keys = {sid: {"command_key": f"{i + 1:02x}" * 32, "mqtt_password": "x"} for i, sid in enumerate(self.ids)}
-            self.keyring = Keyring(keys, operator_key=OP_KEY)
+            # the console signs on the section's clock: the controller judges expiry and the
+            # counter window (roadedge.core.auth) on it too
+            self.keyring = Keyring(keys, operator_key=OP_KEY, clock=lambda: self.t)
             op_auth = operator_auth(self.keyring, "z", str((tmp_path or _tmp()) / "op-ctr.json"))
             self.ctl = Controller(self.cfg, self.client, self.keyring, self.audit, mode, time_beacon=False,
                                   now=lambda: self.t, op_auth=op_auth)

@@ -180,6 +180,9 @@ def test_the_supervisor_restarts_a_dead_network_thread(broker, controller):
         boom.set()
         raise RuntimeError("callback bug")
 
+    # the supervisor looks after a network thread it has seen running (before that there may be no
+    # threaded loop at all): on a loaded machine its first look can come after the first message
+    until(lambda: getattr(ctl, "_net_seen", False))
     ctl.client.on_message = bug
     console = Account(broker, "dispatcher")
     try:

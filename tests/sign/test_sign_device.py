@@ -36,6 +36,39 @@ def command(rig, s, name, payload, timeout=15):
     return rig.watch.wait_for(f"re/{s.id}/ack", lambda o: o["cmd"] == name, timeout)
 
 
+@pytest.mark.parametrize("runtime", ["micropython", "cpython"])
+def test_telemetry_counts_each_command_result_once(rig, runtime):
+    s = rig.sign("vsl-c", runtime=runtime).start()
+    ready(rig, s)
+    assert command(rig, s, "set_limit", s.signed("set_limit", {"limit": 80}))["ok"]
+    tele = rig.watch.wait_for("re/vsl-c/tele", lambda o: o["ctr"].get("cmd_ok", 0) > 0, 30)
+    assert tele["ctr"]["cmd_ok"] == 1, tele["ctr"]
+    ack = command(rig, s, "set_limit", s.signed("set_limit", {"limit": 65}))
+    assert ack["code"] == "bad_args"
+    tele = rig.watch.wait_for("re/vsl-c/tele", lambda o: o["ctr"].get("cmd_rejected", 0) > 0, 30)
+    assert (tele["ctr"]["cmd_ok"], tele["ctr"]["cmd_rejected"], tele["ctr"]["cmd_bad_args"]) == (1, 1, 1), tele["ctr"]
+
+
+def test_a_far_future_counter_locks_out_nothing_across_a_reboot(rig):
+    """The issue's attack: one validly signed command with a counter 10 years ahead. The sign refuses
+    it ("future", display unchanged); the console's next command (wall-clock counter) runs, and
+    after a power cut too."""
+    s = rig.sign("vsl-f").start()
+    ready(rig, s)
+    assert command(rig, s, "set_limit", s.signed("set_limit", {"limit": 80}))["ok"]
+    rig.watch.wait_state("re/vsl-f/state", lambda o: o["limit"] == 80)
+    far = int(time.time() * 1000) + 10 * 365 * 86400 * 1000
+    ack = command(rig, s, "set_limit", s.signed("set_limit", {"limit": 60}, ctr=far))
+    assert (ack["ok"], ack["code"]) == (False, "future"), ack
+    assert command(rig, s, "set_limit", s.signed("set_limit", {"limit": 100}))["ok"]
+    before = rig.watch.wait_state("re/vsl-f/state", lambda o: o["limit"] == 100)
+    s.kill()
+    s.start()
+    ready(rig, s, boots=before)
+    assert command(rig, s, "set_limit", s.signed("set_limit", {"limit": 80}))["ok"]
+    rig.watch.wait_state("re/vsl-f/state", lambda o: o["limit"] == 80)
+
+
 @pytest.mark.parametrize("runtime,display", [("micropython", "matrix"), ("cpython", "7seg")])
 def test_commands_checked_rejections_leave_the_display_and_fuzz_never_crashes(rig, runtime, display):
     s = rig.sign("vsl-a", runtime=runtime, sign_cfg={"display": display, "selftest_ms": 200}).start()

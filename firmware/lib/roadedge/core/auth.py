@@ -1,6 +1,9 @@
 # Signed commands (docs/topics.md): HMAC-SHA256 over the exact body text, a
 # per-device strictly increasing counter (persisted, so a replay after a
-# reboot is still refused) and an expiry. Shared by firmware (CommandAuth)
+# reboot is still refused) and an expiry. Signers use wall-clock milliseconds
+# as the counter (host_tools/keys.py), so a counter may never be ahead of its
+# own expiry, nor an expiry further ahead than MAX_TTL_S: one validly signed
+# far-future counter is refused instead of locking out every later command. Shared by firmware (CommandAuth)
 # and host tools (sign_command). MicroPython has no hmac module, so HMAC is
 # built here on hashlib.sha256 (RFC 2104, block size 64).
 import json
@@ -21,6 +24,9 @@ WRONG_COMMAND = "wrong_command"
 REPLAY = "replay"
 EXPIRED = "expired"
 NO_CLOCK = "no_clock"
+FUTURE = "future"  # counter ahead of its expiry, or expiry beyond MAX_TTL_S
+
+MAX_TTL_S = const(900)  # the longest validity a signer may give a command (hosts use 30-120 s)
 
 _IPAD = bytes(x ^ 0x36 for x in range(256))
 _OPAD = bytes(x ^ 0x5C for x in range(256))
@@ -107,9 +113,11 @@ class CommandAuth:
         self.skew_s = skew_s
         self.counts = {}
         self.unsaved = 0  # accepted counters that could not be written to flash
+        # the stored counter belongs to the key that signed it: a new key starts from 0
+        self._kid = hmac_hex(key, "roadedge cmd ctr")[:16]
         st = state.read_json(state_path, None)
         self.last_ctr = st.get("ctr", 0) if isinstance(st, dict) else 0
-        if not _is_int(self.last_ctr):
+        if not _is_int(self.last_ctr) or (isinstance(st, dict) and st.get("kid", self._kid) != self._kid):
             self.last_ctr = 0
 
     def _reject(self, code):
@@ -151,15 +159,24 @@ class CommandAuth:
             return self._reject(WRONG_DEVICE)
         if body["cmd"] != cmd_name:
             return self._reject(WRONG_COMMAND)
+        if now_s is not None:
+            # No counter accepted under these rules exceeds this ceiling; one stored above it
+            # (older firmware, a clock since corrected) is lowered, so it locks nothing out
+            # for longer than the longest validity.
+            ceiling = int((now_s + MAX_TTL_S + 2 * self.skew_s) * 1000)
+            if self.last_ctr > ceiling:
+                self.last_ctr = ceiling
         if ctr <= self.last_ctr:
             return self._reject(REPLAY)
         if now_s is None:
             return self._reject(NO_CLOCK)
         if exp + self.skew_s < now_s:
             return self._reject(EXPIRED)
+        if ctr > (exp + self.skew_s) * 1000 or exp > now_s + MAX_TTL_S + self.skew_s:
+            return self._reject(FUTURE)
         self.last_ctr = ctr
         try:
-            state.write_json(self.state_path, {"ctr": ctr})
+            state.write_json(self.state_path, {"ctr": ctr, "kid": self._kid})
         except OSError:
             # Still refused in RAM until reboot; after a reboot the expiry
             # bounds any replay window. Counted for telemetry.

@@ -86,7 +86,12 @@ def check_device(cfg):
     require(board in BOARDS, "board", "must be one of %s (got %r)" % (", ".join(BOARDS), board))
     broker = cfg.get("broker")
     require(isinstance(broker, dict), "broker", "missing broker object")
-    parse_broker_url(get(cfg, "broker.url"))
+    tls = parse_broker_url(get(cfg, "broker.url"))[3]
+    # without a CA the device would accept any server and send it its password: fail closed,
+    # on every board (the sim board too: its TLS path is the same code and tests give it a CA)
+    ca = broker.get("ca")
+    require(not tls or (isinstance(ca, str) and bool(ca)), "broker.ca",
+            "missing: an mqtts:// broker needs the CA certificate file (DER); refusing to start")
     ka = get(cfg, "broker.keepalive", 30)
     require(type(ka) is int and 5 <= ka <= 3600, "broker.keepalive", "must be an int 5..3600 (got %r)" % (ka,))
     key = cfg.get("command_key")

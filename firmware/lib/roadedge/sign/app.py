@@ -125,10 +125,9 @@ class SignApp:
         def handler(args):
             held = self.policy.held
             r = command(self.policy, self.display, ticks_ms(), name, args)
+            # the platform counts every result (cmd_ok / cmd_rejected + cmd_<code>) once, in its ack
             if r == ("refused", "check_value"):
                 self._count("cmd_check_value")
-            elif name != "heartbeat":
-                self._count("cmd_" + r[0])
             if self.policy.held != held:
                 self._alive()  # a supervisor's hold (or its release) survives a power loss
             self._refresh()
