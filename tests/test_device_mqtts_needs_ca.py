@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from host_tools import fw
-from sim.devices import DeviceProcess, make_device_dir
+from sim.device_process import DeviceProcess, make_device_dir
 from sim.hw import HardwareServerThread
 
 BOARD = fw.REPO / "board_configs" / "sim-base.json"
