@@ -74,16 +74,19 @@ TRACKER_UARTS = {"gnss": {"id": 1, "baud": 38400, "tx": 4, "rx": 5}}
 
 
 @contextmanager
-def real_tracker(broker_url: str, command_key: bytes, workdir, dev: str = "trk-c", **tracker):
-    """The tracker firmware (CPython runtime) on a patrol route, its GNSS receiver, battery and buttons served
-    by sim.hw: yields (TrackerIO, HardwareServerThread, DeviceProcess). The device's console is printed after."""
+def real_tracker(broker_url: str, command_key: bytes, workdir, dev: str = "trk-c", truth=None,
+                 noise_m: float = 1.0, seed: int = 1, **tracker):
+    """The tracker firmware (CPython runtime) on a patrol route (or `truth`, t -> position), its GNSS receiver,
+    battery and buttons served by sim.hw: yields (TrackerIO, HardwareServerThread, DeviceProcess). The device's
+    console is printed after."""
     from sim.device_process import DeviceProcess, device_config, make_device_dir
     from sim.hw import HardwareServerThread
     from sim.peripherals import gnss
     from sim.peripherals.tracker_io import TrackerIO
 
-    route = gnss.PatrolRoute(lat0=30.3025, lon0=120.0100, duration_s=900, seed=3)
-    rx = gnss.GnssModule(route.truth, style="ublox", rate_hz=1, start_unix=time.time(), noise_m=1.0, seed=1)
+    if truth is None:
+        truth = gnss.PatrolRoute(lat0=30.3025, lon0=120.0100, duration_s=900, seed=3).truth
+    rx = gnss.GnssModule(truth, style="ublox", rate_hz=1, start_unix=time.time(), noise_m=noise_m, seed=seed)
     stop = asyncio.Event()
     p = None
     with HardwareServerThread() as hws:
