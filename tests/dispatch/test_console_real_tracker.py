@@ -9,8 +9,8 @@ import json
 from dispatch_support import real_tracker
 from support.browser import login
 
-
 DEV = "trk-c"
+
 
 def test_real_tracker_moves_raises_sos_gets_ack_and_dispatch(console, mosquitto, keyring, collector_factory,
                                                               browser, tmp_path):
