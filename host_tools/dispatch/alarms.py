@@ -311,21 +311,25 @@ def fog_uncovered(view: View, cfg: AlarmConfig, now_s: float) -> list[Condition]
                              f"fog section {sec}{name} (visibility {vis:.0f} m) has no patrol unit within "
                              f"{cfg.uncovered_eta_s / 60:g} min by road: {near}",
                              {"vis_m": vis, "unit": best.unit if best else None,
-                              "eta_s": round(best.eta_s) if best else None}))
+                              "eta_s": round(best.eta_s) if best else None, "lat": b.lat, "lon": b.lon}))
     return out
 
 
 def section_alarm(view: View, cfg: AlarmConfig, now_s: float) -> list[Condition]:
-    red: dict[str, list[str]] = {}
+    red: dict[str, list] = {}
     total: dict[str, int] = {}
     for b in view.beacons:
         sec = b.section if isinstance(b.section, str) else b.id
         total[sec] = total.get(sec, 0) + 1
         if b.status != "offline" and _state(b).get("mode") == "section_alarm":
-            red.setdefault(sec, []).append(b.id)
-    return [Condition(f"section_alarm:{sec}", "section_alarm", sec,
-                      f"section alarm on section {sec}: {len(ids)} of {total[sec]} beacons show the whole section red",
-                      {"beacons": len(ids)}) for sec, ids in sorted(red.items())]
+            red.setdefault(sec, []).append(b)
+    out = []
+    for sec, bs in sorted(red.items()):
+        mid = sorted(bs, key=lambda b: b.id)[len(bs) // 2]  # where an incident raised from the alarm is placed
+        out.append(Condition(f"section_alarm:{sec}", "section_alarm", sec,
+                             f"section alarm on section {sec}: {len(bs)} of {total[sec]} beacons show the whole "
+                             f"section red", {"beacons": len(bs), "lat": mid.lat, "lon": mid.lon}))
+    return out
 
 
 RULES = {"overspeed": overspeed, "in_fog": in_fog, "sign_over_law": sign_over_law, "fog_uncovered": fog_uncovered,

@@ -88,6 +88,17 @@ def test_every_alarm_type_is_logged_notified_and_acknowledged(console, publisher
     sol = page.inner_text('#alarm-list li[data-type="sign_over_law"]')
     assert "vsl-1 shows 60 km/h; Art. 81 allows at most 20 km/h at 45 m" in sol
 
+    # a section alarm raises an incident where the section is, from the alarm (the form opens, nothing is guessed)
+    sel = '#alarm-list li.alarm[data-type="section_alarm"]'
+    aid = int(page.get_attribute(sel, "data-id"))
+    page.click(sel + " .alarm-incident")
+    page.wait_for_selector("#incident-dialog[open]", timeout=5000)
+    assert page.input_value("#incident-type") == "other" and "section alarm" in page.input_value("#incident-text")
+    page.click("#incident-create")
+    page.wait_for_function(f"Object.values(RE.incidents).some(i => i.source === 'alarm:{aid}')", timeout=5000)
+    inc = [i for i in console.store.incidents() if i.get("source") == f"alarm:{aid}"]
+    assert len(inc) == 1 and inc[0]["lat"] and inc[0]["lon"], inc
+
     # acknowledge every one from the list
     for t in sorted(want):
         page.click(f'#alarm-list li.alarm[data-type="{t}"]:not(.acked) .alarm-ack')

@@ -65,6 +65,7 @@
     renderPending = true;
     requestAnimationFrame(() => { renderPending = false; guard(drawAlarms, "alarms"); });
   }
+  const INCIDENT_FROM = { section_alarm: "other", fog_uncovered: "fog" };  // alarm type -> incident type offered
   function drawAlarms() {
     const ul = $("#alarm-list"); if (!ul) return;
     const mayAck = !(window.RE && window.RE.me && window.RE.me.role === "viewer");
@@ -79,10 +80,15 @@
       li.dataset.id = a.id; li.dataset.type = a.type; li.dataset.device = a.device || "";
       li.innerHTML = '<div><b>' + esc(EV.types[a.type] || a.type) + "</b> " + (a.count > 1 ? '<span class="muted">×' + esc(a.count) + "</span> " : "") +
         '<span class="muted">' + fmt(a.at) + "</span></div><div>" + esc(a.text) + '</div><div class="muted alarm-state">' + alarmState(a) + "</div>" +
-        '<div class="alarm-actions">' + (a.acked_at ? "" : '<button class="alarm-ack">Acknowledge</button> ') + '<button class="alarm-show">Show</button></div>';
+        '<div class="alarm-actions">' + (a.acked_at ? "" : '<button class="alarm-ack">Acknowledge</button> ') + '<button class="alarm-show">Show</button>' +
+        (mayAck && INCIDENT_FROM[a.type] && a.detail && isNum(a.detail.lat) && isNum(a.detail.lon) && window.RE && RE.openIncidentForm
+          ? ' <button class="alarm-incident">Incident…</button>' : "") + "</div>";
       const ack = $(".alarm-ack", li);
       if (ack) { ack.onclick = () => acknowledge(a); if (!mayAck) ack.title = "only a dispatcher or supervisor may acknowledge"; }
       $(".alarm-show", li).onclick = () => show(a);
+      const inc = $(".alarm-incident", li);  // a section alarm or uncovered fog raises an incident where it is
+      if (inc) inc.onclick = () => RE.openIncidentForm({ lat: a.detail.lat, lon: a.detail.lon, type: INCIDENT_FROM[a.type],
+        priority: a.severity === "critical" ? 1 : 2, text: a.text, source: "alarm:" + a.id });
       ul.appendChild(li);
     }, "alarm");
     const open = list.filter((a) => !a.acked_at).length;
