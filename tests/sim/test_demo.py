@@ -186,19 +186,7 @@ def test_demo_loops_close_through_the_console(tmp_path):
                 item = page.wait_for_selector('#incident-list li:has-text("INC-1")', timeout=120000)
                 iid = int(item.get_attribute("data-id"))
                 item.query_selector(".rank-btn").click()
-                first = page.wait_for_selector("#rank-list li[data-unit]", timeout=30000)
-                unit = first.get_attribute("data-unit")
-                first.query_selector(".dispatch-btn").click()
-                page.wait_for_function(f"Object.values(RE.dispatches).some(d => d.unit === '{unit}' && "
-                                       f"d.incident === {iid} && d.status === 'on_scene')", timeout=240000)
-                steps = [s.split(":")[1] for s in page.evaluate("window.seenDispatch") if s.startswith(unit + ":")]
-                assert steps[0] == "sent" and "accepted" in steps and steps[-1] == "on_scene", steps
-                assert steps.index("accepted") < steps.index("on_scene")
-                # on the map: the unit's marker at the incident; its duty as its tracker reports it
-                gap = page.evaluate(f"RE.map.distance(RE.units['{unit}'].getLatLng(), "
-                                    f"[RE.incidents[{iid}].lat, RE.incidents[{iid}].lon])")
-                assert gap < 150, gap
-                page.wait_for_function(f"(RE.devices['{unit}'].state || {{}}).duty === 'on_scene'", timeout=30000)
+                _send_nearest_until_on_scene(page, iid, on_scene_ms=240000, duty_ms=30000)
                 # every unit in the table (fix ages are judged at real time, test_console_dispatch_at_real_time:
                 # at 5x the world's clock runs ahead of the console's, so every age reads 0 s)
                 assert len(_fix_ages(page)) == 10
@@ -210,6 +198,24 @@ def test_demo_loops_close_through_the_console(tmp_path):
         rest = _stop(proc, q, seen)
     assert any("demo stopped" in x for x in rest), "".join(rest)
 
+
+
+def _send_nearest_until_on_scene(page, iid: int, on_scene_ms: int, duty_ms: int) -> str:
+    """The dispatcher sends the first unit of the ranking (nearest by road): it goes sent -> accepted -> on scene,
+    its marker at the incident on the map and its duty as its tracker reports it."""
+    first = page.wait_for_selector("#rank-list li[data-unit]", timeout=30000)
+    unit = first.get_attribute("data-unit")
+    first.query_selector(".dispatch-btn").click()
+    page.wait_for_function(f"Object.values(RE.dispatches).some(d => d.unit === '{unit}' && "
+                           f"d.incident === {iid} && d.status === 'on_scene')", timeout=on_scene_ms)
+    steps = [s.split(":")[1] for s in page.evaluate("window.seenDispatch") if s.startswith(unit + ":")]
+    assert steps[0] == "sent" and "accepted" in steps and steps[-1] == "on_scene", steps
+    assert steps.index("accepted") < steps.index("on_scene")
+    gap = page.evaluate(f"RE.map.distance(RE.units['{unit}'].getLatLng(), "
+                        f"[RE.incidents[{iid}].lat, RE.incidents[{iid}].lon])")
+    assert gap < 150, gap
+    page.wait_for_function(f"(RE.devices['{unit}'].state || {{}}).duty === 'on_scene'", timeout=duty_ms)
+    return unit
 
 def _fix_ages(page) -> dict[str, str]:
     """unit -> its fix age as the unit table shows it (the column headed "fix age")."""
@@ -261,18 +267,7 @@ def test_console_dispatch_at_real_time(tmp_path):
                 page.click("#incident-create")
                 item = page.wait_for_selector('#incident-list li:has-text("debris on the carriageway")', timeout=30000)
                 iid = int(item.get_attribute("data-id"))
-                first = page.wait_for_selector("#rank-list li[data-unit]", timeout=30000)  # nearest by road first
-                unit = first.get_attribute("data-unit")
-                first.query_selector(".dispatch-btn").click()
-                page.wait_for_function(f"Object.values(RE.dispatches).some(d => d.unit === '{unit}' && "
-                                       f"d.incident === {iid} && d.status === 'on_scene')", timeout=300000)
-                steps = [s.split(":")[1] for s in page.evaluate("window.seenDispatch") if s.startswith(unit + ":")]
-                assert steps[0] == "sent" and "accepted" in steps and steps[-1] == "on_scene", steps
-                assert steps.index("accepted") < steps.index("on_scene")
-                gap = page.evaluate(f"RE.map.distance(RE.units['{unit}'].getLatLng(), "
-                                    f"[RE.incidents[{iid}].lat, RE.incidents[{iid}].lon])")
-                assert gap < 150, gap
-                page.wait_for_function(f"(RE.devices['{unit}'].state || {{}}).duty === 'on_scene'", timeout=60000)
+                _send_nearest_until_on_scene(page, iid, on_scene_ms=300000, duty_ms=60000)
                 # fresh fixes by the wall clock: the world's clock started when the devices were up
                 ages = _fix_ages(page)
                 assert len(ages) == 10 and all(a.endswith(" s") and int(a.split()[0]) < 10 for a in ages.values()), ages
