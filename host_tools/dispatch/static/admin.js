@@ -1,11 +1,11 @@
 /* Accounts in the console: a supervisor lists, adds, disables / enables, re-roles accounts and sets
    a new password (the server checks the role and audits every attempt). Every page also follows its
    own session: the console ends it when the account is disabled or gets a new password, and tells
-   the page when the role changed. Uses app.js's hooks: RE.api, RE.es, the re:start / re:events events. */
+   the page when the role changed. Uses app.js's hooks: RE.api, RE.es, RE.on("start" | "stream"). */
 "use strict";
 (function () {
   const $ = (s) => document.querySelector(s);
-  const esc = (s) => String(s == null ? "" : s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+  const esc = window.RE.esc;  // app.js's: one HTML escape for every console script
   const ROLES = ["viewer", "dispatcher", "supervisor"];
   const ENDED = "re:session-ended";
   const dlg = $("#accounts-dialog");
@@ -34,7 +34,7 @@
     });
     es.addEventListener("accounts", () => { if (dlg.open) load(); else if (isSup()) summary(); });
   }
-  document.addEventListener("re:events", (e) => follow(e.detail));
+  RE.on("stream", follow);
   if (window.RE && RE.es) follow(RE.es);
 
   const isSup = () => window.RE && RE.me && RE.me.role === "supervisor";
@@ -42,7 +42,7 @@
     $("#accounts-panel").classList.toggle("hidden", !isSup());
     if (isSup()) summary();
   }
-  document.addEventListener("re:start", init);
+  RE.on("start", init);
   if (window.RE && RE.me) init();
 
   // ---- the supervisor's dialog ----

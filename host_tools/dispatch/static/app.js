@@ -13,7 +13,8 @@
   let csrf = "", map, layers, clockSkew = 0, es = null, rankFor = null;
 
   // ---- hooks: the other console scripts (events.js, incidents.js, ...) plug in here ----
-  // RE.on("start" | "snapshot" | "device" | "select", fn): called with (me) / (snapshot) / (device) / (kind, id).
+  // RE.on("start" | "snapshot" | "device" | "select" | "stream", fn): called with (me) / (snapshot) / (device) /
+  // (kind, id) / (the EventSource, on every (re)connect).
   // RE.onEvent(kind, fn): a live-update (SSE) event kind, re-attached on every reconnect.
   const hooks = {}, sseHandlers = [];
   RE.on = (name, fn) => { (hooks[name] = hooks[name] || []).push(fn); };
@@ -34,7 +35,6 @@
     if (!r.ok) throw new Error(j.error || r.statusText);
     return j;
   }
-  RE.api = api; RE.toast = toast;  // hooks: events.js, admin.js and reports.js call the API the same way
   const now = () => Date.now() / 1000 + clockSkew;
   function age(t) {
     if (!t) return "—";
@@ -70,7 +70,6 @@
     try { await loadSnapshot(true); } catch (e) { toast("could not load the current state: " + e.message, true); }
     connectEvents();
     setInterval(() => guard(tick, "tick"), 1000);
-    document.dispatchEvent(new CustomEvent("re:start", { detail: me }));  // hook: admin.js, reports.js
   }
 
   // ---- map ----
@@ -697,7 +696,7 @@
   function connectEvents() {
     if (es) es.close();
     es = new EventSource("/api/events");
-    RE.es = es; document.dispatchEvent(new CustomEvent("re:events", { detail: es }));  // hook: admin.js
+    RE.es = es; emit("stream", es);  // events.js (alarms, event log) and admin.js (its own session) listen on it
     // every live update is handed on to the other scripts (RE.on) after app.js handled it
     const on = (k, f) => listen(es, k, (d) => { f(d); emit(k, d); });
     for (const [k, f] of sseHandlers) listen(es, k, f);
@@ -711,7 +710,6 @@
     on("stats", renderStats);
     on("audit", (a) => addAudit(a, true));
     on("resync", () => loadSnapshot(false));
-    if (window.REEvents) guard(() => window.REEvents.attach(es), "events");  // alarms and the event log: events.js
     on("timeline", () => { });  // drawn by incidents.js (RE.on)
     es.onopen = () => { RE.live = true; };
     es.onerror = () => { RE.live = false; $("#conn").textContent = "console reconnecting…"; $("#conn").dataset.short = "reconnecting"; $("#conn").className = "pill bad"; };

@@ -1,15 +1,13 @@
 /* roadedge console: the alarm list and the event log (API: host_tools/dispatch/events_api.py).
-   app.js hands over its live-update stream (REEvents.attach(es)); every row from the server is device
+   app.js hands over its live-update stream (RE.on("stream", attach)); every row from the server is device
    data and is escaped; one bad row is skipped, never the rest. */
 "use strict";
 (function () {
   const $ = (s, el) => (el || document).querySelector(s);
-  const esc = (s) => String(s == null ? "" : s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
-  const isNum = (v) => typeof v === "number" && isFinite(v);
+  const { esc, isNum, guard } = window.RE;  // app.js's: one HTML escape for every console script
   const fmt = (t) => (isNum(t) ? new Date(t * 1000).toLocaleString() : "");
-  function guard(f, what) { try { f(); } catch (e) { console.error("events: skipped", what, e); } }
   const PAGE = 50;
-  const EV = (window.REEvents = { alarms: {}, types: {}, notified: [], sounded: 0, attach, ready: false });
+  const EV = (window.REEvents = { alarms: {}, types: {}, notified: [], sounded: 0, ready: false });
   let cursors = [null], pageNo = 0, filters = {}, started = false;
 
   function api(method, url, body) {
@@ -198,6 +196,7 @@
     await loadPage();
     EV.ready = true;
   }
+  RE.on("stream", attach);  // on every (re)connect
   function attach(es) {
     const on = (k, f) => es.addEventListener(k, (ev) => guard(() => f(JSON.parse(ev.data)), k));
     on("eventlog", onEventRow);

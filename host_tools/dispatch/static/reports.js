@@ -1,10 +1,10 @@
 /* Reports in the console: per unit and day (distance, duty times, stops) and per fog section (patrol
    presence, response times), the incidents behind them, and each table as CSV. The figures come
-   from the console (reports.py); this only shows them. Uses app.js's hooks: RE.api, re:start. */
+   from the console (reports.py); this only shows them. Uses app.js's hooks: RE.api, RE.on("start"). */
 "use strict";
 (function () {
   const $ = (s) => document.querySelector(s);
-  const esc = (s) => String(s == null ? "" : s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+  const esc = window.RE.esc;  // app.js's: one HTML escape for every console script
   const dlg = $("#reports-dialog");
   const HEAD = {
     day: "day", unit: "unit", distance_km: "km", patrol_min: "patrol min", en_route_min: "en route min", on_scene_min: "on scene min",
@@ -53,7 +53,7 @@
     catch (e) { $("#report-note").textContent = e.message; }
   }
   function init() { if (!$("#report-day").value) $("#report-day").value = today(); }
-  document.addEventListener("re:start", init);
+  RE.on("start", init);
   if (window.RE && RE.me) init();
   $("#report-open").addEventListener("click", () => {
     $("#report-dlg-day").value = $("#report-day").value || today();
