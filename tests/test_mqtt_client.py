@@ -379,6 +379,51 @@ def test_fake_broker_malformed_packets_drop_and_reconnect(runtime, tmp_path, dev
 
 
 @pytest.mark.parametrize("runtime", fw.RUNTIMES)
+def test_online_is_announced_only_behind_the_subscriptions(runtime, tmp_path, devices):
+    """Whoever sees "online" may command the device at once (a technician's
+    selftest, the controller's re-command): on every connection the client's
+    SUBSCRIBEs reach the broker before its birth message, and a broker takes
+    one client's packets in order."""
+    async def record(b, reader, writer):
+        writer.write(ps.encode_connack(False, 0))
+        await writer.drain()
+        while True:
+            kind, flags, body = await read_packet(reader)
+            if kind == ps.SUBSCRIBE:
+                pid, subs = ps.parse_subscribe(body)
+                b.events.put(("sub", b.conns, subs[0][0]))
+                writer.write(ps.encode_suback(pid, [q for _t, q in subs]))
+            elif kind == ps.PUBLISH:
+                topic, payload, qos, _r, _dup, pid = pk.parse(ps.PUBLISH, flags, body)
+                b.events.put(("pub", b.conns, topic))
+                if qos:
+                    writer.write(ps.encode_pid(ps.PUBACK, pid))
+                if payload == b"online" and b.conns == 1:
+                    return  # drop the first session: the second must keep the order too
+            elif kind == ps.PINGREQ:
+                writer.write(ps.PINGRESP_BYTES)
+            await writer.drain()
+
+    fake = FakeBroker([record])
+    try:
+        cfg = {"client": client_cfg(fake.port, keepalive=10, backoff_ms=[20, 100],
+                                    birth=["re/dev1/status", "online", 1, True]),
+               "subscribe": [["re/dev1/cmd/#", 1], ["re/sys/time", 1]]}
+        dev = devices(runtime, cfg, tmp_path)
+        seen: list = []
+        while sum(1 for e in seen if e[0] == "pub" and e[2] == "re/dev1/status") < 2:
+            seen.append(fake.events.get(timeout=30))
+        for conn in (1, 2):
+            mine = [e for e in seen if e[1] == conn]
+            birth = mine.index(("pub", conn, "re/dev1/status"))
+            assert {e[2] for e in mine[:birth] if e[0] == "sub"} == {"re/dev1/cmd/#", "re/sys/time"}, mine
+        dev.stop()
+        dev.assert_no_traceback()
+    finally:
+        fake.close()
+
+
+@pytest.mark.parametrize("runtime", fw.RUNTIMES)
 def test_qos1_dup_retransmit_and_in_order_resend_after_reconnect(runtime, tmp_path, devices):
     async def no_ack_then_drop(b, reader, writer):
         writer.write(ps.encode_connack(False, 0))

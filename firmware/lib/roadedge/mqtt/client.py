@@ -63,8 +63,9 @@ out-of-protocol packet closes the connection (stats["malformed"]) and
 reconnects; nothing raises out of run().
 
 Birth and will: `will` goes in CONNECT; `birth` is published after every
-CONNACK (before the resent backlog); close() publishes the will itself before
-DISCONNECT, since a clean DISCONNECT suppresses it.
+CONNACK, behind the session's SUBSCRIBEs (so "online" means commands are
+heard) and before the resent backlog; close() publishes the will itself
+before DISCONNECT, since a clean DISCONNECT suppresses it.
 
 RAM: one max_packet buffer serves both ways (the reader frames an incoming
 packet at its start, the writer encodes behind it: encode and write are one
@@ -333,13 +334,23 @@ class MQTTClient:
                     for s in self._subs:
                         s[2] = False
                     self._callback(self.on_connect, sp)
-                    if self.birth:
-                        t, p, q, rt = self.birth
-                        t, p, f, pid = pk._b(t), pk._b(p), (1 if q else 0) | (2 if rt else 0), self._next_pid() if q else 0
-                        if not self._send(3, t, p, f, pid):
-                            await self._put(3, t, p, f, pid)
+                    born = not self.birth
                     every = True  # first: everything unacknowledged, oldest first, with DUP
                     while True:
+                        for s in self._subs:
+                            if not s[2]:
+                                s[2] = True
+                                pid = self._next_pid()
+                                if not self._send(8, s[0], s[1], 0, pid):
+                                    await self._put(8, s[0], s[1], 0, pid)
+                        if not born:
+                            # Behind the SUBSCRIBEs: the broker takes a client's packets in
+                            # order, so whoever sees "online" can command the device at once.
+                            born = True
+                            t, p, q, rt = self.birth
+                            t, p, f, pid = pk._b(t), pk._b(p), (1 if q else 0) | (2 if rt else 0), self._next_pid() if q else 0
+                            if not self._send(3, t, p, f, pid):
+                                await self._put(3, t, p, f, pid)
                         now = ticks_ms()
                         # Resend (DUP) unacked messages in order: all, or those past
                         # ack_timeout_ms; from a snapshot of ids, as PUBACKs during the
@@ -375,12 +386,6 @@ class MQTTClient:
                             raise _Drop("broker silent for %d s" % ka_s)
                         if not self._send(None):  # what the reader wrote (PUBACKs) and the socket did not take
                             await self._put(None)
-                        for s in self._subs:
-                            if not s[2]:
-                                s[2] = True
-                                pid = self._next_pid()
-                                if not self._send(8, s[0], s[1], 0, pid):
-                                    await self._put(8, s[0], s[1], 0, pid)
                         # Up to one window's worth from the queue.
                         sent = 0
                         while self._qn and sent < wcap:
