@@ -59,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
     if args.tls_port:
         extra += broker_conf.tls_listener_lines(args.tls_port, work / "ca.pem", work / "server.pem",
                                                 work / "server.key")
-    broker = Mosquitto(work / "run", port=port or None, extra_conf=extra, host=host)
+    # persistent like the shipped config: a restart (after provisioning a new device, say) keeps every
+    # session's queued QoS 1 messages for the services that are down
+    broker = Mosquitto(work / "run", port=port or None, extra_conf=extra, host=host, persist_dir=work / "data")
     try:
         broker.start()
     except (RuntimeError, FileNotFoundError) as e:

@@ -51,8 +51,10 @@ class Mosquitto:
 
     def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = "",
                  allow_anonymous: bool | None = None, max_queued: int = 100000,
-                 users: dict[str, str] | None = None, host: str = "127.0.0.1") -> None:
+                 users: dict[str, str] | None = None, host: str = "127.0.0.1",
+                 persist_dir: Path | None = None) -> None:
         self.host = host
+        self.persist_dir = persist_dir
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -79,7 +81,6 @@ class Mosquitto:
         lines = [
             f"listener {self.port} {self.host}",
             f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
-            "persistence false",
             # Debian default 1000 drops QoS 1 bursts to slow subscribers (domain.md).
             f"max_queued_messages {self.max_queued}",
             "log_dest stderr",
@@ -87,6 +88,12 @@ class Mosquitto:
             "log_type warning",
             "log_type notice",
         ]
+        if self.persist_dir is not None:
+            self.persist_dir.mkdir(parents=True, exist_ok=True)
+            # written every minute and at a clean stop (SIGTERM), as in the shipped roadedge.conf
+            lines += ["persistence true", f"persistence_location {self.persist_dir}/", "autosave_interval 60"]
+        else:
+            lines.append("persistence false")
         if os.geteuid() == 0:
             lines.append("user root")  # mosquitto 2.0 refuses to drop to 'mosquitto' here
         self.conf_path.write_text("\n".join(lines) + "\n" + self.extra_conf + "\n")

@@ -199,3 +199,49 @@ def test_roadedge_broker_runs_mosquitto_with_the_provisioned_accounts(tmp_path):
     finally:
         p.send_signal(signal.SIGINT)
         assert p.wait(20) == 0
+
+
+def test_roadedge_broker_keeps_a_down_services_queue_across_its_own_restart(tmp_path):
+    """The zero-set-up broker is persistent like the shipped config: restarted (as after provisioning a
+    device), it still holds what a device sent while a service with a persistent session was down."""
+    import json
+    import os
+    import signal
+    import sys
+
+    sd = tmp_path / "secrets"
+
+    def start() -> tuple[subprocess.Popen, int]:
+        p = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "broker", "dev-x", "--listen", "127.0.0.1:0",
+                              "--secrets", str(sd)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        assert p.stdout
+        line = p.stdout.readline()
+        assert "listening on mqtt://127.0.0.1:" in line, line
+        return p, int(line.split("mqtt://127.0.0.1:")[1].split()[0])
+
+    def stop(p: subprocess.Popen) -> None:
+        p.send_signal(signal.SIGINT)
+        assert p.wait(20) == 0
+
+    p, port = start()
+    try:
+        ingest_pw = json.loads((sd / "services.json").read_text())["ingest-1"]["mqtt_password"]
+        dev_pw = json.loads((sd / "devices.json").read_text())["dev-x"]["mqtt_password"]
+        session = ("-c",)  # a persistent session (clean session off)
+        # the service subscribes once with a persistent session, then goes down
+        first = Sub(port, "ingest-1", ingest_pw, ["re/dev-x/event"], "311", extra=session)
+        wait_subscribed(port, first, "re/dev-x/event", "311", "dev-x", dev_pw)
+        first.p.terminate()
+        first.p.wait(10)
+        assert pub(port, "dev-x", dev_pw, "re/dev-x/event", '{"seq": 7}', "311").returncode == 0
+    finally:
+        stop(p)
+    p, port = start()
+    try:
+        back = Sub(port, "ingest-1", ingest_pw, ["re/dev-x/event"], "311", extra=session)
+        got = back.next(30)
+        assert got == 're/dev-x/event {"seq": 7}', got
+        back.p.terminate()
+    finally:
+        stop(p)
