@@ -19,6 +19,12 @@ from host_tools.deployment.roadnet import RoadNetwork
 from .sanitize import PageFilter
 from .store import Store
 from roadedge import wire
+from roadedge.sign.policy import DEFAULTS as _SIGN_DEFAULTS
+
+# what the page offers for a manual limit: the signs' own range and step, capped by Art. 81 for the
+# visibility (the controller checks again and has the last word)
+SIGN_RULES = {"art81": wire.ART81, "min": _SIGN_DEFAULTS["limit_min"], "max": _SIGN_DEFAULTS["limit_max"],
+              "step": _SIGN_DEFAULTS["limit_step"]}
 
 # action -> roles allowed. Sign changes are the supervisor's alone (the controller checks too).
 PERMS = {
@@ -196,6 +202,7 @@ class Console:
             "roads": self.roads(),
             "tile_url": self.tile_url,
             "words": words.for_page(),
+            "sign_rules": SIGN_RULES,
         }
 
     def _guard(self, part, default, what: str):

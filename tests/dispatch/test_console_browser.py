@@ -144,6 +144,60 @@ def test_only_a_supervisor_changes_a_sign_and_both_attempts_are_audited(console,
     assert not errors and not errors2
 
 
+def test_a_supervisors_manual_limit_offers_only_lawful_choices_and_is_signed_with_its_reason(
+        console, publisher, collector_factory, mosquitto, browser, keyring, tmp_path):
+    """Set… opens a form, not browser pop-ups: what Art. 81 forbids at the sign's visibility cannot be
+    chosen, the mode the controller needs is said up front, a reason is required, and what is sent is the
+    signed operator action the controller verifies."""
+    ops = collector_factory(mosquitto.port, ["re/ctl/+/op"])
+
+    def zone_state(mode: str) -> dict:
+        return {"zone": "z1", "mode": mode, "ts": time.time(), "updates": 3, "closure": [],
+                "signs": [{"id": "vsl-1", "km": 0.3, "vis_m": 80, "level": 2, "recommended": 40, "pending": None,
+                           "commanded": 40, "hold": None, "displayed": 40, "legend": "FOG", "source": "central",
+                           "check": 17, "closure": False, "no_data": False}]}
+
+    publisher.send("re/ctl/z1/state", zone_state("approve"), retain=True)
+    sup, errors = login(browser, console.url, "sup", "sup-pass-1234")
+    dialogs: list[str] = []
+    sup.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    set_button = '.zone[data-zone="z1"] tr[data-sign="vsl-1"] .sign-op[data-action="manual"]'
+    sup.click(set_button)
+    sup.wait_for_selector("#sign-dialog[open]", timeout=5000)
+    assert "manual mode" in sup.inner_text("#sign-form-mode")
+    sup.click("#sign-form-cancel")
+    sup.wait_for_selector("#sign-dialog:not([open])", state="attached", timeout=5000)
+
+    publisher.send("re/ctl/z1/state", zone_state("manual"), retain=True)
+    sup.wait_for_function("RE.ctl.z1 && RE.ctl.z1.mode === 'manual'", timeout=5000)
+    sup.click(set_button)
+    sup.wait_for_selector("#sign-dialog[open]", timeout=5000)
+    assert sup.inner_text("#sign-form-mode") == ""
+    assert "Art. 81 allows at most 40 km/h" in sup.inner_text("#sign-form-law")
+    offered = sup.evaluate("[...document.querySelectorAll('#sign-limit option')].map(o => [+o.value, o.disabled])")
+    assert [v for v, off in offered if not off] == [20, 30, 40]
+    assert [v for v, off in offered if off] == list(range(50, 130, 10))
+    assert sup.input_value("#sign-limit") == "40"  # the highest lawful one
+    sup.select_option("#sign-limit", "30")
+    sup.click("#sign-set")  # no reason yet: refused in the form, nothing sent
+    assert sup.evaluate("document.querySelector('#sign-dialog').open")
+    with pytest.raises(TimeoutError):
+        ops.wait_for(lambda t, *_: t == "re/ctl/z1/op", timeout=0.5)
+    sup.fill("#sign-reason", "crash barrier repair at km 0.4")
+    sup.screenshot(path=str(tmp_path / "sign-dialog.png"))
+    sup.click("#sign-set")
+    _t, payload, _r, _q = ops.wait_for(lambda t, *_: t == "re/ctl/z1/op", timeout=5)
+    auth = CommandAuth(keyring.operator_key, "ctl/z1", str(tmp_path / "op-ctr.json"))
+    code, body = auth.check("op", payload, time.time())
+    assert code == "ok"
+    op = body["args"]
+    assert (op["action"], op["sign"], op["limit"], op["reason"], op["user"], op["role"]) == \
+        ("manual", "vsl-1", 30, "crash barrier repair at km 0.4", "sup", "supervisor")
+    sup.wait_for_selector("#sign-dialog:not([open])", state="attached", timeout=5000)
+    assert not dialogs, dialogs  # no prompt()/alert() on the way
+    assert not errors, errors
+
+
 def _nested(depth: int):
     v: object = 1
     for _ in range(depth):

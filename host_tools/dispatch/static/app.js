@@ -585,7 +585,7 @@
       div.innerHTML = h;
       div.querySelectorAll(".sign-op").forEach((b) => {
         if (!sup) b.title = "only a supervisor may change a sign";
-        b.onclick = () => signOp(zone, b.closest("tr").dataset.sign, b.dataset.action);
+        b.onclick = () => signOpToast(zone, b.closest("tr").dataset.sign, b.dataset.action);
       });
       const ms = div.querySelector(".zone-mode");
       if (ms) ms.onchange = async () => { try { await api("POST", "/api/sign", { zone, action: "mode", limit: ms.value, reason: "mode change" }); toast("mode " + ms.value + " sent"); } catch (e) { toast(e.message, true); } };
@@ -596,12 +596,52 @@
     return "auto in " + Math.max(0, Math.round(by - Date.now() / 1000)) + " s";
   }
   setInterval(() => document.querySelectorAll("#zones .countdown").forEach((el) => { el.textContent = countdownText(Number(el.dataset.by)); }), 1000);
-  async function signOp(zone, sign, action) {
-    let limit = null, reason = "";
-    if (action === "manual") { const v = prompt("Limit for " + sign + " (km/h, 20-120 step 10, at most the Art. 81 limit for its visibility):"); if (v == null) return; limit = parseInt(v, 10); reason = prompt("Reason:") || ""; }
-    try { await api("POST", "/api/sign", { zone, sign, action, limit, reason }); toast(action + " sent for " + sign); }
-    catch (e) { toast(e.message, true); }
+  async function signOp(zone, sign, action, limit = null, reason = "") {
+    if (action === "manual" && limit == null) return openSignDialog(zone, sign);
+    await api("POST", "/api/sign", { zone, sign, action, limit, reason });
+    toast(action + " sent for " + sign);
   }
+  const signOpToast = (...a) => signOp(...a).catch((e) => toast(e.message, true));
+  // The Art. 81 ceiling for a visibility, from the contract's ladder (snapshot sign_rules); null = no fog limit.
+  function art81(vis) {
+    if (!isNum(vis)) return null;
+    for (const [m, kmh] of (RE.signRules || {}).art81 || []) if (vis < m) return kmh;
+    return null;
+  }
+  // A supervisor's manual limit: only lawful choices are offered (the signs' range and step, at most Art. 81
+  // for the visibility the controller reports at the sign, at most a veto's hold); the controller checks again.
+  function openSignDialog(zone, sign) {
+    const z = (RE.ctl || {})[zone] || {}, s = (zoneSigns(z).find(([i]) => i === sign) || [])[1] || {};
+    const r = RE.signRules || { min: 20, max: 120, step: 10 };
+    const cap = art81(s.vis_m), hold = isNum(s.hold) ? s.hold : null;
+    const top = Math.min(r.max, cap == null ? r.max : cap, hold == null ? r.max : hold);
+    $("#sign-form-title").textContent = "Set the limit on " + sign + " (zone " + zone + ")";
+    $("#sign-form-law").textContent = (isNum(s.vis_m) ? "visibility " + Math.round(s.vis_m) + " m · " : "no visibility reported · ") +
+      (cap == null ? "no Art. 81 limit" : "Art. 81 allows at most " + cap + " km/h") +
+      (hold == null ? "" : " · held at " + hold + " km/h by a veto") +
+      (s.recommended != null ? " · controller recommends " + s.recommended : "");
+    $("#sign-form-mode").textContent = z.mode === "manual" ? "" : "The zone is in " + (z.mode || "an unknown") + " mode: the controller takes manual limits only in manual mode.";
+    const sel = $("#sign-limit"); sel.innerHTML = "";
+    for (let v = r.min; v <= r.max; v += r.step) {
+      const o = document.createElement("option"); o.value = String(v); o.textContent = String(v);
+      if (v > top) { o.disabled = true; o.textContent += v > (cap == null ? r.max : cap) ? " (above Art. 81)" : " (above the hold)"; }
+      sel.appendChild(o);
+    }
+    const ok = [...sel.options].filter((o) => !o.disabled);
+    if (ok.length) sel.value = ok[ok.length - 1].value;
+    $("#sign-reason").value = ""; $("#sign-form-error").textContent = "";
+    const dlg = $("#sign-dialog"); dlg.dataset.zone = zone; dlg.dataset.sign = sign;
+    if (!dlg.open) dlg.showModal();
+    $("#sign-reason").focus();
+  }
+  $("#sign-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const dlg = $("#sign-dialog"), reason = $("#sign-reason").value.trim();
+    if (reason.length < 3) { $("#sign-form-error").textContent = "Say why (kept in the audit)."; return; }
+    try { await signOp(dlg.dataset.zone, dlg.dataset.sign, "manual", parseInt($("#sign-limit").value, 10), reason); dlg.close(); }
+    catch (e) { $("#sign-form-error").textContent = e.message; }
+  });
+  $("#sign-form-cancel").addEventListener("click", () => $("#sign-dialog").close());
   function renderUnits() {
     const tb = $("#unit-table tbody"); tb.innerHTML = "";
     const sel = $("#hist-unit"); const cur = sel.value; const opts = [];
@@ -683,6 +723,7 @@
     each(s.signs, upsertSign, "sign");
     each(s.beacons, upsertBeacon, "beacon");
     guard(() => drawFog(s.fog), "fog");
+    RE.signRules = s.sign_rules || RE.signRules;
     guard(() => { RE.ctl = s.ctl || {}; renderZones(); }, "zones");
     each(s.dispatches, (d) => (RE.dispatches[d.id] = d), "dispatch"); guard(renderDispatches, "dispatches");
     each(s.incidents, upsertIncident, "incident");
