@@ -5,6 +5,7 @@
        &format=csv: the newest CSV_ROWS lines matching the filters as a CSV file
   GET  /api/alarms   {"alarms": active or unacknowledged alarms, worst first, "types", "severities"}
   POST /api/alarms/ack {"id", "note"?}   dispatcher or supervisor; audited (refusals too)
+  POST /api/alarms/ack {"ids": [...], "note"?}   the same for a burst of one kind, each audited; never an SOS
 """
 from __future__ import annotations
 
@@ -99,6 +100,8 @@ def routes(app) -> list[Route]:
             ev = service()
         except Refused as e:
             return error(e.status, str(e))
+        if "ids" in body:  # a burst of one kind, acknowledged together (each audited)
+            return await app._answer(ev.acknowledge_all, sess, body["ids"], body.get("note", ""))
         return await app._answer(ev.acknowledge, sess, body.get("id"), body.get("note", ""))
 
     return [Route("/api/eventlog", eventlog, methods=["GET"]), Route("/api/alarms", alarms, methods=["GET"]),

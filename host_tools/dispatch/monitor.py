@@ -21,6 +21,7 @@ from .events import EventLog, IngestEvents
 from .incidents import ACTIVE as DISPATCH_ACTIVE
 
 ACK_ROLES = ("dispatcher", "supervisor")
+MAX_ACK_BATCH = 1000  # alarms acknowledged in one request (a city's beacons are ~1,300 over 7 sections)
 # dispatch statuses after which the unit is free again (store.py and the incident lifecycle)
 DISPATCH_TEXT = {"sent": "sent", "delivered": "delivered to the unit", "accepted": "accepted by the rider",
                  "en_route": "en route", "on_scene": "on scene", "declined": "declined by the rider",
@@ -147,13 +148,28 @@ class EventService:
                 self.log.acknowledge(a["id"], s[0]["acked_by"], "acknowledged from the SOS banner")
 
     # -- acknowledgement -----------------------------------------------------------------------------
+    def _may_ack(self, sess: dict, target: str, note) -> None:
+        if sess["role"] not in ACK_ROLES:
+            self.console.audit(sess, "alarm_ack", target, {"note": str(note or "")[:200]},
+                               f"refused: role {sess['role']} may not alarm_ack")
+            raise Refused(403, f"a {sess['role']} may not acknowledge alarms")
+
+    def acknowledge_all(self, sess: dict, ids, note="") -> dict:
+        """Acknowledge a burst of one kind (a section's beacons offline after a power cut) in one go, each
+        alarm audited on its own. Never an SOS: acknowledging one tells that rider, one at a time."""
+        self._may_ack(sess, f"{len(ids) if isinstance(ids, list) else '?'} alarms", note)
+        if not isinstance(ids, list) or not 0 < len(ids) <= MAX_ACK_BATCH \
+                or any(isinstance(i, bool) or not isinstance(i, int) for i in ids):
+            raise Refused(400, f"ids must be a list of 1 to {MAX_ACK_BATCH} alarm numbers")
+        if any(r["type"] == "sos" for r in self.log.rows(ids)):
+            raise Refused(400, "an SOS is acknowledged on its own (it tells the rider)")
+        return {"alarms": [self.acknowledge(sess, i, note) for i in dict.fromkeys(ids)]}
+
     def acknowledge(self, sess: dict, eid, note="") -> dict:
         con = self.console
         note = str(note or "")[:200]
         target = f"event {eid}"
-        if sess["role"] not in ACK_ROLES:
-            con.audit(sess, "alarm_ack", target, {"note": note}, f"refused: role {sess['role']} may not alarm_ack")
-            raise Refused(403, f"a {sess['role']} may not acknowledge alarms")
+        self._may_ack(sess, target, note)
         if isinstance(eid, bool) or not isinstance(eid, int):
             raise Refused(400, "id must be an alarm's number")
         rows = self.log.rows([eid])

@@ -149,3 +149,42 @@ def test_a_viewer_may_not_acknowledge_and_the_attempt_is_audited(console, publis
                for a in console.store.audit())
     assert console.events.log.alarms()[0]["acked_at"] is None
     assert not errors, errors
+
+
+def test_a_section_power_cut_is_one_alarm_row_one_notification_and_one_acknowledgement(console, publisher, browser,
+                                                                                      tmp_path):
+    """A section's beacons lose power together: the dispatcher gets one row (which beacons, each alarm behind a
+    click), one sound and one notification, and acknowledges them at once, each still audited; an SOS in
+    the same burst keeps its own row and is never acknowledged with the rest."""
+    beacons = beacon_ids(console)
+    n = len(beacons)
+    assert n > 8
+    page, errors = open_console(browser, console.url, "disp", "disp-pass-123")
+    for b in beacons:
+        publisher.send(f"re/{b}/status", "online", retain=True)
+    page.wait_for_function(f"Object.keys(RE.beacons).length >= {len(beacons)}", timeout=10000)
+    page.evaluate("window.__notes.length = 0; window.REEvents.sounded = 0")
+    for b in beacons:
+        publisher.send(f"re/{b}/status", "offline", retain=True)
+    publisher.send("re/trk-c/event", {"seq": 41, "ts": time.time(), "type": "sos", "id": 5, "since": time.time(),
+                                      "duty": "patrol", "lat": 30.3, "lon": 120.001})
+    group = '#alarm-list li.alarm-group[data-type="offline"]'
+    page.wait_for_selector(f'{group}[data-count="{n}"]', timeout=15000)
+    page.wait_for_selector('#alarm-list li.alarm[data-type="sos"]', timeout=15000)
+    assert page.locator('#alarm-list li.alarm[data-type="offline"]').count() == 0
+    text = page.inner_text(group)
+    assert f"× {n}" in text and beacons[0] in text and f"and {n - 8} more" in text
+    page.click(f"{group} summary")
+    assert page.locator(f"{group} .alarm-members li").count() == n
+    page.screenshot(path=str(tmp_path / "alarm-group.png"))
+    page.wait_for_function(f"window.__notes.some(n => n.title.endsWith('× {n}'))", timeout=5000)
+    offline_notes = [n for n in page.evaluate("window.__notes") if "offline" in n["title"].lower()]
+    assert len(offline_notes) == 1, offline_notes
+
+    page.click(f"{group} .alarm-ack-all")
+    page.wait_for_selector(f'#alarm-list li.alarm-group.acked[data-type="offline"][data-count="{n}"]', timeout=10000)
+    assert page.locator(f'{group}:not(.acked)').count() == 0
+    assert page.locator('#alarm-list li.alarm[data-type="sos"]:not(.acked)').count() == 1  # the SOS still waits
+    acks = [a for a in console.store.audit() if a["action"] == "alarm_ack" and a["result"] == "ok"]
+    assert len(acks) == n and all(a["user"] == "disp" for a in acks)
+    assert not errors, errors

@@ -50,6 +50,28 @@ def test_log_and_alarm_api_needs_a_login_and_checks_its_input(console, publisher
     ack_rows = [e for e in c.req("GET", "/api/eventlog?type=offline")[1]["events"] if e["phase"] == "ack"]
     assert len(ack_rows) == 1 and "link checked" in ack_rows[0]["text"]
 
+    # a burst acknowledged in one request: each alarm audited; never an SOS; input checked
+    for dev in ("trk-b", "trk-c"):
+        publisher.send(f"re/{dev}/status", "online", retain=True)
+        publisher.send(f"re/{dev}/status", "offline", retain=True)
+    publisher.send("re/trk-d/event", {"seq": 1, "ts": time.time(), "type": "sos", "id": 3, "since": time.time(),
+                                      "duty": "patrol", "lat": 30.3, "lon": 120.0})
+    st, body = wait_until(lambda: (r := c.req("GET", "/api/alarms")) and len(
+        [a for a in r[1]["alarms"] if not a["acked_at"]]) >= 3 and r)
+    burst = [a["id"] for a in body["alarms"] if a["type"] == "offline" and not a["acked_at"]]
+    sos = [a["id"] for a in body["alarms"] if a["type"] == "sos"]
+    assert len(burst) == 2 and len(sos) == 1
+    assert c.req("POST", "/api/alarms/ack", {"ids": burst})[0] == 403  # a viewer
+    for bad in ([], ["1"], [True], list(range(1, 1002)), "1,2"):
+        assert d.req("POST", "/api/alarms/ack", {"ids": bad})[0] == 400, bad
+    assert d.req("POST", "/api/alarms/ack", {"ids": burst + sos})[0] == 400
+    st, out = d.req("POST", "/api/alarms/ack", {"ids": burst, "note": "section power cut"})
+    assert st == 200 and sorted(a["id"] for a in out["alarms"]) == sorted(burst)
+    assert all(a["acked_by"] == "disp" for a in out["alarms"])
+    audited = [a for a in console.store.audit() if a["action"] == "alarm_ack" and a["result"] == "ok"]
+    assert len(audited) == 3  # the single one above and each of the burst
+    assert not [a for a in d.req("GET", "/api/alarms")[1]["alarms"] if a["type"] == "sos" and a["acked_at"]]
+
 
 def test_dispatch_states_are_logged_from_console_and_device(console, publisher):
     con = console.console

@@ -38,19 +38,41 @@
     b.classList.toggle("hidden", p !== "default");
     $("#alarm-notify-state").textContent = p === "granted" ? "desktop notifications on" : p === "denied" ? "desktop notifications blocked by the browser" : p === "unsupported" ? "no desktop notifications in this browser" : "";
   }
+  // From this many open alarms of one kind at once (a section's beacons after a power cut), one row, one
+  // sound and one notification stand for them all; an SOS always stands alone.
+  const GROUP_AT = 5;
+  const groupable = (a) => a.type !== "sos";
+  function notify(title, body, tag, critical, onclick) {
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    try {
+      const n = new Notification("roadedge: " + title, { body, tag, requireInteraction: critical });
+      n.onclick = () => { window.focus(); onclick(); n.close(); };
+    } catch (e) { console.error("notification", e); }
+  }
+  let burst = [], burstTimer = 0;
   function announce(a) {
     if (EV.notified.includes(a.id)) return;
     EV.notified.push(a.id);
     if (EV.notified.length > 1000) EV.notified.splice(0, 500);
-    // the SOS banner (app.js) sounds its own alarm
     a.last_sounded = Date.now() / 1000;
-    if (a.type !== "sos") tone(a.severity === "critical" ? 880 : 587, a.severity === "critical" ? 3 : 1);
-    if ("Notification" in window && Notification.permission === "granted") {
-      try {
-        const n = new Notification("roadedge: " + (EV.types[a.type] || a.type), { body: a.text, tag: "alarm-" + a.id, requireInteraction: a.severity === "critical" });
-        n.onclick = () => { window.focus(); show(a); n.close(); };
-      } catch (e) { console.error("notification", e); }
+    burst.push(a);  // what arrives together is announced together
+    if (!burstTimer) burstTimer = setTimeout(() => guard(flushBurst, "announce"), 250);
+  }
+  function flushBurst() {
+    burstTimer = 0;
+    const byType = {};
+    for (const a of burst.splice(0)) (byType[groupable(a) ? a.type : "sos:" + a.id] = byType[groupable(a) ? a.type : "sos:" + a.id] || []).push(a);
+    for (const g of Object.values(byType)) {
+      const a = g[0], critical = g.some((x) => x.severity === "critical");
+      // the SOS banner (app.js) sounds its own alarm
+      if (a.type !== "sos") tone(critical ? 880 : 587, critical ? 3 : 1);
+      if (g.length >= GROUP_AT) notify((EV.types[a.type] || a.type) + " × " + g.length, deviceList(g), "alarms-" + a.type, critical, () => showAll(g));
+      else for (const x of g) notify(EV.types[x.type] || x.type, x.text, "alarm-" + x.id, x.severity === "critical", () => show(x));
     }
+  }
+  function deviceList(g, n = 8) {
+    const devs = g.map((x) => x.device || "?").sort();  // by id: a section's beacons read in road order
+    return devs.slice(0, n).join(", ") + (devs.length > n ? " and " + (devs.length - n) + " more" : "");
   }
 
   // ---- the alarm list ----
@@ -72,7 +94,16 @@
     list.sort((x, y) => (!!x.acked_at - !!y.acked_at) || ((rank[x.severity] ?? 3) - (rank[y.severity] ?? 3)) || (y.id - x.id));
     ul.innerHTML = "";
     if (!list.length) ul.innerHTML = '<li class="muted">no alarms</li>';
+    // a group: one kind, all waiting for acknowledgement or all acknowledged (and still active)
+    const gkey = (a) => a.type + (a.acked_at ? ":acked" : "");
+    const kinds = {};
+    for (const a of list) if (groupable(a)) (kinds[gkey(a)] = kinds[gkey(a)] || []).push(a);
     for (const a of list) guard(() => {
+      const g = groupable(a) && kinds[gkey(a)].length >= GROUP_AT && kinds[gkey(a)];
+      if (g) {  // the group's row stands where its newest, worst member would
+        if (g[0] === a) ul.appendChild(groupRow(g, mayAck));
+        return;
+      }
       const li = document.createElement("li");
       li.className = "alarm sev-" + esc(a.severity) + (a.acked_at ? " acked" : "") + (a.cleared_at ? " cleared" : "");
       li.dataset.id = a.id; li.dataset.type = a.type; li.dataset.device = a.device || "";
@@ -89,8 +120,30 @@
         priority: a.severity === "critical" ? 1 : 2, text: a.text, source: "alarm:" + a.id });
       ul.appendChild(li);
     }, "alarm");
-    const open = list.filter((a) => !a.acked_at).length;
-    const c = $("#alarm-count"); c.textContent = open ? open + " to acknowledge" : ""; c.className = "pill bad" + (open ? "" : " hidden");
+    const toAck = list.filter((a) => !a.acked_at).length;
+    const c = $("#alarm-count"); c.textContent = toAck ? toAck + " to acknowledge" : ""; c.className = "pill bad" + (toAck ? "" : " hidden");
+  }
+  function groupRow(g, mayAck) {
+    const a = g[0], acked = !!a.acked_at, li = document.createElement("li");
+    li.className = "alarm-group sev-" + esc(a.severity) + (acked ? " acked" : "");
+    li.dataset.type = a.type; li.dataset.count = g.length;
+    const cleared = g.filter((x) => x.cleared_at).length;
+    li.innerHTML = "<div><b>" + esc(EV.types[a.type] || a.type) + '</b> <span class="muted">× ' + g.length + " · since " + fmt(Math.min(...g.map((x) => x.at))) + "</span></div>" +
+      "<div>" + esc(deviceList(g)) + '</div><div class="muted alarm-state">' + (cleared ? cleared + " of " + g.length + " cleared" : "active") +
+      (acked ? " · acknowledged" : " · not acknowledged") + "</div>" +
+      '<div class="alarm-actions">' + (acked ? "" : '<button class="alarm-ack-all">Acknowledge all ' + g.length + "</button> ") + '<button class="alarm-show">Show</button></div>' +
+      '<details><summary>each alarm</summary><ul class="alarm-members">' + g.map((x) => "<li>" + fmt(x.at) + " " + esc(x.text) + "</li>").join("") + "</ul></details>";
+    const ack = $(".alarm-ack-all", li);
+    if (ack) { ack.onclick = () => acknowledgeAll(g); if (!mayAck) ack.title = "only a dispatcher or supervisor may acknowledge"; }
+    $(".alarm-show", li).onclick = () => showAll(g);
+    return li;
+  }
+  async function acknowledgeAll(g) {
+    try {
+      const r = await api("POST", "/api/alarms/ack", { ids: g.map((a) => a.id) });
+      for (const row of r.alarms || []) onAlarmRow(row, false);
+      toast("acknowledged: " + g.length + " × " + (EV.types[g[0].type] || g[0].type));
+    } catch (e) { toast(e.message, true); }
   }
   async function acknowledge(a) {
     try {
@@ -99,11 +152,21 @@
       toast((a.type === "sos" ? "SOS acknowledged, the rider is told: " : "acknowledged: ") + (a.device || ""));
     } catch (e) { toast(e.message, true); }
   }
-  function show(a) {
-    const RE = window.RE; if (!RE || !RE.map) return;
+  function where(a) {
+    const RE = window.RE;
     const d = (RE.devices && RE.devices[a.device]) || (RE.signs && RE.signs[a.device]) || (RE.beacons && RE.beacons[a.device]);
     const lat = d ? d.lat : a.detail && a.detail.lat, lon = d ? d.lon : a.detail && a.detail.lon;
-    if (isNum(lat) && isNum(lon)) RE.map.setView([lat, lon], 16);
+    return isNum(lat) && isNum(lon) ? [lat, lon] : null;
+  }
+  function show(a) {
+    const RE = window.RE; if (!RE || !RE.map) return;
+    const p = where(a);
+    if (p) RE.map.setView(p, 16);
+  }
+  function showAll(g) {
+    const RE = window.RE; if (!RE || !RE.map || !window.L) return;
+    const pts = g.map(where).filter(Boolean);
+    if (pts.length) RE.map.fitBounds(window.L.latLngBounds(pts), { padding: [40, 40], maxZoom: 16 });
   }
   function onAlarmRow(a, fresh) {
     if (!a || typeof a !== "object" || !isNum(a.id) || !a.alarm) return;
