@@ -172,6 +172,8 @@ def test_a_section_power_cut_is_one_alarm_row_one_notification_and_one_acknowled
     page.wait_for_selector(f'{group}[data-count="{n}"]', timeout=15000)
     page.wait_for_selector('#alarm-list li.alarm[data-type="sos"]', timeout=15000)
     assert page.locator('#alarm-list li.alarm[data-type="offline"]').count() == 0
+    # the log's count follows its live lines (each offline raise and the SOS)
+    page.wait_for_function(f"parseInt(document.querySelector('#ev-info').textContent) >= {n + 1}", timeout=5000)
     text = page.inner_text(group)
     assert f"× {n}" in text and beacons[0] in text and f"and {n - 8} more" in text
     page.click(f"{group} summary")

@@ -214,6 +214,8 @@
       "</td><td>" + esc(e.severity) + "</td><td>" + esc(EV.types[e.type] || e.type) + "</td><td>" + esc(e.device) + "</td><td>" + esc(e.text) +
       (e.count > 1 ? ' <span class="muted">×' + esc(e.count) + "</span>" : "") + '</td><td class="muted">' + state + "</td></tr>";
   }
+  let total = null;  // entries matching the filters; a live line that matches adds one
+  function showTotal() { $("#ev-info").textContent = (total != null ? total + " entries" : "") + " · page " + (pageNo + 1); }
   async function loadPage() {
     const q = new URLSearchParams({ ...filters, limit: PAGE });
     if (cursors[pageNo] != null) q.set("before", cursors[pageNo]);
@@ -223,7 +225,8 @@
     if (!tb.rows.length) tb.innerHTML = '<tr><td colspan="6" class="muted">nothing matches</td></tr>';
     cursors[pageNo + 1] = r.next;
     $("#ev-older").disabled = r.next == null; $("#ev-newer").disabled = pageNo === 0;
-    $("#ev-info").textContent = (isNum(r.total) ? r.total + " entries" : "") + " · page " + (pageNo + 1);
+    total = isNum(r.total) ? r.total : null;
+    showTotal();
     $("#ev-csv").href = "/api/eventlog?" + new URLSearchParams({ ...filters, format: "csv" }).toString();
   }
   function onEventRow(e) {
@@ -238,6 +241,7 @@
     if (!insert) return;
     const empty = tb.querySelector("td[colspan]"); if (empty) tb.innerHTML = "";
     tb.insertAdjacentHTML("afterbegin", rowHtml(e));
+    if (total != null) { total++; showTotal(); }
     while (tb.rows.length > PAGE) tb.deleteRow(-1);
   }
 
