@@ -19,6 +19,16 @@ def verify(keyring, dev: str, cmd: str, payload: bytes, tmp_path) -> dict:
     return body
 
 
+def next_operator_action(ops, keyring, tmp_path) -> dict:
+    """The next operator action for zone z1, verified as the controller verifies it (the device command
+    scheme with the operator key; the role travels inside, signed)."""
+    _t, payload, _r, _q = ops.wait_for(lambda t, *_: t == "re/ctl/z1/op", timeout=5)
+    auth = CommandAuth(keyring.operator_key, "ctl/z1", str(tmp_path / "op-ctr.json"))
+    code, body = auth.check("op", payload, time.time())
+    assert code == "ok", code
+    return body["args"]
+
+
 def test_console_live_map_sos_dispatch(console, publisher, collector_factory, mosquitto, keyring, browser, tmp_path):
     cmds = collector_factory(mosquitto.port, ["re/+/cmd/#"])
     now = time.time()
@@ -127,12 +137,7 @@ def test_only_a_supervisor_changes_a_sign_and_both_attempts_are_audited(console,
     # approve mode: the supervisor sees when the controller will apply the lower limit unattended
     assert sup.inner_text('.zone[data-zone="z1"] tr[data-sign="vsl-1"] .countdown').startswith("auto in ")
     sup.click('.zone[data-zone="z1"] tr[data-sign="vsl-1"] .sign-op[data-action="approve"]')
-    topic, payload, _r, _q = ops.wait_for(lambda t, *_: t == "re/ctl/z1/op", timeout=5)
-    # signed as the controller verifies it: the device command scheme with the operator key, role inside
-    auth = CommandAuth(keyring.operator_key, "ctl/z1", str(tmp_path / "op-ctr.json"))
-    code, body = auth.check("op", payload, time.time())
-    assert code == "ok"
-    op = body["args"]
+    op = next_operator_action(ops, keyring, tmp_path)
     assert (op["action"], op["sign"], op["user"], op["role"]) == ("approve", "vsl-1", "sup", "supervisor")
     with pytest.raises(TimeoutError):  # the dispatcher's attempt never reached the controller
         ops.wait_for(lambda t, *_: t == "re/ctl/z1/op", timeout=0.5)
@@ -186,11 +191,7 @@ def test_a_supervisors_manual_limit_offers_only_lawful_choices_and_is_signed_wit
     sup.fill("#sign-reason", "crash barrier repair at km 0.4")
     sup.screenshot(path=str(tmp_path / "sign-dialog.png"))
     sup.click("#sign-set")
-    _t, payload, _r, _q = ops.wait_for(lambda t, *_: t == "re/ctl/z1/op", timeout=5)
-    auth = CommandAuth(keyring.operator_key, "ctl/z1", str(tmp_path / "op-ctr.json"))
-    code, body = auth.check("op", payload, time.time())
-    assert code == "ok"
-    op = body["args"]
+    op = next_operator_action(ops, keyring, tmp_path)
     assert (op["action"], op["sign"], op["limit"], op["reason"], op["user"], op["role"]) == \
         ("manual", "vsl-1", 30, "crash barrier repair at km 0.4", "sup", "supervisor")
     sup.wait_for_selector("#sign-dialog:not([open])", state="attached", timeout=5000)
