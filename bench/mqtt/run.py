@@ -182,7 +182,7 @@ def main() -> int:
         "(`mem_errors`), QoS 0 is shed after two in a row, and the client reconnects; after five in a row "
         "`wedged()` makes the device unhealthy so its watchdog resets it (tests/test_mqtt_client.py, "
         "tests/test_device_runtime.py). Here the runs below the smallest heap ended in the bench program's own "
-        "MemoryError (its payload, or the client's construction) before the client's session failed.",
+        "MemoryError (its payload, or the client's construction and the start of run(), which makes its two tasks) before the client's session failed.",
         "",
         "Dead-broker detection (a fake broker that sends CONNACK and then nothing; time from CONNACK to the "
         "client dropping the link; the bound is 1.5 x keepalive):",

@@ -12,9 +12,10 @@ Tasks: run() is the writer and connection manager; it starts one reader task
 and one clock task that live as long as run() does and serve every
 connection in turn. The clock wakes the writer every tick and holds the
 deadlines: a session past one is ended by closing its socket, which wakes
-whatever waits on it. Every socket operation is under a deadline, except
-name resolution on MicroPython (synchronous there: configure brokers by IP
-address on boards).
+whatever waits on it. The reader looks for a new session's socket every
+10 ms (no Event kept for that). Every socket operation is under a deadline,
+except name resolution on MicroPython (synchronous there: configure brokers
+by IP address on boards).
 
 I/O: on MicroPython the client works the non-blocking socket (or TLS
 socket) itself: it waits for readable/writable in asyncio's own I/O queue
@@ -36,7 +37,7 @@ dedupe. Reconnect: exponential backoff backoff_ms[0] .. backoff_ms[1], jitter
 in the upper half of each step, from the bottom again after a CONNACK.
 
 Link gate: set_link(False) (the device's radio lost the network) drops the
-session at once (stats["link_down"]); no connection is tried until
+session at once, closing its socket (stats["link_down"]); no connection is tried until
 set_link(True); the queue is kept.
 
 Outbound queue (queue_size slots, QoS 0 and 1, kept across reconnects):
@@ -81,9 +82,9 @@ its header included); what is not whole yet is moved to the front and held,
 and the writer encodes behind it (encode and write are one synchronous step,
 what the socket does not take is copied out, so they never overlap).
 Parallel rings for queue and window; settings in two tuples (an attribute
-each costs heap). A PUBLISH leaves in one write: written as header then payload, Nagle
-held the payload until the broker's delayed ACK and QoS 1 throughput
-collapsed (commit 9aa1234).
+each costs heap). A PUBLISH leaves in one write: written as header then
+payload, Nagle held the payload until the broker's delayed ACK and QoS 1
+throughput collapsed (commit 9aa1234).
 """
 import asyncio
 from random import getrandbits
@@ -95,10 +96,7 @@ from roadedge.mqtt import packet as pk
 _CONNACK = const(2)
 _PUBLISH = const(3)
 _PUBACK = const(4)
-_PUBREL = const(6)
-_SUBSCRIBE = const(8)
 _SUBACK = const(9)
-_UNSUBSCRIBE = const(10)
 _PINGRESP = const(13)
 _OOM_SHED = const(2)  # MemoryErrors in a row before QoS 0 is shed
 _OOM_WEDGED = const(5)  # ... before wedged(): the watchdog's turn (private consts: no heap)
@@ -263,6 +261,8 @@ class MQTTClient:
             if self._link:
                 self.stats["link_down"] += 1
                 self._fail = Exception("link down")
+                if self._s is not None:
+                    self._s.close()  # wakes whoever waits on it
                 self._wake.set()
         self._link = up
 
