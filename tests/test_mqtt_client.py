@@ -291,7 +291,7 @@ class FakeBroker:
 
 
 async def read_packet(reader):
-    dec = pk.Decoder(1 << 16)
+    dec = ps.Decoder(1 << 16)
     while not dec.ready:
         b = await reader.readexactly(1)
         dec.feed(b)

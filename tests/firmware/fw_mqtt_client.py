@@ -4,6 +4,8 @@
 import asyncio
 
 from fwtest import raises
+from roadedge.mqtt import client as cm
+from roadedge.mqtt import packet as pk
 from roadedge.mqtt.client import MQTTClient
 
 
@@ -69,31 +71,48 @@ async def test_wait_space_returns_when_a_slot_frees():
     assert c.publish("t", b"y", 1)
 
 
-class _Reader:
-    """Stands in for the socket stream: hands the read loop the given bytes, then EOF."""
+class _Sock:
+    """Stands in for the socket: hands the read loop the given bytes (step at
+    a time), then EOF; keeps what is written."""
 
-    def __init__(self, data):
+    def __init__(self, data, step=0):
         self.data = data
+        self.step = step
+        self.out = b""
 
-    async def read(self, n):
-        d, self.data = self.data[:n], self.data[n:]
-        return d
-
-    async def readinto(self, buf):
-        d = await self.read(len(buf))
+    def readinto(self, buf):
+        k = min(len(buf), self.step or len(buf))
+        d, self.data = self.data[:k], self.data[k:]
         buf[:len(d)] = d
         return len(d)
 
+    def write(self, b):
+        self.out += bytes(b)
+        return len(b)
 
-async def _read(c, data):
-    """Run the client's reader task over one stream until it reports to the writer."""
-    c._fail = None
-    c._r = _Reader(data)
-    c._rx.set()
-    t = asyncio.create_task(c._reader())
-    while c._fail is None:
-        await asyncio.sleep(0)
-    t.cancel()
+    def close(self):
+        pass
+
+
+async def _ready(s, w):
+    pass
+
+
+async def _read(c, data, step=0):
+    """Run the client's reader task over one socket until it reports to the
+    writer; the socket (what the reader wrote is in .out)."""
+    io = cm._io
+    cm._io = _ready  # the fake socket is always readable
+    try:
+        c._fail = None
+        s = c._s = _Sock(data, step)
+        t = asyncio.create_task(c._reader())
+        while c._fail is None:
+            await asyncio.sleep(0)
+        t.cancel()
+    finally:
+        cm._io = io
+    return s
 
 
 def _ack(pid):
@@ -136,3 +155,40 @@ async def test_repeated_memory_errors_shed_qos0_never_qos1():
     await _read(c, b"\xd0\x00")
     assert not c.wedged() and c.oom_streak == 0
     assert c.publish("re/d/tele", b"ok", 0)
+
+
+async def test_reader_frames_any_chunking_and_acks_incoming_qos1():
+    # The client frames the stream in its own buffer: packets split anywhere,
+    # several in one read, a QoS 1 PUBLISH answered with its PUBACK.
+    buf = bytearray(64)
+    n = pk.encode_publish(buf, b"re/d/cmd/x", b"hello", 1, False, False, 7)
+    data = b"\xd0\x00" + bytes(buf[:n]) + _ack(1) + b"\xd0\x00"
+    for step in (0, 1, 3, 5):
+        c = _client(window=2)
+        got = []
+        c.on_message = lambda t, p, r, got=got: got.append((t, p, r))
+        c._wid[0], c._wn = 1, 1
+        c._connack = (False, 0)
+        s = await _read(c, data, step)
+        assert got == [("re/d/cmd/x", b"hello", False)], step
+        assert s.out == _ack(7) and c.in_flight() == 0 and c.stats["received"] == 1
+        assert "closed by broker" in str(c._fail) and c._n == 0
+
+
+async def test_reader_refuses_malformed_streams():
+    for data, why in ((b"\x30\x05\x00\x01a", "truncated"),             # EOF inside a packet
+                      (b"\x40", "truncated"),                              # ... inside its header
+                      (b"\x36\x00", "header"),                            # PUBLISH QoS 3
+                      (b"\x21\x02\x00\x00", "header"),                  # CONNACK with flags
+                      (b"\x30\xff\xff\xff\xff\x7f", "length"),        # 5 length bytes
+                      (b"\x30\xa0\x8d\x06" + b"\x00" * 8, "too large"),  # 100000 > max_packet
+                      (b"\x30\x3f" + b"\x00" * 63, "too large"),         # 65 bytes with its header
+                      (b"\xc0\x00", "type"),                              # PINGREQ: not a broker's
+                      (b"\x20\x02\x00\x00", "second CONNACK")):
+        c = _client(max_packet=64)
+        c._connack = (False, 0)
+        await _read(c, data, 2)
+        assert isinstance(c._fail, pk.MalformedPacket) and why in str(c._fail), (data, c._fail)
+    c = _client()
+    await _read(c, b"\xd0\x00")
+    assert "not CONNACK first" in str(c._fail)

@@ -6,7 +6,7 @@ from roadedge.mqtt import packet_server as ps
 
 def _frame(data, max_packet=4096, chunk=None):
     """Feed data through a Decoder (optionally in small chunks); list of packets."""
-    dec = pk.Decoder(max_packet)
+    dec = ps.Decoder(max_packet)
     out = []
     step = chunk or len(data)
     for i in range(0, len(data), step):
@@ -25,7 +25,7 @@ def test_varlen_boundaries():
         buf = bytearray(5)
         end = ps.put_varlen(buf, 0, n)
         assert end == ps.varlen_size(n)
-        dec = pk.Decoder(200)
+        dec = ps.Decoder(200)
         # only the header: length without the body
         if n > 200:
             e = raises(pk.MalformedPacket, dec.feed, b"\x30" + bytes(buf[:end]))
@@ -118,16 +118,16 @@ def test_truncated_packet_is_mid_packet():
 
 
 def test_malformed_framing_raises():
-    dec = pk.Decoder(64)
+    dec = ps.Decoder(64)
     raises(pk.MalformedPacket, dec.feed, b"\x00\x00")            # reserved type 0
-    raises(pk.MalformedPacket, pk.Decoder(64).feed, b"\xf0\x00")  # reserved type 15
-    raises(pk.MalformedPacket, pk.Decoder(64).feed, b"\x36\x00")  # PUBLISH QoS 3
-    raises(pk.MalformedPacket, pk.Decoder(64).feed, b"\x21\x02\x00\x00")  # CONNACK flags
-    raises(pk.MalformedPacket, pk.Decoder(64).feed, b"\x80\x02\x00\x01")  # SUBSCRIBE without flag 2
-    raises(pk.MalformedPacket, pk.Decoder(64).feed, b"\x30\xff\xff\xff\xff\x7f")  # 5 length bytes
-    e = raises(pk.MalformedPacket, pk.Decoder(64).feed, b"\x30\x41")  # 65 > 64
+    raises(pk.MalformedPacket, ps.Decoder(64).feed, b"\xf0\x00")  # reserved type 15
+    raises(pk.MalformedPacket, ps.Decoder(64).feed, b"\x36\x00")  # PUBLISH QoS 3
+    raises(pk.MalformedPacket, ps.Decoder(64).feed, b"\x21\x02\x00\x00")  # CONNACK flags
+    raises(pk.MalformedPacket, ps.Decoder(64).feed, b"\x80\x02\x00\x01")  # SUBSCRIBE without flag 2
+    raises(pk.MalformedPacket, ps.Decoder(64).feed, b"\x30\xff\xff\xff\xff\x7f")  # 5 length bytes
+    e = raises(pk.MalformedPacket, ps.Decoder(64).feed, b"\x30\x41")  # 65 > 64
     assert "too large" in str(e)
-    pk.Decoder(64).feed(b"\x30\x40")  # exactly the limit is fine
+    ps.Decoder(64).feed(b"\x30\x40")  # exactly the limit is fine
 
 
 def test_malformed_bodies_raise():
@@ -158,7 +158,7 @@ def test_garbage_never_escapes_as_other_errors():
         for i in range(24):
             x = (x * 1103515245 + 12345) & 0x7FFFFFFF
             data[i] = (x >> 16) & 0xFF
-        dec = pk.Decoder(256)
+        dec = ps.Decoder(256)
         try:
             pos = 0
             while pos < len(data):

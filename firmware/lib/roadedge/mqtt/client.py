@@ -9,16 +9,26 @@
     c.publish("re/vsl-k012-n/tele", b"{...}")   # never blocks
 
 Tasks: run() is the writer and connection manager; it starts one reader task
-and one clock task (wakes the writer every tick) that live as long as run()
-does and serve every connection in turn. Every socket operation is under a
-deadline, except name resolution on MicroPython (synchronous there:
-configure brokers by IP address on boards).
+and one clock task that live as long as run() does and serve every
+connection in turn. The clock wakes the writer every tick and holds the
+deadlines: a session past one is ended by closing its socket, which wakes
+whatever waits on it. The reader looks for a new session's socket every
+10 ms (no Event kept for that). Every socket operation is under a deadline,
+except name resolution on MicroPython (synchronous there: configure brokers
+by IP address on boards).
+
+I/O: on MicroPython the client works the non-blocking socket (or TLS
+socket) itself: it waits for readable/writable in asyncio's own I/O queue
+(_io, what asyncio's stream module does inside) and calls readinto/write
+directly, so the stream module is never loaded. CPython gets the same calls
+from mqtt/cpython_io.py (asyncio streams), which a board never imports.
 
 Timings (keepalive k s): PINGREQ at least every k/2 s; nothing at all from
 the broker for k s (a live broker answers each ping at once) = link dead,
 noticed within k s + one tick (min(k/4, 1 s)), inside the 1.5 k bound
 (bench/mqtt measures it). Connecting (TCP/TLS + CONNACK) is bounded by
-connect_timeout_ms, every write by write_timeout_ms.
+connect_timeout_ms, a write the socket does not take by write_timeout_ms
+(each to within a tick).
 
 QoS 1: at most `window` PUBLISHes await a PUBACK; one unacknowledged for
 ack_timeout_ms is resent with DUP (stats["retransmits"]); after a reconnect
@@ -27,7 +37,7 @@ dedupe. Reconnect: exponential backoff backoff_ms[0] .. backoff_ms[1], jitter
 in the upper half of each step, from the bottom again after a CONNACK.
 
 Link gate: set_link(False) (the device's radio lost the network) drops the
-session at once (stats["link_down"]); no connection is tried until
+session at once, closing its socket (stats["link_down"]); no connection is tried until
 set_link(True); the queue is kept.
 
 Outbound queue (queue_size slots, QoS 0 and 1, kept across reconnects):
@@ -42,21 +52,20 @@ Memory pressure (issue 18): a MemoryError anywhere in a session drops it and
 counts stats["mem_errors"] and oom_streak (consecutive, reset by the next
 PUBACK or PINGRESP); a MemoryError in an app callback is counted the same way
 (and in "cb_errors") but keeps the session: a reconnect needs more memory, not
-less. From OOM_SHED in a row the client sheds what QoS 0 promises no delivery
+less. From _OOM_SHED (2) in a row the client sheds what QoS 0 promises no delivery
 of: new QoS 0 publishes are refused and every queued QoS 0 (oldest first)
 dropped, each counted in stats["shed"] (and "dropped"); queued or
-unacknowledged QoS 1 is never shed. From OOM_WEDGED in a row wedged() is
+unacknowledged QoS 1 is never shed. From _OOM_WEDGED (5) in a row wedged() is
 true: the device app then reports unhealthy and its watchdog resets the board.
 A reconnect allocates no large block, so a heap cut into small holes still
 carries it: the coroutines of a session (run's, the reader's, the clock's)
-are made once, at run(), and on MicroPython the client connects its own
-non-blocking socket rather than through open_connection (whose coroutine is
-248 bytes), and a packet is encoded and written in one synchronous step
-(_send; the coroutine _put, 232 bytes a call, only when it has to wait for
-room or a backlog); what a new session costs is a socket, its stream and a
-few small objects. Before, every session called fresh coroutines of 200-330 bytes and a
-fragmented heap refused every reconnect for good (issue 18; the "fragmented"
-case in tests/test_mqtt_client.py).
+are made once, at run(), the socket is opened by a plain function (no
+open_connection coroutine, 248 bytes), and a packet is encoded and written
+in one synchronous step (_send; the coroutine _wait only when the socket or
+the reader holds it up); what a new session costs is a socket and a few
+small objects. Before, every session called fresh coroutines of 200-330
+bytes and a fragmented heap refused every reconnect for good (issue 18; the
+"fragmented" case in tests/test_mqtt_client.py).
 
 Broker input is untrusted: a truncated, oversized, malformed or
 out-of-protocol packet closes the connection (stats["malformed"]) and
@@ -67,13 +76,15 @@ CONNACK, behind the session's SUBSCRIBEs (so "online" means commands are
 heard) and before the resent backlog; close() publishes the will itself
 before DISCONNECT, since a clean DISCONNECT suppresses it.
 
-RAM: one max_packet buffer serves both ways (the reader frames an incoming
-packet at its start, the writer encodes behind it: encode and write are one
-synchronous step, so they never overlap), a 128-byte read chunk, parallel
-rings for queue and window; settings in two tuples (an attribute each costs
-heap). A PUBLISH leaves in one write: written as header then payload, Nagle
-held the payload until the broker's delayed ACK and QoS 1 throughput
-collapsed (commit 9aa1234).
+RAM: one max_packet buffer serves both ways: the socket reads straight into
+it and the reader frames packets there (max_packet bounds an incoming packet,
+its header included); what is not whole yet is moved to the front and held,
+and the writer encodes behind it (encode and write are one synchronous step,
+what the socket does not take is copied out, so they never overlap).
+Parallel rings for queue and window; settings in two tuples (an attribute
+each costs heap). A PUBLISH leaves in one write: written as header then
+payload, Nagle held the payload until the broker's delayed ACK and QoS 1
+throughput collapsed (commit 9aa1234).
 """
 import asyncio
 from random import getrandbits
@@ -87,27 +98,42 @@ _PUBLISH = const(3)
 _PUBACK = const(4)
 _SUBACK = const(9)
 _PINGRESP = const(13)
-OOM_SHED = const(2)  # MemoryErrors in a row before QoS 0 is shed
-OOM_WEDGED = const(5)  # ... before wedged(): the watchdog's turn
+_OOM_SHED = const(2)  # MemoryErrors in a row before QoS 0 is shed
+_OOM_WEDGED = const(5)  # ... before wedged(): the watchdog's turn (private consts: no heap)
 
 _STATS = ("connects", "disconnects", "conn_fail", "refused_connack", "published", "acked", "dropped",
           "evicted", "refused", "too_large", "shed", "mem_errors", "retransmits", "malformed",
-          "received", "pings", "cb_errors", "sub_failed", "errors", "link_down")
+          "received", "pings", "cb_errors", "sub_failed", "link_down")
 
+if IS_MICROPYTHON:
+    import socket
+    from asyncio import core as _core  # type: ignore[attr-defined]
 
-def _wait_ms(aw, ms):
-    if IS_MICROPYTHON:
-        return asyncio.wait_for_ms(aw, ms)  # type: ignore[attr-defined]
-    return asyncio.wait_for(aw, ms / 1000)
+    def _open(host, port, ctx, sni):
+        """A non-blocking socket connecting to the broker (TLS-wrapped with
+        ctx): no coroutine, no stream object (issue 18)."""
+        ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+        s = socket.socket(ai[0], ai[1], ai[2])
+        s.setblocking(False)
+        try:
+            s.connect(ai[-1])
+        except OSError as e:
+            from errno import EINPROGRESS
 
+            if e.errno != EINPROGRESS:
+                s.close()
+                raise
+        if ctx:
+            s = ctx.wrap_socket(s, server_hostname=sni, do_handshake_on_connect=False)
+            s.setblocking(False)
+        return s
 
-# MicroPython's asyncio has one Stream class that reads and writes (its stubs
-# know it only as StreamReader): the client's own connect wraps the socket in it.
-_Stream = getattr(asyncio, "StreamReader")
-
-
-class _Drop(Exception):
-    """The session ends for the reason given (link down, refused, silent...)."""
+    def _io(s, w):
+        """Await s readable (w false) or writable: asyncio's own I/O queue,
+        as its stream module does it."""
+        yield _core._io_queue.queue_write(s) if w else _core._io_queue.queue_read(s)
+else:
+    from roadedge.mqtt.cpython_io import _open, _io  # type: ignore[assignment] # noqa: F401 - CPython's streams
 
 
 class MQTTClient:
@@ -118,14 +144,13 @@ class MQTTClient:
         if not client_id or queue_size < 1 or window < 1 or not 2 <= keepalive <= 65535:
             raise ValueError("client_id, sizes >= 1, keepalive 2..65535")
         ka = keepalive * 1000
-        self._conn = (host, port, tls, ca, server_hostname or host, client_id, clean, user, password, keepalive)
+        self._conn = (host, port, tls, ca, server_hostname or host, client_id, clean, user, password, keepalive,
+                      will, birth)
         # ms: backoff floor and cap, ack timeout, connect and write deadlines, keepalive
         self._ms = (backoff_ms[0], backoff_ms[1], ack_timeout_ms, connect_timeout_ms or min(ka, 15000),
                     write_timeout_ms or min(ka, 15000), ka)
-        self.will = will
-        self.birth = birth
         self.on_message = self.on_connect = self.on_disconnect = None
-        self.stats = {k: 0 for k in _STATS}
+        self.stats = dict.fromkeys(_STATS, 0)
         self.last_error = ""
         self.oom_streak = 0
         # Outbound queue ring: topic bytes, payload, flags (bit 0 QoS 1, bit 1 retain).
@@ -141,42 +166,31 @@ class MQTTClient:
         self._ws = [0] * window
         self._wh = self._wn = self._pid = 0
         self._subs = []  # [topic, qos, sent on this connection]
-        self._tn, self._tb = None, b""  # last topic and its bytes: one object for a stream of messages
+        self._tc = (None, b"")  # last topic and its bytes: one object for a stream of messages
         self._buf = bytearray(max_packet)
-        self._dec = pk.Decoder(self._buf)
-        self._chunk = bytearray(128)
-        self._ack = bytearray(b"\x40\x02\x00\x00")  # PUBACK
+        self._n = 0  # the broker's bytes held at _buf's start (the reader's)
         self._wake = asyncio.Event()  # the writer: publish, packet in, tick, close...
         self._space = asyncio.Event()  # a queue slot came free
-        self._up = asyncio.Event()  # connected
-        self._rx = asyncio.Event()  # the reader: a new session's stream is in _r
-        self._r = self._w = self._fail = self._connack = None
-        self._closed = False
+        self._s = self._rest = self._fail = self._connack = None
+        self._closed = self._on = False  # _on: connected (a CONNACK accepted us)
         self._link = True  # the network link is up (set_link)
-        self._last_rx = self._last_ping = 0
+        self._last_rx = self._last_ping = self._wt0 = 0
 
     # --- public API --------------------------------------------------------
 
     def is_connected(self):
-        return self._up.is_set()
+        return self._on
 
     def wedged(self):
-        """True after OOM_WEDGED MemoryErrors in a row: only a reset helps."""
-        return self.oom_streak >= OOM_WEDGED
+        """True after _OOM_WEDGED MemoryErrors in a row: only a reset helps."""
+        return self.oom_streak >= _OOM_WEDGED
 
     async def wait_connected(self, timeout_ms=None):
         """True once connected (at once if already); False on timeout."""
-        up = self._up
         t0 = ticks_ms()
-        while not up.is_set():
-            if timeout_ms is None:
-                await up.wait()
-                break
-            left = timeout_ms - ticks_diff(ticks_ms(), t0)
-            if left <= 0:
-                break
-            await sleep_ms(min(left, 20))  # (no wait_for: it allocates a task)
-        return up.is_set()
+        while not self._on and (timeout_ms is None or ticks_diff(ticks_ms(), t0) < timeout_ms):
+            await sleep_ms(20)  # (polled: no Event to keep, no wait_for task)
+        return self._on
 
     def queued(self):
         """Messages waiting to be sent (not counting those in flight)."""
@@ -208,20 +222,24 @@ class MQTTClient:
             raise ValueError("qos")
         if isinstance(payload, str):
             payload = payload.encode()
-        if topic == self._tn:
-            tb = self._tb
-        else:
+        tn, tb = self._tc
+        if topic != tn:
             tb = topic.encode() if isinstance(topic, str) else bytes(topic)
             if not tb or b"+" in tb or b"#" in tb:
                 raise ValueError("topic")
-            self._tn, self._tb = topic, tb
-        if pk.publish_size(len(tb), len(payload), qos) > len(self._buf):
-            return self._drop("too_large")
-        if not qos and self.oom_streak >= OOM_SHED:
-            return self._drop("shed")
+            self._tc = (topic, tb)
         cap = len(self._qt)
-        if self._qn >= cap and (not qos or not self._evict("evicted")):
-            return self._drop("refused")
+        why = None
+        if pk.publish_size(len(tb), len(payload), qos) > len(self._buf):
+            why = "too_large"
+        elif not qos and self.oom_streak >= _OOM_SHED:
+            why = "shed"
+        elif self._qn >= cap and (not qos or not self._evict("evicted")):
+            why = "refused"
+        if why:
+            self.stats[why] += 1
+            self.stats["dropped"] += 1
+            return False
         i = (self._qh + self._qn) % cap
         self._qt[i] = tb
         self._qp[i] = payload
@@ -242,7 +260,9 @@ class MQTTClient:
         if not up:
             if self._link:
                 self.stats["link_down"] += 1
-                self._fail = _Drop("link down")
+                self._fail = Exception("link down")
+                if self._s is not None:
+                    self._s.close()  # wakes whoever waits on it
                 self._wake.set()
         self._link = up
 
@@ -250,12 +270,11 @@ class MQTTClient:
         """Connection manager and writer: connect, serve, reconnect with
         backoff, until close(). One coroutine for every session (see RAM in
         the module header): a session allocates no coroutine of its own."""
-        host, port, tls, ca, sni, cid, clean, user, pw, ka_s = self._conn
-        lo, hi, ack_ms, conn_ms, _wr, ka = self._ms
+        c = self._conn
         stats = self.stats
         wake = self._wake
         qt, qp, qf = self._qt, self._qp, self._qf
-        wid, wt, wp, wf, ws = self._wid, self._wt, self._wp, self._wf, self._ws
+        wid, ws = self._wid, self._ws
         cap, wcap = len(qt), len(wid)
         tasks = (asyncio.create_task(self._reader()), asyncio.create_task(self._clock()))
         attempt = 0
@@ -269,123 +288,73 @@ class MQTTClient:
                 reason = "closed"
                 try:
                     self._fail = self._connack = None
-                    self._dec.reset()
                     ctx = None
-                    if tls:  # rarely used: its code is loaded only then
+                    if c[2]:  # TLS, rarely used: its code is loaded only then
                         from roadedge.mqtt.tls import context
 
-                        ctx = context(ca)
-                    if IS_MICROPYTHON:
-                        # Connected here, not by open_connection: its coroutine
-                        # (248 B) was the block a fragmented heap no longer had.
-                        # A non-blocking connect, polled for writability.
-                        import socket
-                        import select
-                        from errno import EINPROGRESS
-
-                        ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
-                        s = socket.socket(ai[0], ai[1], ai[2])
-                        r = self._w = _Stream(s)  # its wait_closed closes s
-                        s.setblocking(False)
-                        try:
-                            s.connect(ai[-1])
-                        except OSError as e:
-                            if e.errno != EINPROGRESS:
-                                raise
-                        pl = select.poll()
-                        pl.register(s, select.POLLOUT)
-                        t0 = ticks_ms()
-                        while not pl.poll(0):
-                            if ticks_diff(ticks_ms(), t0) > conn_ms:
-                                raise _Drop("connect timeout")
-                            await sleep_ms(10)
-                        pl = None
-                        if ctx:
-                            s = ctx.wrap_socket(s, server_hostname=sni, do_handshake_on_connect=False)
-                            s.setblocking(False)
-                            r = self._w = _Stream(s)
-                    else:
-                        kw = {"ssl": ctx, "server_hostname": sni} if ctx else {}
-                        r, self._w = await _wait_ms(asyncio.open_connection(host, port, **kw), conn_ms)
-                    self._r = r
-                    self._rx.set()
-                    t0 = self._last_rx = self._last_ping = ticks_ms()
-                    if not self._send(0):
-                        await self._put(0)
+                        ctx = context(c[3])
+                    self._last_rx = self._last_ping = ticks_ms()  # (_last_ping: also when connecting began)
+                    s = self._s = _open(c[0], c[1], ctx, c[4])
+                    await _io(s, 1)  # type: ignore[misc] # connected (or failed: the first write says which)
+                    while not self._send(0):
+                        await self._wait()
                     while self._connack is None:  # the reader sets it
-                        if self._fail:
-                            raise self._fail
-                        if ticks_diff(ticks_ms(), t0) > conn_ms:
-                            raise _Drop("no CONNACK")
-                        if not self._send(None):  # a TLS handshake keeps CONNECT in the stream
-                            await self._put(None)
-                        await wake.wait()
-                        wake.clear()
+                        await self._wait()  # (a TLS handshake keeps CONNECT in _rest)
                     sp, rc = self._connack  # type: ignore[misc]
                     if rc:  # checked before _fail: a broker refusing us closes the socket at once
                         stats["refused_connack"] += 1
-                        raise _Drop("refused: rc %d" % rc)
+                        raise Exception("refused: rc %d" % rc)
                     if self._fail:
                         raise self._fail
                     reached = True
                     attempt = 0
                     stats["connects"] += 1
-                    self._up.set()
+                    self._on = True
                     for s in self._subs:
                         s[2] = False
                     self._callback(self.on_connect, sp)
-                    born = not self.birth
+                    born = not self._conn[11]
                     every = True  # first: everything unacknowledged, oldest first, with DUP
                     while True:
                         for s in self._subs:
                             if not s[2]:
                                 s[2] = True
                                 pid = self._next_pid()
-                                if not self._send(8, s[0], s[1], 0, pid):
-                                    await self._put(8, s[0], s[1], 0, pid)
+                                while not self._send(8, s[0], s[1], 0, pid):
+                                    await self._wait()
                         if not born:
                             # Behind the SUBSCRIBEs: the broker takes a client's packets in
                             # order, so whoever sees "online" can command the device at once.
                             born = True
-                            t, p, q, rt = self.birth
-                            t, p, f, pid = pk._b(t), pk._b(p), (1 if q else 0) | (2 if rt else 0), self._next_pid() if q else 0
-                            if not self._send(3, t, p, f, pid):
-                                await self._put(3, t, p, f, pid)
-                        now = ticks_ms()
+                            while not self._send(1, self._conn[11]):  # type: ignore[arg-type]
+                                await self._wait()
                         # Resend (DUP) unacked messages in order: all, or those past
-                        # ack_timeout_ms; from a snapshot of ids, as PUBACKs during the
-                        # awaits move the window.
+                        # ack_timeout_ms.
+                        h = self._wh
                         for i in range(self._wn):
-                            j = (self._wh + i) % wcap
-                            if every or wid[j] and ticks_diff(now, ws[j]) >= ack_ms:
-                                for pid in [wid[(self._wh + k) % wcap] for k in range(self._wn)]:
-                                    if pid and pid in wid:
-                                        j = wid.index(pid)
-                                        if every or ticks_diff(ticks_ms(), ws[j]) >= ack_ms:
-                                            ws[j] = ticks_ms()
-                                            stats["retransmits"] += 1
-                                            if not self._send(3, wt[j], wp[j], wf[j] | 4, pid):
-                                                await self._put(3, wt[j], wp[j], wf[j] | 4, pid)
-                                break
+                            j = (h + i) % wcap  # (slots stay put: a PUBACK zeroes one, only we add)
+                            pid = wid[j]
+                            if pid and (every or ticks_diff(ticks_ms(), ws[j]) >= self._ms[2]):
+                                ws[j] = ticks_ms()
+                                stats["retransmits"] += 1
+                                tb, p, f = self._wt[j], self._wp[j], self._wf[j] | 4
+                                while not self._send(3, tb, p, f, pid):
+                                    await self._wait()
                         every = False
                         if self._fail:
                             raise self._fail
                         if self._closed:
                             try:
-                                if self.will:
-                                    t, p, q, rt = self.will
-                                    t, p, f = pk._b(t), pk._b(p), (1 if q else 0) | (2 if rt else 0)
-                                    pid = self._next_pid() if q else 0
-                                    await self._put(3, t, p, f, pid)
-                                await self._put(None, b"\xe0\x00")
-                                await self._put(None)  # all of it out before the socket closes
+                                if self._conn[10]:
+                                    while not self._send(1, self._conn[10]):  # type: ignore[arg-type]
+                                        await self._wait()
+                                while not self._send(None, b"\xe0\x00"):
+                                    await self._wait()
+                                while self._rest:  # all of it out before the socket closes
+                                    await self._wait()
                             except Exception:  # noqa: BLE001 - best effort on the way out
                                 pass
                             break
-                        if ticks_diff(ticks_ms(), self._last_rx) > ka:
-                            raise _Drop("broker silent for %d s" % ka_s)
-                        if not self._send(None):  # what the reader wrote (PUBACKs) and the socket did not take
-                            await self._put(None)
                         # Up to one window's worth from the queue.
                         sent = 0
                         while self._qn and sent < wcap:
@@ -398,7 +367,7 @@ class MQTTClient:
                             if f & 1:
                                 pid = self._next_pid()
                                 j = (self._wh + self._wn) % wcap
-                                wid[j], wt[j], wp[j], wf[j], ws[j] = pid, tb, p, f, ticks_ms()
+                                wid[j], self._wt[j], self._wp[j], self._wf[j], ws[j] = pid, tb, p, f, ticks_ms()
                                 self._wn += 1
                             # Off the queue before the await: a failed send leaves a QoS 1
                             # message in the window (resent on reconnect); a QoS 0 one is
@@ -407,36 +376,49 @@ class MQTTClient:
                             self._qh = (i + 1) % cap
                             self._qn -= 1
                             self._space.set()
-                            if not self._send(3, tb, p, f, pid):
-                                await self._put(3, tb, p, f, pid)
+                            while not self._send(3, tb, p, f, pid):
+                                await self._wait()
                             stats["published"] += 1
                             sent += 1
-                        if ticks_diff(ticks_ms(), self._last_ping) >= ka // 2:
+                        if ticks_diff(ticks_ms(), self._last_ping) >= self._ms[5] // 2:
                             self._last_ping = ticks_ms()
-                            if not self._send(None, b"\xc0\x00"):
-                                await self._put(None, b"\xc0\x00")
+                            while not self._send(None, b"\xc0\x00"):
+                                await self._wait()
                             stats["pings"] += 1
                         if self._qn and (not qf[self._qh] & 1 or self._wn < wcap):
                             await sleep_ms(0)  # more could go now; fairness: the device's other tasks run
+                        elif self._rest:
+                            await self._wait()  # the socket takes the rest first
                         else:
-                            if not self._send(None):  # nothing left in the stream while we sleep
-                                await self._put(None)
                             await wake.wait()  # publish, packet in, tick, close...
                             wake.clear()
-                except MemoryError:
-                    reason = "MemoryError"
-                    self._oom()
-                except pk.MalformedPacket as e:
-                    stats["malformed"] += 1
-                    reason = "malformed: %s" % e
-                except _Drop as e:
-                    reason = e.args[0]
-                except asyncio.TimeoutError:
-                    reason = "timeout"
-                except Exception as e:  # noqa: BLE001 - OSError...: reconnect
-                    reason = "%s: %s" % (type(e).__name__, e)
+                except Exception as e:  # noqa: BLE001 - whatever ends a session: reconnect
+                    if not isinstance(e, MemoryError):
+                        e = self._fail or e  # the first cause (the reader's, the clock's) over its echo
+                    if isinstance(e, MemoryError):
+                        reason = "MemoryError"
+                        self._oom()
+                    elif isinstance(e, pk.MalformedPacket):
+                        stats["malformed"] += 1
+                        reason = "malformed: %s" % e
+                    elif type(e) is Exception:  # ours: the reason given (link down, refused, silent...)
+                        reason = e.args[0]
+                    else:
+                        reason = "%s: %s" % (type(e).__name__, e)
+                finally:
+                    # the session's end (also when run() is cancelled): close its
+                    # socket, which wakes whoever waits on it (the reader then
+                    # stands by for the next one)
+                    self._on = False
+                    s = self._s
+                    self._s = self._rest = None
+                    self._n = self._wt0 = 0
+                    if s is not None:
+                        try:
+                            s.close()
+                        except Exception:  # noqa: BLE001 - closing a broken socket may fail either way
+                            pass
                 try:
-                    await self._hangup()
                     self.last_error = reason
                     if reached:
                         stats["disconnects"] += 1
@@ -447,7 +429,7 @@ class MQTTClient:
                     self._oom()
                 if self._closed:
                     break
-                step = min(hi, lo << min(attempt, 16))
+                step = min(self._ms[1], self._ms[0] << min(attempt, 16))
                 attempt += 1
                 # jitter in the upper half; slept in slices so close() and a
                 # lost link are seen at once
@@ -456,137 +438,124 @@ class MQTTClient:
                 while not self._closed and self._link and ticks_diff(ticks_ms(), t0) < step:
                     await sleep_ms(min(50, step))
         finally:
-            await self._hangup()
             for t in tasks:
                 t.cancel()
 
     # --- memory ------------------------------------------------------------
 
-    def _oom(self, ok=False):
-        """A MemoryError (or, ok=True, proof the session works: a PUBACK or PINGRESP)."""
-        if ok:
-            self.oom_streak = 0
-            return
+    def _oom(self):
+        """A MemoryError (a PUBACK or PINGRESP, proof the session works, resets the streak)."""
         self.stats["mem_errors"] += 1
         self.oom_streak += 1
         self.last_error = "MemoryError"
-        if self.oom_streak >= OOM_SHED:
+        if self.oom_streak >= _OOM_SHED:
             self._evict("shed", True)
         gc_collect()
 
-    def _drop(self, why):
-        self.stats[why] += 1
-        self.stats["dropped"] += 1
-        return False
-
     def _evict(self, why, every=False):
-        """Drop the oldest queued QoS 0 message (every one if every); True if any."""
+        """Drop the oldest queued QoS 0 message (every one if every), the rest
+        keeping their order; True if any."""
         qt, qp, qf = self._qt, self._qp, self._qf
         cap = len(qt)
-        hit = False
-        i = 0
-        while i < self._qn:
-            if qf[(self._qh + i) % cap] & 1:
-                i += 1
-                continue
-            for j in range(i, self._qn - 1):  # shift the later ones down, keeping order
-                a = (self._qh + j) % cap
-                b = (a + 1) % cap
-                qt[a], qp[a], qf[a] = qt[b], qp[b], qf[b]
-            a = (self._qh + self._qn - 1) % cap
+        h = self._qh
+        n = self._qn
+        k = 0  # kept
+        for i in range(n):
+            a = (h + i) % cap
+            if qf[a] & 1 or k < i and not every:  # QoS 1, or behind the one dropped
+                b = (h + k) % cap
+                qt[b], qp[b], qf[b] = qt[a], qp[a], qf[a]
+                k += 1
+        for i in range(k, n):
+            a = (h + i) % cap
             qt[a] = qp[a] = b""
-            self._qn -= 1
+        self._qn = k
+        n -= k
+        self.stats[why] += n
+        self.stats["dropped"] += n
+        if n:
             self._space.set()
-            self._drop(why)
-            hit = True
-            if not every:
-                break
-        return hit
+        return n > 0
 
     # --- session -----------------------------------------------------------
 
-    async def _hangup(self):
-        """End the session's socket; the reader, woken by the close, stands by
-        for the next one (the streams' own methods, no task to cancel)."""
-        self._up.clear()
-        self._r = None
-        w = self._w
-        self._w = None
-        if w is not None:
-            try:
-                w.close()
-                # (MicroPython closes the socket in wait_closed, without waiting)
-                await (w.wait_closed() if IS_MICROPYTHON else _wait_ms(w.wait_closed(), 1000))
-            except Exception:  # noqa: BLE001 - closing a broken socket may fail either way
-                pass
-
     async def _clock(self):
+        """Every tick wakes the writer, and ends a session past a deadline by
+        closing its socket (which wakes what waits on it): no CONNACK within
+        connect_timeout_ms, nothing from the broker for keepalive, a write
+        the socket has not taken for write_timeout_ms."""
+        conn, wr, ka = self._ms[3:]
         while True:
-            await sleep_ms(min(self._ms[5] // 4, 1000))
+            await sleep_ms(min(ka // 4, 1000))
+            s = self._s
+            if s is not None and not self._fail:
+                now = ticks_ms()
+                why = None
+                if not self._on:
+                    if ticks_diff(now, self._last_ping) > conn:  # (no ping before the CONNACK)
+                        why = "connect timeout"
+                elif ticks_diff(now, self._last_rx) > ka:
+                    why = "broker silent for %d s" % (ka // 1000)
+                if self._wt0 and ticks_diff(now, self._wt0) > wr:
+                    why = "write timeout"
+                if why:
+                    self._fail = Exception(why)
+                    s.close()
             self._wake.set()
 
-    def _send(self, kind, t=None, p=None, f=0, pid=0):
-        """Send a packet in one synchronous step when that can be done now (no
-        coroutine per packet: a fragmented heap may hold no block for one,
-        issue 18): True = sent. False = await _put() with the same arguments
-        instead (the reader holds the room, earlier bytes still wait in the
-        stream, or CPython, whose writes always want a drain)."""
-        w = self._w
-        if w is None:
-            raise _Drop("not connected")
-        if not IS_MICROPYTHON or getattr(w, "out_buf", b""):
+    def _send(self, kind, t=b"", p=b"", f=0, pid=0):
+        """Encode and write a packet in one synchronous step (no coroutine per
+        packet: a fragmented heap may hold no block for one, issue 18), into
+        the shared buffer behind the broker's bytes the reader holds: kind 0
+        CONNECT, 1 birth or will (t: topic, payload, qos, retain), 3 PUBLISH
+        (topic and payload bytes, flags: bit 0 QoS 1, bit 1 retain, bit 2 DUP;
+        pid), 8 SUBSCRIBE (topic, qos, -, pid); None writes t as it is. What
+        the socket does not take waits in _rest (a copy: the buffer is free
+        again at once). False = not now (earlier bytes still wait, or no room
+        behind the reader's): await _wait() and call again."""
+        if self._rest:
             return False
-        data = t if kind is None else self._enc(kind, t, p, f, pid)
-        if data is None:
-            return kind is None  # nothing to flush, or no room yet
-        w.write(data)
+        if kind is not None:
+            if kind == 1:
+                t, p, q, rt = t
+                t, p, f = pk._b(t), pk._b(p), (1 if q else 0) | (2 if rt else 0)
+                pid = self._next_pid() if q else 0  # (not in the window: never resent)
+                kind = 3
+            buf = self._buf
+            held = self._n
+            if held + (pk.publish_size(len(t), len(p), f & 1) if kind == 3 else len(buf)) > len(buf):
+                return False
+            mv = memoryview(buf)[held:]
+            if kind == 3:
+                n = pk.encode_publish(mv, t, p, f & 1, f & 2, f & 4, pid)
+            elif kind:
+                n = pk.encode_subscribe(mv, pid, ((t, p),))
+            else:
+                c = self._conn
+                n = pk.encode_connect(mv, c[5], c[9], c[6], c[7], c[8], c[10])
+            t = mv[:n]
+        n = self._s.write(t) or 0  # type: ignore[union-attr]
+        if n < len(t):
+            self._rest = bytes(t[n:])
         return True
 
-    async def _put(self, kind, t=None, p=None, f=0, pid=0):
-        """Send a packet (see _enc), waiting for room behind the packet the
-        reader is framing and for the socket to take it: kind None sends t
-        (bytes) or, t None, flushes what waits in the stream."""
-        w = self._w
-        if w is None:
-            raise _Drop("not connected")
-        data = t
-        if kind is not None:
-            while True:
-                data = self._enc(kind, t, p, f, pid)
-                if data is not None:
-                    break
-                if self._fail:
-                    raise self._fail
-                await self._wake.wait()
-                self._wake.clear()
-        if data is not None:
-            # one synchronous step from encode to write: the buffer is free again after it
-            w.write(data if IS_MICROPYTHON else bytes(data))
-        elif not IS_MICROPYTHON:
-            return
-        # MicroPython's write() sends at once what the socket takes: only a
-        # backlog needs the (allocating) timed drain.
-        if not IS_MICROPYTHON or getattr(w, "out_buf", b"x"):
-            await _wait_ms(w.drain(), self._ms[4])
-
-    def _enc(self, kind, t, p, f, pid):
-        """Encode into the shared buffer behind the packet the reader holds:
-        kind 0 CONNECT, 3 PUBLISH (topic and payload bytes, flags: bit 0 QoS 1,
-        bit 1 retain, bit 2 DUP; pid), 8 SUBSCRIBE (topic, qos, -, pid). The
-        encoded bytes, or None while there is no room."""
-        buf = self._buf
-        held = self._dec.held
-        if held + (pk.publish_size(len(t), len(p), f & 1) if kind == 3 else len(buf)) > len(buf):
-            return None
-        mv = memoryview(buf)[held:]
-        if kind == 3:
-            n = pk.encode_publish(mv, t, p, f & 1, f & 2, f & 4, pid)
-        elif kind:
-            n = pk.encode_subscribe(mv, pid, ((t, p),))
+    async def _wait(self):
+        """Until a _send() can go: the socket takes what waits in _rest (the
+        clock bounds it: write_timeout_ms) or a wake (the reader freed the
+        room, a packet came in, a tick). Raises what ended the session. (A
+        coroutine per call: only when the socket or the reader holds us up.)"""
+        if self._fail:
+            raise self._fail
+        r = self._rest
+        if r:
+            self._wt0 = ticks_ms() or 1
+            await _io(self._s, 1)  # type: ignore[misc]
+            self._wt0 = 0
+            n = self._s.write(r) or 0  # type: ignore[union-attr]
+            self._rest = r[n:] if n < len(r) else None
         else:
-            c = self._conn
-            n = pk.encode_connect(mv, c[5], c[9], c[6], c[7], c[8], self.will)
-        return mv[:n]
+            await self._wake.wait()
+            self._wake.clear()
 
     def _next_pid(self):
         while True:
@@ -597,46 +566,69 @@ class MQTTClient:
     # --- reading -----------------------------------------------------------
 
     async def _reader(self):
-        """Frames and handles what the broker sends, for each session's stream
-        in turn (_r, announced by _rx); a failure goes to the writer in _fail."""
-        chunk = self._chunk
-        mv = memoryview(chunk)
-        dec = self._dec
+        """Frames and handles what the broker sends, for each session's socket
+        in turn (a new one in _s: looked for every 10 ms, no Event kept for
+        it); a failure goes to the writer in _fail.
+        The broker's bytes are read straight into the shared buffer: the _n
+        at its start are held (a packet not yet whole), the writer encodes
+        behind them."""
+        buf = self._buf
+        mv = memoryview(buf)
+        cap = len(buf)
         wid = self._wid
+        stats = self.stats
+        last = None
         while True:
-            await self._rx.wait()
-            self._rx.clear()
-            r = self._r
-            if r is None:  # that session already ended
+            s = self._s
+            if s is None or s is last:
+                await sleep_ms(10)
                 continue
+            last = s
+            self._n = 0
             try:
                 while True:
-                    if IS_MICROPYTHON:
-                        n = await r.readinto(chunk)
-                        if r is not self._r:
-                            break  # the session ended while we waited
-                        if n is None:
-                            continue  # TLS: readable, but no whole record yet (handshake)
-                    else:
-                        data = await r.read(len(chunk))
-                        if r is not self._r:
-                            break
-                        n = len(data)
-                        chunk[:n] = data
-                    if not n:
-                        if dec.state or dec.ready:
+                    await _io(s, 0)  # type: ignore[misc]
+                    if s is not self._s:
+                        break  # the session ended while we waited
+                    n = self._n
+                    got = s.readinto(mv[n:] if n else buf)
+                    if got is None:
+                        continue  # TLS: readable, but no whole record yet (handshake)
+                    if not got:
+                        if n:
                             raise pk.MalformedPacket("truncated")
-                        raise _Drop("connection closed by broker")
+                        raise Exception("connection closed by broker")
                     self._last_rx = ticks_ms()
-                    pos = 0
-                    while pos < n:
-                        pos = dec.feed(mv, pos, n)
-                        if not dec.ready:
-                            continue
-                        kind = dec.kind
+                    n += got
+                    self._n = n  # all of it held while its packets are handled
+                    p = 0
+                    while p < n:
+                        b = buf[p]
+                        kind = b >> 4
+                        # (a type a broker does not send fails in parse)
+                        if (b & 6) == 6 if kind == _PUBLISH else b & 15:
+                            raise pk.MalformedPacket("header 0x%x" % b)
+                        i = p + 1
+                        rem = sh = 0
+                        while i < n:
+                            b = buf[i]
+                            i += 1
+                            rem |= (b & 127) << sh
+                            sh += 7
+                            if not b & 128:
+                                break
+                            if sh > 21:
+                                raise pk.MalformedPacket("length")
+                        else:
+                            break  # the length is not whole yet
+                        if i - p + rem > cap:
+                            raise pk.MalformedPacket("too large: %d > %d" % (i - p + rem, cap))
+                        if i + rem > n:
+                            break  # nor the body
                         if self._connack is None and kind != _CONNACK:
                             raise pk.MalformedPacket("not CONNACK first")
-                        v = pk.parse(kind, dec.flags, dec.body)
+                        v = pk.parse(kind, buf[p] & 15, mv[i:i + rem])
+                        p = i + rem
                         pid = 0
                         if kind == _CONNACK:
                             if self._connack is not None:
@@ -645,41 +637,38 @@ class MQTTClient:
                         elif kind == _PUBLISH:
                             if v[2] == 2:  # type: ignore[index]
                                 raise pk.MalformedPacket("QoS 2")  # we never subscribe above 1
-                            self.stats["received"] += 1
+                            stats["received"] += 1
                             self._callback(self.on_message, v[0], bytes(v[1]), v[3])  # type: ignore[index]
                             pid = v[5]  # type: ignore[index]
                         elif kind == _SUBACK:
-                            self.stats["sub_failed"] += v[1].count(0x80)  # type: ignore[index]
+                            stats["sub_failed"] += v[1].count(0x80)  # type: ignore[index]
                         elif kind == _PUBACK and v in wid:
-                            wcap = len(wid)
                             j = wid.index(v)
                             wid[j] = 0
                             self._wt[j] = self._wp[j] = b""
-                            self.stats["acked"] += 1
+                            stats["acked"] += 1
                             while self._wn and not wid[self._wh]:
-                                self._wh = (self._wh + 1) % wcap
+                                self._wh = (self._wh + 1) % len(wid)
                                 self._wn -= 1
                         # (a PUBACK for an id not in flight: a late duplicate, harmless)
                         if kind == _PUBACK or kind == _PINGRESP:
-                            self._oom(True)  # the session works
-                        dec.reset()
+                            self.oom_streak = 0  # the session works: memory pressure over
                         self._wake.set()
                         if pid:
-                            # PUBACK in one synchronous write (never inside another
-                            # packet's bytes); not while MicroPython's Stream drains
-                            # a backlog: its drain() ends with out_buf = b"", which
-                            # would lose what we add.
-                            w = self._w
-                            while IS_MICROPYTHON and getattr(w, "out_buf", b""):
+                            # PUBACK in one synchronous write, never inside another
+                            # packet's bytes: not while the writer's wait in _rest
+                            # (its 4 bytes a fresh object: incoming QoS 1 are rare commands)
+                            a = bytes((0x40, 2, pid >> 8, pid & 255))  # type: ignore[operator]
+                            while not self._send(None, a):
                                 await sleep_ms(1)
-                            if r is not self._r:
-                                break
-                            a = self._ack
-                            a[2] = pid >> 8  # type: ignore[operator]
-                            a[3] = pid & 255  # type: ignore[operator]
-                            w.write(a if IS_MICROPYTHON else bytes(a))  # type: ignore[union-attr]
+                                if s is not self._s:
+                                    raise Exception("")
+                    if p:  # what is not whole yet moves to the front
+                        n -= p
+                        mv[:n] = mv[p:p + n]
+                        self._n = n
             except Exception as e:  # noqa: BLE001 - handed to the writer loop, which reconnects
-                if r is self._r:
+                if s is self._s and not self._fail:
                     self._fail = e
                     self._wake.set()
 

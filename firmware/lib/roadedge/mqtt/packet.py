@@ -1,12 +1,13 @@
-# MQTT 3.1.1 client codec: encoders that write into the caller's buffer, an
-# incremental framer and one parser for what a broker sends; no I/O.
+# MQTT 3.1.1 client codec: encoders that write into the caller's buffer and
+# one parser for what a broker sends; no I/O. (The client frames the byte
+# stream itself, in its read buffer: client._reader.)
 #
 # Small on purpose: a board that loads this as .mpy pays heap for every
 # function (~90 bytes besides its bytecode), class (~200) and string constant
 # (its length + ~40), so there are few of each and error messages are short
 # (issue 18: the client's RAM). The broker side and test helpers (connack,
-# suback, puback, parse_connect...) are in packet_server.py, never loaded by a
-# device. Every decode error raises MalformedPacket, a packet over the buffer
+# suback, puback, parse_connect, the Decoder framer...) are in
+# packet_server.py, never loaded by a device. Every decode error raises MalformedPacket, a packet over the buffer
 # too ("too large").
 from roadedge.core.compat import const
 
@@ -15,10 +16,7 @@ from roadedge.core.compat import const
 _CONNACK = const(2)
 _PUBLISH = const(3)
 _PUBACK = const(4)
-_PUBREL = const(6)
-_SUBSCRIBE = const(8)
 _SUBACK = const(9)
-_UNSUBSCRIBE = const(10)
 _UNSUBACK = const(11)
 _PINGRESP = const(13)
 
@@ -92,8 +90,11 @@ def encode_connect(buf, client_id, keepalive=30, clean=True, user=None, password
             fields.append(password)
     elif password is not None:
         raise ValueError("password without user")
-    fields = [_b(f) for f in fields]
-    pos = _put_str(buf, put_head(buf, 0x10, 10 + sum(2 + len(f) for f in fields)), b"MQTT")
+    rem = 10
+    for i in range(len(fields)):  # (loops, not comprehensions: each of those is a function)
+        fields[i] = f = _b(fields[i])
+        rem += 2 + len(f)
+    pos = _put_str(buf, put_head(buf, 0x10, rem), b"MQTT")
     buf[pos:pos + 4] = bytes((4, flags, keepalive >> 8, keepalive & 255))
     pos += 4
     for f in fields:
@@ -103,78 +104,18 @@ def encode_connect(buf, client_id, keepalive=30, clean=True, user=None, password
 
 def encode_subscribe(buf, pid, topics):
     """Write SUBSCRIBE for [(topic, qos), ...] into buf; returns its length."""
-    parts = [(_b(t), q) for t, q in topics]
-    pos = put_head(buf, 0x82, 2 + sum(3 + len(t) for t, _ in parts))
+    rem = 2
+    for t, q in topics:
+        rem += 3 + len(_b(t))
+    pos = put_head(buf, 0x82, rem)
     buf[pos] = pid >> 8
     buf[pos + 1] = pid & 255
     pos += 2
-    for t, q in parts:
-        pos = _put_str(buf, pos, t)
+    for t, q in topics:
+        pos = _put_str(buf, pos, _b(t))
         buf[pos] = q
         pos += 1
     return pos
-
-
-class Decoder:
-    """Incremental packet framer into a body buffer (a bytearray, or its size).
-
-    `pos = dec.feed(data, pos, end)` consumes bytes until a packet is complete
-    (`dec.ready`; `dec.kind`, `dec.flags`, `dec.body` describe it; `reset()`
-    before feeding on) or the data runs out. `dec.state` is 0 between packets
-    (EOF elsewhere = truncated). `dec.held` = bytes at the buffer's start that
-    the packet being read occupies: the client encodes its own packets behind.
-    """
-
-    def __init__(self, buf):
-        self.mv = memoryview(bytearray(buf) if isinstance(buf, int) else buf)
-        self.reset()
-
-    def reset(self):
-        self.ready = False
-        self.body = b""
-        # _n: length bytes read (state 1), then body bytes copied (state 2)
-        self.kind = self.flags = self.state = self.held = self._n = 0
-
-    def feed(self, data, pos=0, end=-1):
-        if end < 0:
-            end = len(data)
-        while pos < end and not self.ready:
-            st = self.state
-            if st == 2:
-                got = self._n
-                n = min(end - pos, self.held - got)
-                self.mv[got:got + n] = data[pos:pos + n]
-                self._n = got = got + n
-                pos += n
-                if got == self.held:
-                    self.state = 0
-                    self.ready = True
-                    self.body = self.mv[:got]
-                continue
-            b = data[pos]
-            pos += 1
-            if st == 0:
-                kind = b >> 4
-                flags = b & 15
-                if kind in (0, 15) or ((flags & 6) == 6 if kind == _PUBLISH else
-                                       flags != (2 if kind in (_PUBREL, _SUBSCRIBE, _UNSUBSCRIBE) else 0)):
-                    raise MalformedPacket("header 0x%x" % b)
-                self.kind = kind
-                self.flags = flags
-                self.state = 1
-                continue
-            self.held += (b & 127) << (7 * self._n)
-            self._n += 1
-            if b & 128:
-                if self._n >= 4:
-                    raise MalformedPacket("length")
-                continue
-            if self.held > len(self.mv):
-                raise MalformedPacket("too large: %d > %d" % (self.held, len(self.mv)))
-            self._n = 0
-            self.state = 2 if self.held else 0
-            self.ready = not self.held
-        return pos
 
 
 def parse(kind, flags, body):
@@ -203,7 +144,10 @@ def parse(kind, flags, body):
         return body[0] << 8 | body[1]
     if kind == _SUBACK and n > 2:
         codes = list(body[2:])
-        if all(c < 3 or c == 0x80 for c in codes):
+        for c in codes:
+            if 2 < c != 0x80:
+                break
+        else:
             return body[0] << 8 | body[1], codes
     if kind == _PINGRESP and not n:
         return None

@@ -1,6 +1,8 @@
-# MQTT 3.1.1 broker-side codec: what a server sends and parses. Never imported
-# by the device (it would only cost RAM there); used by the fake brokers in
-# tests and the codec round-trip tests, on top of roadedge.mqtt.packet.
+# MQTT 3.1.1 broker-side codec: what a server sends and parses, and an
+# incremental framer (Decoder). Never imported by the device (it would only
+# cost RAM there: the client frames in its own read buffer); used by the fake
+# brokers in tests and the codec round-trip tests, on top of
+# roadedge.mqtt.packet.
 # (UNSUBSCRIBE is here too: the device client never unsubscribes.)
 from roadedge.mqtt.packet import MalformedPacket, _b, _put_str
 
@@ -140,3 +142,65 @@ def parse_subscribe(body):
     if not subs:
         raise MalformedPacket("SUBSCRIBE without topics")
     return pid, subs
+
+
+class Decoder:
+    """Incremental packet framer into a body buffer (a bytearray, or its size).
+
+    `pos = dec.feed(data, pos, end)` consumes bytes until a packet is complete
+    (`dec.ready`; `dec.kind`, `dec.flags`, `dec.body` describe it; `reset()`
+    before feeding on) or the data runs out. `dec.state` is 0 between packets
+    (EOF elsewhere = truncated). `dec.held` = bytes at the buffer's start that
+    the packet being read occupies: the client encodes its own packets behind.
+    """
+
+    def __init__(self, buf):
+        self.mv = memoryview(bytearray(buf) if isinstance(buf, int) else buf)
+        self.reset()
+
+    def reset(self):
+        self.ready = False
+        self.body = b""
+        # _n: length bytes read (state 1), then body bytes copied (state 2)
+        self.kind = self.flags = self.state = self.held = self._n = 0
+
+    def feed(self, data, pos=0, end=-1):
+        if end < 0:
+            end = len(data)
+        while pos < end and not self.ready:
+            st = self.state
+            if st == 2:
+                got = self._n
+                n = min(end - pos, self.held - got)
+                self.mv[got:got + n] = data[pos:pos + n]
+                self._n = got = got + n
+                pos += n
+                if got == self.held:
+                    self.state = 0
+                    self.ready = True
+                    self.body = self.mv[:got]
+                continue
+            b = data[pos]
+            pos += 1
+            if st == 0:
+                kind = b >> 4
+                flags = b & 15
+                if kind in (0, 15) or ((flags & 6) == 6 if kind == PUBLISH else
+                                       flags != (2 if kind in (PUBREL, SUBSCRIBE, UNSUBSCRIBE) else 0)):
+                    raise MalformedPacket("header 0x%x" % b)
+                self.kind = kind
+                self.flags = flags
+                self.state = 1
+                continue
+            self.held += (b & 127) << (7 * self._n)
+            self._n += 1
+            if b & 128:
+                if self._n >= 4:
+                    raise MalformedPacket("length")
+                continue
+            if self.held > len(self.mv):
+                raise MalformedPacket("too large: %d > %d" % (self.held, len(self.mv)))
+            self._n = 0
+            self.state = 2 if self.held else 0
+            self.ready = not self.held
+        return pos
