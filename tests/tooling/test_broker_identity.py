@@ -231,17 +231,19 @@ def test_roadedge_broker_keeps_a_down_services_queue_across_its_own_restart(tmp_
         session = ("-c",)  # a persistent session (clean session off)
         # the service subscribes once with a persistent session, then goes down
         first = Sub(port, "ingest-1", ingest_pw, ["re/dev-x/event"], "311", extra=session)
-        wait_subscribed(port, first, "re/dev-x/event", "311", "dev-x", dev_pw)
-        first.p.terminate()
-        first.p.wait(10)
+        try:
+            wait_subscribed(port, first, "re/dev-x/event", "311", "dev-x", dev_pw)
+        finally:
+            first.p.terminate()
+            first.p.wait(10)
         assert pub(port, "dev-x", dev_pw, "re/dev-x/event", '{"seq": 7}', "311").returncode == 0
     finally:
         stop(p)
     p, port = start()
+    back = Sub(port, "ingest-1", ingest_pw, ["re/dev-x/event"], "311", extra=session)
     try:
-        back = Sub(port, "ingest-1", ingest_pw, ["re/dev-x/event"], "311", extra=session)
         got = back.next(30)
         assert got == 're/dev-x/event {"seq": 7}', got
-        back.p.terminate()
     finally:
+        back.p.terminate()
         stop(p)
