@@ -316,3 +316,47 @@ class View:
             self.step()
         logs = {p.name: p.read_text()[-1500:] for p in self.tmp.glob("controller-*.log")}
         raise AssertionError(f"never saw {what}: {logs}")
+
+
+def test_roadedge_provision_takes_zone_files(tmp_path):
+    from tooling_support import roadedge
+
+    files = zone_files(tmp_path)
+    sd, out = tmp_path / "secrets", tmp_path / "gen"
+    r = roadedge("provision", *ROLES, "--zone", str(files["F1"]), "--zone", str(files["F2"]), "--secrets", str(sd),
+                 "--out", str(out), "--no-tls")
+    assert r.returncode == 0, r.stderr
+    assert "controller-F1" in r.stdout and "controller-F2" in r.stdout and "restart Mosquitto" in r.stderr
+    first = json.loads((sd / "services.json").read_text())
+    r = roadedge("provision", "--zone", str(files["F1"]), "--secrets", str(sd), "--out", str(out), "--no-tls")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((sd / "services.json").read_text()) == first  # passwords and rules as they were
+    r = roadedge("provision", "--remove-zone", "F2", "--secrets", str(sd), "--out", str(out), "--no-tls")
+    assert r.returncode == 0 and "removed" in r.stdout, r.stdout
+    assert "user controller-F2" not in (out / "acl").read_text() and "user controller-F1" in (out / "acl").read_text()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(dict(ZONES["F2"], zone="F 2")))
+    r = roadedge("provision", "--zone", str(bad), "--secrets", str(sd), "--out", str(out), "--no-tls")
+    assert r.returncode == 1 and "zone id" in r.stderr, r.stderr
+
+
+@needs_clients
+def test_roadedge_broker_provisions_the_zones_it_is_given(tmp_path):
+    import signal
+
+    files = zone_files(tmp_path)
+    sd = tmp_path / "secrets"
+    p = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "broker", "--zone", str(files["F1"]),
+                          "--listen", "127.0.0.1:0", "--secrets", str(sd)], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        assert p.stdout
+        line = p.stdout.readline()
+        assert "listening on mqtt://127.0.0.1:" in line, line
+        port = int(line.split("mqtt://127.0.0.1:")[1].split()[0])
+        f1 = ("controller-F1", json.loads((sd / "services.json").read_text())["controller-F1"]["mqtt_password"])
+        assert pub(port, *f1, "re/vsl-f1-1/cmd/heartbeat", "{}", "5").stderr == ""
+        assert "not authori" in pub(port, *f1, "re/vsl-f2-1/cmd/heartbeat", "{}", "5").stderr.lower()
+    finally:
+        p.send_signal(signal.SIGINT)
+        assert p.wait(20) == 0
