@@ -6,7 +6,8 @@ commands and periodic signed heartbeats to the signs, takes signed operator acti
 `re/ctl/<zone>/op` (the device command scheme with the console's operator key: forged, replayed,
 expired or malformed ones are refused and counted), publishes its view retained on
 `re/ctl/<zone>/state`, publishes the broker time beacon on `re/sys/time`, and writes every decision
-and human action to the SQLite audit log. A supervisor restarts the MQTT network thread if it dies,
+and human action to the SQLite audit log. It logs in as its zone's own account `controller-<zone>`
+(`roadedge provision --zone`; see `account`), allowed its own signs and zone only. A supervisor restarts the MQTT network thread if it dies,
 and says so in the state.
 """
 from __future__ import annotations
@@ -521,7 +522,8 @@ def run(args) -> int:
             return 1
         ctl._note_network_thread()
         if out is None:
-            print(f"controller: zone {cfg.zone}, {len(cfg.signs)} signs, mode {mode}, audit {args.db}", flush=True)
+            print(f"controller: zone {cfg.zone}, {len(cfg.signs)} signs, mode {mode}, audit {args.db}, "
+                  f"MQTT user {user or 'anonymous'}", flush=True)
         ctl.run()
     except KeyboardInterrupt:
         pass

@@ -247,6 +247,8 @@ def test_two_zone_controllers_run_at_once_each_driving_its_own_signs(secure_brok
         assert view.state["F2"]["stats"]["ops_accepted"] == 1 and view.state["F1"]["stats"]["ops"] == 0
 
         # both still on their first connection: nobody displaced, no reconnect loop
+        for z in ZONES:
+            assert f"MQTT user controller-{z}" in (tmp_path / f"controller-{z}.log").read_text()
         assert all(p.poll() is None for p in ctls.values())
         log = secure_broker.log_path.read_text()
         for z in ZONES:
