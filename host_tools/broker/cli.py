@@ -2,8 +2,10 @@
 
     roadedge broker                                  # 127.0.0.1:1883, secrets/ provisioned if new
     roadedge broker --listen 127.0.0.1:0 --tls-port 8883 --secrets var/secrets
+    roadedge broker --zone zones/F1.json --zone zones/F2.json     # accounts controller-F1, controller-F2
 
-It provisions the secrets folder (service accounts; devices given as arguments), writes the
+It provisions the secrets folder (service accounts; devices given as arguments; one account per zone
+controller for the zone configs given with --zone), writes the
 accounts file (host_tools.provision: passwords, access rules, each account bound to the client id
 of its name) and runs Mosquitto as a child process with it and no anonymous access. Ctrl-C stops it.
 A deployment runs the same files with the rendered mosquitto.conf (`roadedge provision`).
@@ -26,6 +28,9 @@ def parse_listen(s: str) -> tuple[str, int]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("devices", nargs="*", metavar="DEVICE", help="device ids to provision (new ones get secrets)")
+    p.add_argument("--zone", action="append", default=[], metavar="ZONE.json",
+                   help="zone configs: each zone's controller gets its own account controller-<zone> (as with "
+                        "`roadedge provision --zone`)")
     p.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 1883), metavar="HOST:PORT",
                    help="plain listener (default 127.0.0.1:1883; port 0 = any free port)")
     p.add_argument("--tls-port", type=int, help="also a TLS listener on this port (the provisioned CA)")
@@ -37,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from host_tools.broker import conf as broker_conf
     from host_tools.broker.mosquitto import Mosquitto
     from host_tools.config.secrets import Secrets, SecretsError
+    from host_tools.controller.zone import ZoneConfig
     from host_tools.provision.core import provision
 
     try:
@@ -46,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
         work = args.workdir or secrets.root / "broker"
         res = provision(secrets, list(args.devices), out=work,
-                        tls_hosts=["localhost", "127.0.0.1"] if args.tls_port else None)
+                        tls_hosts=["localhost", "127.0.0.1"] if args.tls_port else None,
+                        zones=[ZoneConfig.load(z) for z in args.zone])
     except (ValueError, SecretsError, OSError) as e:
         print(f"roadedge broker: provisioning failed: {e}", file=sys.stderr)
         return 1

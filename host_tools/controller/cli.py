@@ -6,7 +6,8 @@ commands and periodic signed heartbeats to the signs, takes signed operator acti
 `re/ctl/<zone>/op` (the device command scheme with the console's operator key: forged, replayed,
 expired or malformed ones are refused and counted), publishes its view retained on
 `re/ctl/<zone>/state`, publishes the broker time beacon on `re/sys/time`, and writes every decision
-and human action to the SQLite audit log. A supervisor restarts the MQTT network thread if it dies,
+and human action to the SQLite audit log. It logs in as its zone's own account `controller-<zone>`
+(`roadedge provision --zone`; see `account`), allowed its own signs and zone only. A supervisor restarts the MQTT network thread if it dies,
 and says so in the state.
 """
 from __future__ import annotations
@@ -41,6 +42,41 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from host_tools.fleet import connect as broker
 
     broker.add_broker_arguments(p)
+
+
+def account(secrets, cfg: ZoneConfig) -> tuple[str | None, str | None]:
+    """(user, password) the controller of cfg's zone logs in with: its own account `controller-<zone>`
+    when provisioned (`roadedge provision --zone`); the single `controller` account of a single-zone
+    set-up when no zone has an account of its own; (None, None) without secrets (a test broker).
+    Raises when other zones have accounts but this one has none: under `controller` it would still
+    command every sign, and two such processes would displace each other at the broker."""
+    own = secrets.services.get(wire.zone_account(cfg.zone))
+    if isinstance(own, dict) and own.get("mqtt_password"):
+        return wire.zone_account(cfg.zone), own["mqtt_password"]
+    others = sorted(n for n, e in secrets.services.items()
+                    if isinstance(e, dict) and e.get("role") == wire.ZONE_CONTROLLER)
+    if others:
+        raise ValueError(f"no account {wire.zone_account(cfg.zone)} in the secrets (zone controllers provisioned: "
+                         f"{', '.join(others)}): run `roadedge provision --zone <this zone's config>` and restart "
+                         "the broker")
+    svc = secrets.services.get("controller")
+    if isinstance(svc, dict) and svc.get("mqtt_password"):
+        return "controller", svc["mqtt_password"]
+    return None, None
+
+
+def account_drift(secrets, cfg: ZoneConfig) -> str | None:
+    """A warning when the zone's account was provisioned for other signs or sources than cfg has (the
+    broker refuses commands to a sign the account does not list)."""
+    e = secrets.services.get(wire.zone_account(cfg.zone))
+    if not isinstance(e, dict) or e.get("role") != wire.ZONE_CONTROLLER:
+        return None
+    signs = sorted({s.id for s in cfg.signs})
+    sources = sorted({src for s in cfg.signs for src in s.sources} - set(signs))
+    if e.get("signs") == signs and e.get("sources", []) == sources:
+        return None
+    return (f"{wire.zone_account(cfg.zone)} was provisioned for other signs/sources than {cfg.zone}'s config lists: "
+            "re-run `roadedge provision --zone` with it and restart the broker")
 
 
 class _Nowhere:
@@ -451,9 +487,15 @@ def run(args) -> int:
         return 1
     user, password = args.user, args.password
     if not user:
-        svc = secrets.services.get("controller")
-        if isinstance(svc, dict) and svc.get("mqtt_password"):
-            user, password = "controller", svc["mqtt_password"]
+        try:
+            user, password = account(secrets, cfg)
+        except ValueError as e:
+            err.print(f"[red]{e}[/]")
+            return 1
+        drift = account_drift(secrets, cfg)
+        if drift:
+            err.print(f"[yellow]{drift}[/]")
+    keyring = keyring.only(s.id for s in cfg.signs)  # least privilege: its own signs' keys (and the operator key)
     audit = Audit(args.db, cfg.zone)
     out = None if args.quiet or not sys.stdout.isatty() else _live(Console())
     op_auth = operator_auth(keyring, cfg.zone, str(args.db) + ".op-counter.json")
@@ -480,7 +522,8 @@ def run(args) -> int:
             return 1
         ctl._note_network_thread()
         if out is None:
-            print(f"controller: zone {cfg.zone}, {len(cfg.signs)} signs, mode {mode}, audit {args.db}", flush=True)
+            print(f"controller: zone {cfg.zone}, {len(cfg.signs)} signs, mode {mode}, audit {args.db}, "
+                  f"MQTT user {user or 'anonymous'}", flush=True)
         ctl.run()
     except KeyboardInterrupt:
         pass

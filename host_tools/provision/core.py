@@ -1,5 +1,6 @@
-"""Provisioning: per-device MQTT credentials and command keys, the Mosquitto
-accounts file (dynamic-security plugin), the broker's TLS material, and rotation.
+"""Provisioning: per-device MQTT credentials and command keys, one account per fog zone's
+controller, the Mosquitto accounts file (dynamic-security plugin), the broker's TLS material,
+and rotation.
 
 State lives in the secrets folder (host_tools.config.secrets); everything in
 the output folder is derived from it and can be regenerated at any time.
@@ -27,6 +28,9 @@ class Result:
     rotated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    zones_created: list[str] = field(default_factory=list)  # zone controller accounts, by account name
+    zones_changed: list[str] = field(default_factory=list)  # signs or sources changed (password kept)
+    zones_removed: list[str] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
 
 
@@ -40,11 +44,15 @@ def _write(path: Path, text: str, mode: int = 0o600) -> None:
 
 def provision(secrets: Secrets, devices: list[str] = (), rotate: bool = False, remove: list[str] = (),
               out: Path = DEFAULT_OUT, tls_hosts: list[str] | None = None, plain_port: int = 1883,
-              tls_port: int = 8883, roles: dict[str, str] | None = None) -> Result:
+              tls_port: int = 8883, roles: dict[str, str] | None = None, zones=(),
+              remove_zones: list[str] = ()) -> Result:
     """Create/rotate/remove device secrets, then write dynsec.json, acl (and TLS + mosquitto.conf) into out.
 
     roles: device -> role (from its board config), recorded with its secrets: the console keeps only the
-    keys of devices provisioned (or deployed) as trackers."""
+    keys of devices provisioned (or deployed) as trackers.
+    zones: zone configs (host_tools.controller.zone.ZoneConfig): each zone's controller gets its own
+    account `controller-<zone>` (a new password the first time, kept after), its rules made from the
+    zone's signs and sources, recorded with it; remove_zones: zone ids whose account goes."""
     res = Result()
     for dev in devices:
         acl.device_rules(dev)  # raises on ids that would break topics or are reserved
@@ -68,6 +76,7 @@ def provision(secrets: Secrets, devices: list[str] = (), rotate: bool = False, r
     for dev in remove:
         if secrets.devices.pop(dev, None) is not None:
             res.removed.append(dev)
+    _zones(secrets, res, zones, remove_zones)
     for svc in acl.SERVICE_ROLES:
         secrets.services.setdefault(svc, {"mqtt_password": passwd.new_password(), "role": svc})
     # the key the console signs operator actions with and the controller verifies them by
@@ -78,9 +87,11 @@ def provision(secrets: Secrets, devices: list[str] = (), rotate: bool = False, r
     out.mkdir(parents=True, exist_ok=True)
     users = {d: e["mqtt_password"] for d, e in secrets.devices.items()}
     users.update({s: e["mqtt_password"] for s, e in secrets.services.items()})
-    sec_path = dynsec.write(out / dynsec.FILE_NAME, users, acl.rules(sorted(secrets.devices), sorted(secrets.services)))
+    zone_accounts = acl.zones_of(secrets.services)
+    sec_path = dynsec.write(out / dynsec.FILE_NAME, users,
+                            acl.rules(sorted(secrets.devices), sorted(secrets.services), zone_accounts))
     acl_path = out / "acl"  # the same rules, readable (review); the broker enforces dynsec.json
-    _write(acl_path, acl.acl_file(sorted(secrets.devices), sorted(secrets.services)), 0o644)
+    _write(acl_path, acl.acl_file(sorted(secrets.devices), sorted(secrets.services), zone_accounts), 0o644)
     res.files.update(dynsec_file=sec_path, acl_file=acl_path)
     (out / "passwd").unlink(missing_ok=True)  # an older layout's password file: no longer read by anything
     if tls_hosts is not None:
@@ -96,3 +107,37 @@ def provision(secrets: Secrets, devices: list[str] = (), rotate: bool = False, r
         _write(out / "mosquitto.conf", conf, 0o644)
         res.files.update(ca_der=out / "ca.der", ca_pem=out / "ca.pem", conf=out / "mosquitto.conf")
     return res
+
+
+def _zones(secrets: Secrets, res: Result, zones, remove_zones) -> None:
+    """Add, update or remove the zone controllers' accounts in secrets.services (not saved yet)."""
+    given: set[str] = set()
+    for cfg in zones:
+        acct = wire.zone_account(cfg.zone)
+        if acct in given:
+            raise ValueError(f"zone {cfg.zone!r} given twice")
+        given.add(acct)
+        entry = acl.zone_entry(cfg.zone, [s.id for s in cfg.signs], [src for s in cfg.signs for src in s.sources])
+        old = secrets.services.get(acct)
+        if old is not None and old.get("role") != wire.ZONE_CONTROLLER:
+            raise ValueError(f"{acct!r} is a service account, not a zone controller's")
+        if old and old.get("mqtt_password"):
+            if any(old.get(k) != v for k, v in entry.items()):
+                res.zones_changed.append(acct)
+            secrets.services[acct] = dict(old, **entry)  # the password stays: the controller runs on
+        else:
+            secrets.services[acct] = dict(entry, mqtt_password=passwd.new_password())
+            res.zones_created.append(acct)
+    for zone in remove_zones:
+        acct = wire.zone_account(zone)
+        e = secrets.services.get(acct)
+        if isinstance(e, dict) and e.get("role") == wire.ZONE_CONTROLLER:
+            del secrets.services[acct]
+            res.zones_removed.append(acct)
+    # one controller per sign: two zones commanding one sign would fight over it
+    owner: dict[str, str] = {}
+    for acct, (_zone, signs, _sources) in sorted(acl.zones_of(secrets.services).items()):
+        for sign in signs:
+            if sign in owner:
+                raise ValueError(f"sign {sign!r} is in two zones ({owner[sign]}, {acct}): one controller per sign")
+            owner[sign] = acct

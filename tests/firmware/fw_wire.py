@@ -26,8 +26,12 @@ def test_parser_refuses_what_is_not_in_the_tree():
 def test_reserved_and_malformed_ids_are_not_device_ids():
     assert wire.valid_id("vsl-k012-n")
     for bad in ("", "sys", "ctl", "controller", "dispatcher", "technician", "a/b", "a+", "a#", "a b", "a:b",
-                "x" * 65, None, 7):
+                "x" * 65, None, 7, "controller-F1"):
         assert not wire.valid_id(bad), bad
+    # a zone id names its controller's account: the same characters, room for the prefix
+    assert wire.valid_zone("F1") and wire.zone_account("F1") == "controller-F1"
+    for bad in ("", "a/b", "a+", "a#", "a b", "a:b", "x" * (65 - len(wire.ZONE_ACCOUNT_PREFIX)), None):
+        assert not wire.valid_zone(bad), bad
 
 
 def test_envelopes():
@@ -46,6 +50,16 @@ def test_device_access_is_its_own_subtree():
     assert sub == ("re/b-1/cmd/#", "re/sys/#")
     for s in wire.SERVICES:
         assert wire.access(s) == wire.ACCESS[s]
+
+
+def test_zone_controller_access_is_its_own_zone():
+    pub, sub = wire.zone_access("F1", ("vsl-1", "vsl-2"), ("bcn-1", "vsl-2"))
+    assert pub == ("re/vsl-1/cmd/#", "re/vsl-2/cmd/#", "re/ctl/F1/state", wire.TIME_TOPIC)
+    assert wire.ctl_topic("F1", "op") in sub and wire.ctl_topic("F1", "state") not in sub
+    assert "re/vsl-2/state" in sub and "re/bcn-1/tele" in sub and "re/bcn-1/ack" not in sub
+    assert len(set(sub)) == len(sub)  # a sign that is its own source: each filter once
+    for t in pub + sub:
+        assert "{" not in t and "+" not in t and not t.endswith("re/#"), t
 
 
 def test_art81_ladder():

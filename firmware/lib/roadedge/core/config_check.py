@@ -78,8 +78,8 @@ def check_device(cfg):
     """Validate the fields every device needs before it starts a role; returns
     (id, role, board). Role parameters are checked by the role via section()."""
     dev = cfg.get("id")
-    require(wire.valid_id(dev), "id", "must be 1-64 characters without / + # : or spaces, not one of %s (got %r)"
-            % (", ".join(wire.RESERVED_IDS + wire.SERVICES), dev))
+    require(wire.valid_id(dev), "id", "must be 1-64 characters without / + # : or spaces, not one of %s nor "
+            "starting %s (got %r)" % (", ".join(wire.RESERVED_IDS + wire.SERVICES), wire.ZONE_ACCOUNT_PREFIX, dev))
     role = cfg.get("role")
     require(role in ROLES, "role", "must be one of %s (got %r)" % (", ".join(ROLES), role))
     board = cfg.get("board")
