@@ -1,8 +1,10 @@
 # The device contract, defined once: topics and their kinds, reserved ids, the
-# roles, the event/ack envelopes, the Art. 81 ladder, payload field names and
-# the broker access table. Firmware, host tools and the simulator all build and
-# parse topics through this module (docs/topics.md describes the same tree), so
-# a producer and its consumers cannot drift apart. Pure, tiny, MicroPython-safe.
+# roles, the event/ack envelopes, the Art. 81 ladder and payload field names
+# (the broker access table beside it: roadedge.access, which no device imports).
+# Firmware, host tools and the simulator all build and parse topics through this
+# module (docs/topics.md describes the same tree), so a producer and its
+# consumers cannot drift apart. Pure, tiny, MicroPython-safe: every device
+# imports it, so what only hosts need does not belong here.
 
 ROOT = "re"
 OWNTRACKS = "owntracks"
@@ -51,76 +53,13 @@ F_LIMIT = "limit"  # the limit a sign actually displays (null = blank)
 F_DUTY = "duty"  # tracker duty status
 DUTIES = ("patrol", "dispatched", "on_scene", "off_duty")
 
-# Who may publish and subscribe to what: user -> (publish filters, subscribe
-# filters). "{id}" stands for the device's own id. Every broker's ACL
-# (Mosquitto file, embedded broker JSON) is generated from this table.
-# A zone controller's entry has placeholders for its zone: "{zone}" is the zone
-# id, a filter with "{sign}" stands for one filter per sign of the zone, one
-# with "{source}" for one per device whose visibility feeds it (zone_access).
-DEVICE_USER = "device"
-ZONE_CONTROLLER = "zone-controller"  # one account per fog zone, named zone_account(zone)
+# Device and zone-controller ids may not take a service's account name: a zone
+# controller's is this prefix + its zone (the access table: roadedge.access).
 ZONE_ACCOUNT_PREFIX = "controller-"
-ACCESS = {
-    DEVICE_USER: (("re/{id}/status", "re/{id}/info", "re/{id}/state", "re/{id}/tele", "re/{id}/event",
-                   "re/{id}/log", "re/{id}/ack", "owntracks/roadedge/{id}"),
-                  ("re/{id}/cmd/#", "re/sys/#")),
-    # one fog zone's controller: commands its own signs only (set_limit, clear, heartbeat; it commands
-    # no beacon), publishes its zone's state and the time beacon; reads its signs' reports and acks, its
-    # sources' visibility and the operator actions for its zone (never another zone's, never re/#)
-    ZONE_CONTROLLER: (("re/{sign}/cmd/#", "re/ctl/{zone}/state", TIME_TOPIC),
-                      ("re/{sign}/state", "re/{sign}/tele", "re/{sign}/event", "re/{sign}/ack",
-                       "re/{source}/state", "re/{source}/tele", "re/{source}/event", "re/ctl/{zone}/op")),
-    # the one account of a single-zone set-up (any zone, every sign): a deployment with several zones
-    # gives each its own zone-controller account instead (two processes under one account displace
-    # each other at the broker)
-    "controller": (("re/+/cmd/#", "re/sys/#", "re/ctl/#"), ("re/#",)),
-    # dispatcher console: commands trackers, sends operator actions to the controller
-    "dispatcher": (("re/+/cmd/#", "re/ctl/+/op"), ("re/#", "owntracks/#")),
-    # ingest-only workers (store what devices report): read, never write; in particular never
-    # re/ctl/+/op, so holding their password does not let anyone act on the signs
-    "ingest": ((), ("re/#", "owntracks/#")),
-    # technician's laptop (roadedge devices/logs/selftest/command)
-    "technician": (("re/+/cmd/#",), ("re/#", "owntracks/#")),
-}
 
 
-def access(user, dev_id=None):
-    """(publish, subscribe) filters for a service user, or for device dev_id."""
-    if user != DEVICE_USER:
-        return ACCESS[user]
-    pub, sub = ACCESS[DEVICE_USER]
-    return (tuple(f.replace("{id}", dev_id) for f in pub), tuple(f.replace("{id}", dev_id) for f in sub))
-
-
-def zone_account(zone):
-    """The broker account (user name and client id) of one fog zone's controller."""
-    return ZONE_ACCOUNT_PREFIX + zone
-
-
-def _expand(filters, zone, signs, sources):
-    out = []
-    for f in filters:
-        f = f.replace("{zone}", zone)
-        if "{sign}" in f:
-            new = [f.replace("{sign}", s) for s in signs]
-        elif "{source}" in f:
-            new = [f.replace("{source}", s) for s in sources]
-        else:
-            new = [f]
-        for t in new:
-            if t not in out:
-                out.append(t)
-    return tuple(out)
-
-
-def zone_access(zone, signs, sources=()):
-    """(publish, subscribe) filters of zone's controller account, for its signs and the devices whose
-    visibility it reads (a sign with its own meter may be both)."""
-    pub, sub = ACCESS[ZONE_CONTROLLER]
-    return _expand(pub, zone, signs, sources), _expand(sub, zone, signs, sources)
-
-
-def _plain(name, limit):
+def valid_name(name, limit=64):
+    """A name usable as one topic level, MQTT user name and client id (limit characters at most)."""
     if not isinstance(name, str) or not 0 < len(name) <= limit:
         return False
     for c in name:
@@ -129,14 +68,9 @@ def _plain(name, limit):
     return True
 
 
-def valid_zone(zone):
-    """A zone id usable as topic level and, behind ZONE_ACCOUNT_PREFIX, as user name and client id."""
-    return _plain(zone, 64 - len(ZONE_ACCOUNT_PREFIX))
-
-
 def valid_id(dev_id):
     """A device id usable as MQTT client id, user name and topic level (not a service's account)."""
-    if not _plain(dev_id, 64):
+    if not valid_name(dev_id):
         return False
     if dev_id in RESERVED_IDS or dev_id in SERVICES or dev_id.startswith(ZONE_ACCOUNT_PREFIX):
         return False
