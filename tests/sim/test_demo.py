@@ -225,18 +225,31 @@ def _fix_ages(page) -> dict[str, str]:
         .map(tr => [tr.dataset.unit, tr.children[col].textContent])); }""")
 
 
+def _staggered_starts_compressed(tmp_path) -> tuple[Path, object]:
+    """The demo scenario with the patrols setting off one second apart instead of ten (the last at t = 9 s,
+    not 90 s): every unit is under way, reporting fresh fixes, within seconds of the world clock starting.
+    Every device, road and route is the demo's own."""
+    from host_tools.deployment.scenario import parse
+
+    raw = json.loads((REPO / "sim" / "scenarios" / "demo.json").read_text())
+    for t in raw["devices"]["trackers"]:
+        t["start_s"] = t["start_s"] / 10
+    path = tmp_path / "demo.json"
+    path.write_text(json.dumps(raw))
+    return path, parse(raw, str(path))
+
+
 def test_console_dispatch_at_real_time(tmp_path):
     """`make demo` as it runs by default, at real time, where the signs and trackers are the real firmware under
     the micropython unix port: a dispatcher puts an incident on the map, the console ranks the units by road
     and sends the nearest; its tracker takes the signed dispatch, the rider accepts and rides there, and the
     firmware reports on scene (sent -> accepted -> on scene); every fix is fresh by the wall clock; `roadedge
-    devices` with the printed line lists every device with its role and the firmware it runs."""
+    devices` with the printed line lists every device with its role and the firmware it runs. (The demo's
+    scenario with its patrols setting off 1 s apart rather than 10 s, so that all ten are under way at once.)"""
     from playwright.sync_api import sync_playwright
 
-    from host_tools.deployment.scenario import load
-
-    sc = load(REPO / "sim" / "scenarios" / "demo.json")
-    proc, q = _start(tmp_path, "--duration", "900")
+    path, sc = _staggered_starts_compressed(tmp_path)
+    proc, q = _start(tmp_path, "--duration", "900", "--scenario", str(path))
     seen: list[str] = []
     try:
         parts = _wait_line(q, "console:", seen).split()
@@ -248,11 +261,16 @@ def test_console_dispatch_at_real_time(tmp_path):
             try:
                 page, errors = login(browser, url, user, password)
                 page.evaluate(RECORD_DISPATCHES)
-                # every patrol on the map, on its way (the last sets off at t = 90 s)
+                # every patrol on the map, on its way (the last sets off at t = 9 s)
                 page.wait_for_function("Object.values(RE.devices).filter(u => u.lat != null && u.vel > 20).length"
                                        " === 10", timeout=240000)
-                # the dispatcher places an incident beside G60 km 6.0 (clear of the beacons' markers)
-                lat, lon = sc.roads["G60"].latlon_at_km(6.0)
+                # the dispatcher places an incident beside G60 300 m ahead of trk-009 (riding up the G60 from
+                # km 5.0, past the fog section and its beacons' markers), so the nearest unit is close
+                g60 = sc.roads["G60"]
+                here = page.evaluate("[RE.devices['trk-009'].lat, RE.devices['trk-009'].lon]")
+                km = g60.km0 + g60.project(*sc.proj.to_xy(*here))[0] / 1000 + 0.3
+                assert 5.0 < km < 7.2, km
+                lat, lon = g60.latlon_at_km(km)
                 lat += 0.0002
                 page.evaluate(f"() => {{ RE.map.setView([{lat}, {lon}], 16); }}")
                 page.click("#new-incident")
