@@ -65,7 +65,7 @@ def _stop(proc, q: queue.Queue, seen: list[str]) -> list[str]:
 def test_demo_console_shows_units_fog_lamps_signs(tmp_path):
     from playwright.sync_api import sync_playwright
 
-    proc, q = _start(tmp_path, "--quick", "--duration", "120")
+    proc, q = _start(tmp_path, "--quick", "--speed", "20", "--duration", "120")
     seen: list[str] = []
     try:
         line = _wait_line(q, "console:", seen)
