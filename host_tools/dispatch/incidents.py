@@ -205,6 +205,7 @@ class IncidentDesk:
             text = f"{kind}: {text}" if text else kind
         args = {"incident": str(iid), "lat": inc["lat"], "lon": inc["lon"], "prio": inc["priority"],
                 "text": text[:120]}
+        sent_at = time.time()  # the step's time is when the command goes out: a quick tracker acks before we log it
         try:
             ctr = self.c._send(unit, "dispatch", args, ttl_s=120)
         except self.c.Refused as e:
@@ -215,7 +216,7 @@ class IncidentDesk:
         eta = self._eta(inc, unit)
         if eta is not None:
             self._exec("UPDATE dispatches SET eta_s=?, eta_at=? WHERE id=?", (eta, time.time(), did))
-        self.log(iid, sess["user"], "sent", unit, did, {"eta_s": eta, "ctr": ctr})
+        self.log(iid, sess["user"], "sent", unit, did, {"eta_s": eta, "ctr": ctr}, at=sent_at)
         d = self.store.dispatches([did])[0]
         self.c.bus.publish("dispatch", d)
         self.c.publish_units([unit])

@@ -17,11 +17,11 @@ from support.browser import login
 from sim.peripherals import gnss
 
 DEV = "trk-c"
-HOME = (30.3000, 120.0150)  # on the U's south arm (tests/dispatch/dispatch_support.py)
+HOME = (30.3000, 120.0130)  # on the U's south arm (tests/dispatch/dispatch_support.py), ~400 m east of trk-a
 
 
 class Rider:
-    """Waits at HOME with the engine idling; after go(lon) rides west along the south arm at 12 m/s
+    """Waits at HOME with the engine idling; after go(lon) rides west along the south arm at 24 m/s (86 km/h)
     and stops at lon (the scene)."""
 
     def __init__(self) -> None:
@@ -34,10 +34,10 @@ class Rider:
         self.t = t
         k = math.cos(math.radians(HOME[0]))
         total = abs(HOME[1] - self.to_lon) * math.pi / 180 * 6371008.8 * k
-        ridden = 0.0 if self.t_go is None else min(total, 12.0 * (t - self.t_go))
+        ridden = 0.0 if self.t_go is None else min(total, 24.0 * (t - self.t_go))
         f = ridden / total if total else 1.0
         moving = self.t_go is not None and ridden < total
-        return gnss.Truth(HOME[0], HOME[1] + (self.to_lon - HOME[1]) * f, 12.0 if moving else 0.0, 270.0)
+        return gnss.Truth(HOME[0], HOME[1] + (self.to_lon - HOME[1]) * f, 24.0 if moving else 0.0, 270.0)
 
 
 def status_of(page, unit: str) -> str:

@@ -236,3 +236,28 @@ def test_two_desks_sending_one_unit_at_once_send_it_once(console, publisher):
         got = sorted(map(str, ex.map(send, [a, b])))
     assert got == ["409", "sent"], got
     assert len([d for d in c.store.dispatches() if d["unit"] == "trk-b"]) == 1
+
+
+def test_a_tracker_that_acks_at_once_is_delivered_after_it_was_sent(console, publisher):
+    """The timeline has the dispatch sent before delivered even when the tracker's ack is in before the desk has
+    finished sending (it works out the ETA after the command went out)."""
+    c = console.console
+    bus = c.bus.subscribe()
+    publisher.send("owntracks/roadedge/trk-b", location(1, 30.3050, 120.0080, time.time()))
+    first_from(bus, lambda e: e[0] == "devices" and any(d["id"] == "trk-b" for d in e[1]), 10)
+    iid = c.create_incident(DISP, *SCENE, 1, "ack at once")["id"]
+    eta = c.desk._eta
+
+    def eta_while_the_ack_arrives(inc, unit):
+        ctr = next(d for d in c.store.dispatches() if d["unit"] == "trk-b")["ctr"]
+        publisher.send("re/trk-b/ack", {"seq": 60, "ts": time.time(), "cmd": "dispatch", "ctr": ctr, "ok": True,
+                                        "code": "ok"})
+        first_from(bus, lambda e: e[0] == "timeline" and e[1].get("what") == "delivered", 10)  # logged
+        return eta(inc, unit)
+
+    c.desk._eta = eta_while_the_ack_arrives
+    try:
+        c.dispatch(DISP, iid, "trk-b")
+    finally:
+        c.desk._eta = eta
+    assert [e["what"] for e in c.desk.timeline(iid)] == ["created", "sent", "delivered"]

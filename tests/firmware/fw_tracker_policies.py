@@ -31,6 +31,31 @@ def test_reporting_rules():
     assert rp.heading_delta(35900, 100) == 200
 
 
+def test_emergency_never_holds_back_a_report():
+    # in SOS the rider is reported at least every emergency_period_s, and as
+    # often as without it: moving 100 m, turning, or the max period still count
+    r = _r()
+    r.reported(1000, LAT, LON, 400, 9000)
+    assert r.decide(1006, LAT, LON, 400, 9000, emergency=True) == 0
+    assert r.decide(1006, LAT + int(101 * M), LON, 400, 9000, emergency=True) == rp.DISTANCE
+    assert r.decide(1006, LAT, LON, 400, 9000 + 1000, emergency=True) == rp.HEADING
+    assert r.decide(1003, LAT + int(200 * M), LON, 400, 9000, emergency=True) == 0  # min period
+    assert r.decide(1010, LAT, LON, 400, 9000, emergency=True) == rp.EMERGENCY
+    fast = _r(min_period_s=1, max_period_s=2)  # as a tracker configured for a fast track
+    fast.reported(1000, LAT, LON, 400, 9000)
+    assert fast.decide(1002, LAT, LON, 400, 9000, emergency=True) == rp.TIME
+    stopped = _r()
+    stopped.reported(0, LAT, LON, 20, -1)
+    got = []
+    for t in range(1, 400):
+        why = stopped.decide(t, LAT, LON, 20, -1, emergency=t >= 200)
+        if why:
+            got.append((t, why))
+            stopped.reported(t, LAT, LON, 20, -1)
+    assert got[0] == (122, rp.STOP), got  # stopped: hourly, then in SOS every 10 s
+    assert [w for _t, w in got[1:]] == [rp.EMERGENCY] * len(got[1:]) and [t for t, _w in got[1:4]] == [200, 210, 220], got
+
+
 def test_stop_detection_and_hourly():
     r = _r()
     r.reported(0, LAT, LON, 20, 0)

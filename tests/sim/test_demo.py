@@ -65,7 +65,7 @@ def _stop(proc, q: queue.Queue, seen: list[str]) -> list[str]:
 def test_demo_console_shows_units_fog_lamps_signs(tmp_path):
     from playwright.sync_api import sync_playwright
 
-    proc, q = _start(tmp_path, "--quick", "--duration", "120")
+    proc, q = _start(tmp_path, "--quick", "--speed", "20", "--duration", "120")
     seen: list[str] = []
     try:
         line = _wait_line(q, "console:", seen)
@@ -139,15 +139,45 @@ RECORD_DISPATCHES = """() => { window.seenDispatch = [];
   .observe(document.getElementById('dispatch-list'), {childList: true, subtree: true}); }"""
 
 
+def _demo_variant(tmp_path, change) -> tuple[Path, object]:
+    """The demo scenario (every device, road and route its own) with change(raw) applied to its timings, written
+    where `roadedge demo --scenario` reads it."""
+    from host_tools.deployment.scenario import parse
+
+    raw = json.loads((REPO / "sim" / "scenarios" / "demo.json").read_text())
+    change(raw)
+    path = tmp_path / "demo.json"
+    path.write_text(json.dumps(raw))
+    return path, parse(raw, str(path))
+
+
+def _sooner_sos_and_incident(raw: dict) -> None:
+    """The scripted SOS at t = 100 s and incident at t = 130 s (the demo's are at 180 s and 240 s): both after
+    the first recommendation the supervisor approves (t ~ 70 s, with the fog). As at 240 s, the nearest units
+    (trk-006, trk-005) have just passed the scene and ride on away from it: the one sent turns back and rides
+    a few hundred metres to it, however long the dispatcher takes."""
+    (sos,), (inc,) = raw["sos"], raw["incidents"]
+    assert (sos["t_s"], inc["t_s"]) == (180, 240), (sos, inc)
+    sos["t_s"], inc["t_s"] = 100, 130
+
+
+def _staggered_starts_compressed(raw: dict) -> None:
+    """The patrols set off one second apart instead of ten (the last at t = 9 s, not 90 s): every unit is under
+    way, reporting fresh fixes, within seconds of the world clock starting."""
+    for t in raw["devices"]["trackers"]:
+        t["start_s"] = t["start_s"] / 10
+
+
 def test_demo_loops_close_through_the_console(tmp_path):
     """A shortened demo, driven as its users would: a supervisor puts the zone in approve mode, a
     recommendation waits as pending and approving it puts it on the sign (through the real controller);
     the scripted SOS and incident appear as from the field; the nearest unit is dispatched and goes
-    sent -> accepted -> on scene on the map."""
+    sent -> accepted -> on scene on the map. (The demo's scenario with its SOS and incident scripted sooner.)"""
     from playwright.sync_api import sync_playwright
 
+    path, _sc = _demo_variant(tmp_path, _sooner_sos_and_incident)
     # 5x: the controller's 60 s approve timeout leaves the supervisor 12 s to act
-    proc, q = _start(tmp_path, "--speed", "5", "--duration", "400")
+    proc, q = _start(tmp_path, "--speed", "5", "--duration", "400", "--scenario", str(path))
     seen: list[str] = []
     try:
         audit_db = _wait_line(q, "controller audit:", seen).split()[2]
@@ -181,7 +211,7 @@ def test_demo_loops_close_through_the_console(tmp_path):
                 audit = page.evaluate("fetch('/api/audit').then(r => r.json())")
                 assert any(a["action"] == "sign_op" and a["result"] == "sent to controller" and
                            json.loads(a["detail"]).get("action") == "approve" for a in audit), audit[:5]
-                # the scripted SOS (t = 180 s) and incident (t = 240 s), as from the field
+                # the scripted SOS (t = 100 s) and incident (t = 130 s), as from the field
                 page.wait_for_selector('#sos-banner .sos-item[data-unit="trk-004"]', timeout=120000)
                 item = page.wait_for_selector('#incident-list li:has-text("INC-1")', timeout=120000)
                 iid = int(item.get_attribute("data-id"))
@@ -230,13 +260,12 @@ def test_console_dispatch_at_real_time(tmp_path):
     the micropython unix port: a dispatcher puts an incident on the map, the console ranks the units by road
     and sends the nearest; its tracker takes the signed dispatch, the rider accepts and rides there, and the
     firmware reports on scene (sent -> accepted -> on scene); every fix is fresh by the wall clock; `roadedge
-    devices` with the printed line lists every device with its role and the firmware it runs."""
+    devices` with the printed line lists every device with its role and the firmware it runs. (The demo's
+    scenario with its patrols setting off 1 s apart rather than 10 s, so that all ten are under way at once.)"""
     from playwright.sync_api import sync_playwright
 
-    from host_tools.deployment.scenario import load
-
-    sc = load(REPO / "sim" / "scenarios" / "demo.json")
-    proc, q = _start(tmp_path, "--duration", "900")
+    path, sc = _demo_variant(tmp_path, _staggered_starts_compressed)
+    proc, q = _start(tmp_path, "--duration", "900", "--scenario", str(path))
     seen: list[str] = []
     try:
         parts = _wait_line(q, "console:", seen).split()
@@ -248,11 +277,16 @@ def test_console_dispatch_at_real_time(tmp_path):
             try:
                 page, errors = login(browser, url, user, password)
                 page.evaluate(RECORD_DISPATCHES)
-                # every patrol on the map, on its way (the last sets off at t = 90 s)
+                # every patrol on the map, on its way (the last sets off at t = 9 s)
                 page.wait_for_function("Object.values(RE.devices).filter(u => u.lat != null && u.vel > 20).length"
                                        " === 10", timeout=240000)
-                # the dispatcher places an incident beside G60 km 6.0 (clear of the beacons' markers)
-                lat, lon = sc.roads["G60"].latlon_at_km(6.0)
+                # the dispatcher places an incident beside G60 300 m ahead of trk-009 (riding up the G60 from
+                # km 5.0, past the fog section and its beacons' markers), so the nearest unit is close
+                g60 = sc.roads["G60"]
+                here = page.evaluate("[RE.devices['trk-009'].lat, RE.devices['trk-009'].lon]")
+                km = g60.km0 + g60.project(*sc.proj.to_xy(*here))[0] / 1000 + 0.3
+                assert 5.0 < km < 7.2, km
+                lat, lon = g60.latlon_at_km(km)
                 lat += 0.0002
                 page.evaluate(f"() => {{ RE.map.setView([{lat}, {lon}], 16); }}")
                 page.click("#new-incident")

@@ -1,10 +1,11 @@
 """The faithful runtime: a sign, a beacon and a tracker of the scenario run as real firmware processes
 (compiled, under the micropython unix port) inside a world whose other devices run in-process.
 
-Fog is made to form at once and the zone controller to act every 5 s, so within a minute: the beacon's meter
-(answered by the world's fog) puts it into anti-rear-end and a passing simulated vehicle lights its red tail;
-the controller's signed commands over MQTT step the sign down and the world reads the limit off its LED
-matrix; the tracker decodes the world's NMEA and reports positions matching the patrol's ground truth."""
+Fog is made to form at once, the zone controller to act every 5 s and the tracker's patrol to set off at once
+(at 90 km/h), so within half a minute: the beacon's meter (answered by the world's fog) puts it into
+anti-rear-end and a passing simulated vehicle lights its red tail; the controller's signed commands over MQTT
+step the sign down and the world reads the limit off its LED matrix; the tracker decodes the world's NMEA and
+reports positions matching the patrol's ground truth."""
 from __future__ import annotations
 
 import json
@@ -16,6 +17,7 @@ from host_tools.deployment.scenario import parse
 from roadedge import wire
 from sim.world import World
 from sim.world.faithful import Faithful, select
+from sim.world.inprocess_devices import SimTracker
 from sim.world.sinks import MemorySink
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,7 +27,10 @@ SIGN, BEACON, TRACKER = "vsl-03", "bcn-f1-r033", "trk-006"
 def scenario():
     raw = json.loads((REPO / "sim" / "scenarios" / "demo.json").read_text())
     raw["fog"] = [dict(raw["fog"][0], start_s=0, peak_s=3, end_s=3600, drift_mps=0)]
-    raw["incidents"], raw["sos"] = [], [{"unit": TRACKER, "t_s": 20}]
+    raw["incidents"], raw["sos"] = [], [{"unit": TRACKER, "t_s": 10}]
+    for t in raw["devices"]["trackers"]:  # the patrol under test sets off at once (not at t = 50 s) at 90 km/h
+        if t["id"] == TRACKER:
+            t["start_s"], t["speed_kmh"] = 0, 90
     raw["traffic"]["flow_vph"] = 1800
     return parse(raw, "demo-fast-fog")
 
@@ -62,9 +67,9 @@ def test_sign_beacon_tracker_processes_in_the_world(mosquitto, tmp_path):
         topics = {m.topic for m in mem.messages}
         assert {f"re/{SIGN}/state", f"re/{BEACON}/state", f"owntracks/roadedge/{TRACKER}"} <= topics
         assert any(m.topic == f"re/{TRACKER}/event" and b'"sos"' in m.payload for m in mem.messages)
-        # a dispatch to where the unit is: the firmware takes it, the rider presses accept and rides there by
-        # road, and the firmware reports on scene
-        tt = trk.patrol.truth(w.t, w.sc.roads)
+        # a dispatch to where the unit is about to be: the firmware takes it, the rider presses accept (ACCEPT_S
+        # after the display shows it) and rides there by road, and the firmware reports on scene
+        tt = trk.patrol.truth(w.t + SimTracker.ACCEPT_S, w.sc.roads)
         cmd = f.keyring.signer(TRACKER).sign("dispatch", {"incident": "9", "lat": tt.lat, "lon": tt.lon, "prio": 1}, 120)
         f.client.publish(wire.cmd_topic(TRACKER, "dispatch"), cmd, qos=1)
 

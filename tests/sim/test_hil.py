@@ -72,7 +72,7 @@ def test_attach_tracker_board_on_a_pty(mosquitto, tmp_path):
             hws.wait_connected(DEV, 30)
             r = subprocess.run([sys.executable, "-m", "host_tools.cli", "sim", "attach", "--serial", str(bench_end),
                                 "--device", DEV, "--scenario", str(REPO / "sim" / "scenarios" / "demo.json"),
-                                "--broker", mosquitto.url, "--duration", "25", "--speed", "2"],
+                                "--broker", mosquitto.url, "--duration", "12", "--speed", "2"],
                                cwd=REPO, capture_output=True, text=True, timeout=120,
                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
             out = r.stdout + r.stderr

@@ -142,8 +142,12 @@ def test_each_role_image_holds_its_modules_boots_online_and_passes_selftest(
     ctl.c.publish("re/sys/time", json.dumps({"t": int(time.time() * 1000)}), 1, retain=True).wait_for_publish(10)
     col = collector_factory(secure_broker.port, ["re/+/status"], username="technician",
                             password=provisioned.password("technician"))
+    # sim boot's status view watches as a read-only ingest account, not as the technician whose id `roadedge
+    # selftest` needs: two sessions of one account take the bound client id from each other, and the view's
+    # reconnects made a selftest wait out its 10-20 s timeouts before a retry got through
     boot = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "sim", "boot", "--heap", HEAP, "--for", "300",
-                             "--secrets", str(provisioned.secrets_dir), *map(str, folders.values())],
+                             "--secrets", str(provisioned.secrets_dir), "--user", "ingest-1",
+                             "--password", provisioned.password("ingest-1"), *map(str, folders.values())],
                             cwd=fw.REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**fw.os.environ, "COLUMNS": "200"})
     try:
@@ -152,6 +156,9 @@ def test_each_role_image_holds_its_modules_boots_online_and_passes_selftest(
         while online != set(ids.values()):
             t, p, _r, _q = col.wait_for(lambda t, p, *_: p == b"online", max(0.1, deadline - time.monotonic()))
             online.add(t.split("/")[1])
+        # off the broker before `roadedge selftest` connects as the technician: client ids are bound to
+        # accounts, so two technician sessions take the id from each other
+        col.close()
         for role, dev in ids.items():
             # a check on a peripheral (the sign's visibility meter) passes once it has answered a poll
             deadline = time.monotonic() + 60

@@ -2,8 +2,9 @@
 # GNSS time, returns a reason code (0 = do not report). Defaults follow the
 # patrol tracker practice (domain sheet): while moving report at the latest
 # every 300 s, or after 100 m, a 10 degree heading change or a 10 km/h speed
-# change; stopped (< 5 km/h for > 120 s) hourly; a faster interval while an
-# emergency (SOS) is active; never more often than min_period_s.
+# change; stopped (< 5 km/h for > 120 s) hourly; while an emergency (SOS) is
+# active also at least every emergency_period_s; never more often than
+# min_period_s.
 from roadedge.core.compat import const
 
 DEFAULTS = {
@@ -113,8 +114,10 @@ class Reporter:
             return 0
         if change:
             return change
-        if emergency:
-            return EMERGENCY if dt >= self.emergency_period else 0
+        # an emergency adds a report at least every emergency_period; it never
+        # holds back one the other rules would send (a moving rider in SOS)
+        if emergency and dt >= self.emergency_period:
+            return EMERGENCY
         if self.stopped:
             return TIME if dt >= self.stop_period else 0
         if dt >= self.max_period:
