@@ -190,3 +190,35 @@ def test_a_section_power_cut_is_one_alarm_row_one_notification_and_one_acknowled
     acks = [a for a in console.store.audit() if a["action"] == "alarm_ack" and a["result"] == "ok"]
     assert len(acks) == n and all(a["user"] == "disp" for a in acks)
     assert not errors, errors
+
+
+def test_an_sos_cleared_before_the_acknowledgements_answer_arrives_leaves_the_list(console, publisher, browser):
+    """The rider's terminal can confirm an acknowledgement before the console's HTTP answer reaches the
+    page: the live update (acknowledged and cleared) must not be overwritten by the older answer, or a
+    finished SOS would stay in the alarm list for good."""
+    page, errors = open_console(browser, console.url, "disp", "disp-pass-123")
+    publisher.send("re/trk-c/event", {"seq": 60, "ts": time.time(), "type": "sos", "id": 9, "since": time.time(),
+                                      "duty": "patrol", "lat": 30.3, "lon": 120.001})
+    row = '#alarm-list li.alarm[data-type="sos"][data-device="trk-c"]'
+    page.wait_for_selector(f"{row}:not(.acked)", timeout=15000)
+    held: list = []
+
+    def hold(route):  # the acknowledgement is made on the server; its answer waits here
+        held.append((route, route.fetch()))
+
+    page.route("**/api/alarms/ack", hold)
+    page.click(f"{row} .alarm-ack")
+    deadline = time.monotonic() + 10
+    while not held:
+        page.wait_for_timeout(50)  # lets Playwright run the route handler; bounded by the deadline
+        assert time.monotonic() < deadline, "the acknowledgement never left the page"
+    # the rider's terminal got it: the SOS clears, live, while the answer is still held
+    publisher.send("re/trk-c/event", {"seq": 61, "ts": time.time(), "type": "sos_ack", "id": 9, "by": "disp"})
+    page.wait_for_selector(row, state="detached", timeout=15000)
+    route, answer = held[0]
+    route.fulfill(response=answer)
+    page.wait_for_function("document.querySelector('#toast').textContent.startsWith('SOS acknowledged')",
+                           timeout=5000)  # the answer has been handled ...
+    page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")  # ... and drawn
+    assert page.locator(row).count() == 0
+    assert not errors, errors

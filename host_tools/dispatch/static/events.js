@@ -172,6 +172,13 @@
     if (!a || typeof a !== "object" || !isNum(a.id) || !a.alarm) return;
     const old = EV.alarms[a.id];
     if (old && old.last_sounded) a.last_sounded = old.last_sounded;
+    // An acknowledgement's HTTP answer can land after a newer live update of the same row (an SOS
+    // cleared the moment the rider's terminal got the acknowledgement): what is set stays set, unless the
+    // alarm was raised again since (the server counts that on the row and resets its acknowledgement).
+    if (old && (a.count || 1) <= (old.count || 1)) {
+      if (old.cleared_at && !a.cleared_at) a.cleared_at = old.cleared_at;
+      if (old.acked_at && !a.acked_at) { a.acked_at = old.acked_at; a.acked_by = old.acked_by; }
+    }
     EV.alarms[a.id] = a;
     // raised again after an acknowledgement (an SOS re-sent because our acknowledgement never reached the rider)
     const again = old && old.acked_at && !a.acked_at && !a.cleared_at;
