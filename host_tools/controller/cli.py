@@ -22,7 +22,7 @@ import time
 from host_tools.controller.audit import Audit
 from host_tools.controller.policy import MODES, Decision, ZonePolicy
 from host_tools.controller.zone import ZoneConfig, ZoneConfigError
-from roadedge import access, wire
+from roadedge import wire, wire_access
 
 RESEND_MIN_S = 5.0  # at most one re-send of the commanded limit per sign this often
 TIME_BEACON_S = 10.0
@@ -50,13 +50,13 @@ def account(secrets, cfg: ZoneConfig) -> tuple[str | None, str | None]:
     set-up when no zone has an account of its own; (None, None) without secrets (a test broker).
     Raises when other zones have accounts but this one has none: under `controller` it would still
     command every sign, and two such processes would displace each other at the broker."""
-    own = secrets.services.get(access.zone_account(cfg.zone))
+    own = secrets.services.get(wire_access.zone_account(cfg.zone))
     if isinstance(own, dict) and own.get("mqtt_password"):
-        return access.zone_account(cfg.zone), own["mqtt_password"]
+        return wire_access.zone_account(cfg.zone), own["mqtt_password"]
     others = sorted(n for n, e in secrets.services.items()
-                    if isinstance(e, dict) and e.get("role") == access.ZONE_CONTROLLER)
+                    if isinstance(e, dict) and e.get("role") == wire_access.ZONE_CONTROLLER)
     if others:
-        raise ValueError(f"no account {access.zone_account(cfg.zone)} in the secrets (zone controllers provisioned: "
+        raise ValueError(f"no account {wire_access.zone_account(cfg.zone)} in the secrets (zone controllers provisioned: "
                          f"{', '.join(others)}): run `roadedge provision --zone <this zone's config>` and restart "
                          "the broker")
     svc = secrets.services.get("controller")
@@ -68,14 +68,14 @@ def account(secrets, cfg: ZoneConfig) -> tuple[str | None, str | None]:
 def account_drift(secrets, cfg: ZoneConfig) -> str | None:
     """A warning when the zone's account was provisioned for other signs or sources than cfg has (the
     broker refuses commands to a sign the account does not list)."""
-    e = secrets.services.get(access.zone_account(cfg.zone))
-    if not isinstance(e, dict) or e.get("role") != access.ZONE_CONTROLLER:
+    e = secrets.services.get(wire_access.zone_account(cfg.zone))
+    if not isinstance(e, dict) or e.get("role") != wire_access.ZONE_CONTROLLER:
         return None
     signs = sorted({s.id for s in cfg.signs})
     sources = sorted({src for s in cfg.signs for src in s.sources} - set(signs))
     if e.get("signs") == signs and e.get("sources", []) == sources:
         return None
-    return (f"{access.zone_account(cfg.zone)} was provisioned for other signs/sources than {cfg.zone}'s config lists: "
+    return (f"{wire_access.zone_account(cfg.zone)} was provisioned for other signs/sources than {cfg.zone}'s config lists: "
             "re-run `roadedge provision --zone` with it and restart the broker")
 
 

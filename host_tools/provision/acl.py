@@ -1,4 +1,4 @@
-"""Broker access rules, generated from the one access table (`roadedge.access.ACCESS`).
+"""Broker access rules, generated from the one access table (`roadedge.wire_access.ACCESS`).
 
 `rules()` is each account's (read filters, write filters); the broker enforces them through the
 dynamic-security plugin (host_tools.provision.dynsec), which also binds every account to one client
@@ -10,15 +10,15 @@ without the plugin; that one cannot refuse a foreign client id).
 A client may do exactly what is listed for its user, nothing else. Devices get explicit per-user
 rules (no patterns, which would apply to the service users too).
 
-Each fog zone's controller has its own account, `controller-<zone>` (`access.zone_account`), with the
+Each fog zone's controller has its own account, `controller-<zone>` (`wire_access.zone_account`), with the
 table's zone-controller entry filled in for that zone: its signs' command topics, its re/ctl/<zone>
-topics, the time beacon, and reading its signs and sources (`access.zone_access`). Its zone, signs and
+topics, the time beacon, and reading its signs and sources (`wire_access.zone_access`). Its zone, signs and
 sources are recorded with its password in services.json (`zone_entry`), so every re-provision renders
 the same rules without the zone config at hand.
 """
 from __future__ import annotations
 
-from roadedge import access, wire
+from roadedge import wire, wire_access
 
 # Read-only ingest worker accounts provisioned by default (one per worker process).
 INGEST_WORKERS = 4
@@ -26,7 +26,7 @@ INGEST_WORKERS = 4
 # Host services: user -> (read filters, write filters). Users are named after their service; each
 # ingest worker has its own account (client ids are bound to user names) with the "ingest" rights.
 SERVICE_ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    svc: (access.ACCESS[svc][1], access.ACCESS[svc][0]) for svc in wire.SERVICES}
+    svc: (wire_access.ACCESS[svc][1], wire_access.ACCESS[svc][0]) for svc in wire.SERVICES}
 SERVICE_ROLES.update({f"ingest-{n}": SERVICE_ROLES["ingest"] for n in range(1, INGEST_WORKERS + 1)})
 
 RESERVED_IDS = set(wire.RESERVED_IDS)
@@ -46,7 +46,7 @@ Rules = dict[str, tuple[tuple[str, ...], tuple[str, ...]]]  # user -> (read filt
 def device_access(dev_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(read, write) filters of device dev_id's account; raises on ids that would break topics."""
     check_device_id(dev_id)
-    pub, sub = access.access(access.DEVICE_USER, dev_id)
+    pub, sub = wire_access.access(wire_access.DEVICE_USER, dev_id)
     return sub, pub
 
 
@@ -62,7 +62,7 @@ Zones = dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]]
 def zone_entry(zone: str, signs, sources) -> dict:
     """What services.json records of a zone controller's account besides its password: the role and
     the zone's devices its rules are made of. Raises on a zone or device id that would break topics."""
-    if not access.valid_zone(zone):
+    if not wire_access.valid_zone(zone):
         raise ValueError(f"zone id {zone!r} must be 1-{64 - len(wire.ZONE_ACCOUNT_PREFIX)} characters without "
                          "MQTT wildcards, '/', ':' or spaces (it names the account controller-<zone>)")
     signs, sources = sorted(set(signs)), sorted(set(sources) - set(signs))
@@ -70,18 +70,18 @@ def zone_entry(zone: str, signs, sources) -> dict:
         raise ValueError(f"zone {zone!r}: no signs")
     for dev in signs + sources:
         check_device_id(dev)
-    return {"role": access.ZONE_CONTROLLER, "zone": zone, "signs": signs, "sources": sources}
+    return {"role": wire_access.ZONE_CONTROLLER, "zone": zone, "signs": signs, "sources": sources}
 
 
 def zones_of(services: dict[str, dict]) -> Zones:
     """The zone controller accounts among services.json's entries."""
     return {name: (e["zone"], tuple(e["signs"]), tuple(e.get("sources", ())))
-            for name, e in services.items() if isinstance(e, dict) and e.get("role") == access.ZONE_CONTROLLER}
+            for name, e in services.items() if isinstance(e, dict) and e.get("role") == wire_access.ZONE_CONTROLLER}
 
 
 def zone_access(zone: str, signs, sources=()) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(read, write) filters of zone's controller account (the table's zone-controller entry)."""
-    pub, sub = access.zone_access(zone, tuple(signs), tuple(sources))
+    pub, sub = wire_access.zone_access(zone, tuple(signs), tuple(sources))
     return sub, pub
 
 

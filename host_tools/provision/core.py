@@ -17,7 +17,7 @@ from host_tools import fw
 from host_tools.broker import conf as broker_conf
 from host_tools.config.secrets import Secrets
 from host_tools.provision import acl, dynsec, passwd, tls
-from roadedge import access, wire
+from roadedge import wire, wire_access
 
 DEFAULT_OUT = fw.REPO / "deploy" / "generated" / "mosquitto"
 
@@ -113,13 +113,13 @@ def _zones(secrets: Secrets, res: Result, zones, remove_zones) -> None:
     """Add, update or remove the zone controllers' accounts in secrets.services (not saved yet)."""
     given: set[str] = set()
     for cfg in zones:
-        acct = access.zone_account(cfg.zone)
+        acct = wire_access.zone_account(cfg.zone)
         if acct in given:
             raise ValueError(f"zone {cfg.zone!r} given twice")
         given.add(acct)
         entry = acl.zone_entry(cfg.zone, [s.id for s in cfg.signs], [src for s in cfg.signs for src in s.sources])
         old = secrets.services.get(acct)
-        if old is not None and old.get("role") != access.ZONE_CONTROLLER:
+        if old is not None and old.get("role") != wire_access.ZONE_CONTROLLER:
             raise ValueError(f"{acct!r} is a service account, not a zone controller's")
         if old and old.get("mqtt_password"):
             if any(old.get(k) != v for k, v in entry.items()):
@@ -129,9 +129,9 @@ def _zones(secrets: Secrets, res: Result, zones, remove_zones) -> None:
             secrets.services[acct] = dict(entry, mqtt_password=passwd.new_password())
             res.zones_created.append(acct)
     for zone in remove_zones:
-        acct = access.zone_account(zone)
+        acct = wire_access.zone_account(zone)
         e = secrets.services.get(acct)
-        if isinstance(e, dict) and e.get("role") == access.ZONE_CONTROLLER:
+        if isinstance(e, dict) and e.get("role") == wire_access.ZONE_CONTROLLER:
             del secrets.services[acct]
             res.zones_removed.append(acct)
     # one controller per sign: two zones commanding one sign would fight over it

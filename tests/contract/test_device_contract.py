@@ -12,7 +12,7 @@ import pytest
 from host_tools import fw
 from host_tools.dispatch.decode import Reject, decode
 from host_tools.provision import acl
-from roadedge import access, wire
+from roadedge import wire, wire_access
 from host_tools.deployment.scenario import load
 from sim.world import World
 from sim.world.inprocess_devices import SimBeacon, SimSign
@@ -112,7 +112,7 @@ def _rights_mosquitto(text: str) -> dict[str, set]:
 
 
 def _rights_table(user: str) -> set:
-    pub, sub = access.access(access.DEVICE_USER, user) if user not in wire.SERVICES else access.access(user)
+    pub, sub = wire_access.access(wire_access.DEVICE_USER, user) if user not in wire.SERVICES else wire_access.access(user)
     return {("publish", t) for t in pub} | {("subscribe", t) for t in sub}
 
 

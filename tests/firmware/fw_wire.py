@@ -1,5 +1,5 @@
 # roadedge.wire: the one definition of topics, roles, envelopes and access.
-from roadedge import access, wire
+from roadedge import wire, wire_access
 
 
 def test_builders_and_parser_agree():
@@ -29,9 +29,9 @@ def test_reserved_and_malformed_ids_are_not_device_ids():
                 "x" * 65, None, 7, "controller-F1"):
         assert not wire.valid_id(bad), bad
     # a zone id names its controller's account: the same characters, room for the prefix
-    assert access.valid_zone("F1") and access.zone_account("F1") == "controller-F1"
+    assert wire_access.valid_zone("F1") and wire_access.zone_account("F1") == "controller-F1"
     for bad in ("", "a/b", "a+", "a#", "a b", "a:b", "x" * (65 - len(wire.ZONE_ACCOUNT_PREFIX)), None):
-        assert not access.valid_zone(bad), bad
+        assert not wire_access.valid_zone(bad), bad
 
 
 def test_envelopes():
@@ -43,17 +43,17 @@ def test_envelopes():
 
 
 def test_device_access_is_its_own_subtree():
-    pub, sub = access.access(access.DEVICE_USER, "b-1")
+    pub, sub = wire_access.access(wire_access.DEVICE_USER, "b-1")
     assert wire.topic("b-1", wire.TELE) in pub and wire.location_topic("b-1") in pub
     for t in pub:
         assert t.startswith("re/b-1/") or t == "owntracks/roadedge/b-1"
     assert sub == ("re/b-1/cmd/#", "re/sys/#")
     for s in wire.SERVICES:
-        assert access.access(s) == access.ACCESS[s]
+        assert wire_access.access(s) == wire_access.ACCESS[s]
 
 
 def test_zone_controller_access_is_its_own_zone():
-    pub, sub = access.zone_access("F1", ("vsl-1", "vsl-2"), ("bcn-1", "vsl-2"))
+    pub, sub = wire_access.zone_access("F1", ("vsl-1", "vsl-2"), ("bcn-1", "vsl-2"))
     assert pub == ("re/vsl-1/cmd/#", "re/vsl-2/cmd/#", "re/ctl/F1/state", wire.TIME_TOPIC)
     assert wire.ctl_topic("F1", "op") in sub and wire.ctl_topic("F1", "state") not in sub
     assert "re/vsl-2/state" in sub and "re/bcn-1/tele" in sub and "re/bcn-1/ack" not in sub

@@ -10,7 +10,7 @@ import paho.mqtt.client as mqtt
 
 from host_tools.broker import conf as broker_conf
 from host_tools.provision import acl, dynsec
-from roadedge import access
+from roadedge import wire_access
 
 
 def test_the_plugin_is_installed_with_mosquitto():
@@ -41,9 +41,9 @@ def test_every_account_is_bound_to_its_name_with_exactly_its_rules(provisioned):
             set(read) | {f"$share/+/{t}" for t in read}
     # the rules are the access table's (the service rows; devices under their own id)
     for dev in devices:
-        pub, sub = access.access(access.DEVICE_USER, dev)
+        pub, sub = wire_access.access(wire_access.DEVICE_USER, dev)
         assert want[dev] == (sub, pub)
-    assert want["ingest-1"] == (access.ACCESS["ingest"][1], ())
+    assert want["ingest-1"] == (wire_access.ACCESS["ingest"][1], ())
     # the file holds password hashes: owner only
     assert (provisioned.out / dynsec.FILE_NAME).stat().st_mode & 0o077 == 0
 

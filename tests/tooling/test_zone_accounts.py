@@ -21,7 +21,7 @@ from host_tools.controller.cli import Controller, account
 from host_tools.controller.zone import ZoneConfig
 from host_tools.provision import acl, dynsec
 from host_tools.provision.core import provision
-from roadedge import access, wire
+from roadedge import wire, wire_access
 
 from test_broker_identity import Sub, pub, wait_subscribed
 
@@ -57,7 +57,7 @@ def test_each_zone_gets_an_account_bound_to_its_name_with_its_zones_rules(provis
     s, res = provision_zones(provisioned, zone_files(tmp_path))
     assert res.zones_created == ["controller-F1", "controller-F2"]
     e = s.services["controller-F1"]
-    assert e["role"] == access.ZONE_CONTROLLER and e["zone"] == "F1" and e["mqtt_password"]
+    assert e["role"] == wire_access.ZONE_CONTROLLER and e["zone"] == "F1" and e["mqtt_password"]
     assert e["signs"] == ["vsl-f1-1", "vsl-f1-2"] and e["sources"] == ["bcn-f1-1"]
     assert "operator_key" in s.services["controller"]  # the console's signing key stays where both read it
     cfg = json.loads((provisioned.out / dynsec.FILE_NAME).read_text())
@@ -67,7 +67,7 @@ def test_each_zone_gets_an_account_bound_to_its_name_with_its_zones_rules(provis
         acct = f"controller-{z}"
         assert clients[acct]["clientid"] == acct
         cfgz = ZoneConfig.from_dict(ZONES[z])
-        pub_f, sub_f = access.zone_access(z, sorted(x.id for x in cfgz.signs),
+        pub_f, sub_f = wire_access.zone_access(z, sorted(x.id for x in cfgz.signs),
                                         sorted({src for x in cfgz.signs for src in x.sources} - {x.id for x in cfgz.signs}))
         assert {a["topic"] for a in roles[acct] if a["acltype"] == "publishClientSend"} == set(pub_f)
         assert {a["topic"] for a in roles[acct] if a["acltype"] == "publishClientReceive"} == set(sub_f)

@@ -1,6 +1,6 @@
 # The device contract, defined once: topics and their kinds, reserved ids, the
 # roles, the event/ack envelopes, the Art. 81 ladder and payload field names
-# (the broker access table beside it: roadedge.access, which no device imports).
+# (the broker access table beside it: roadedge.wire_access, which no device imports).
 # Firmware, host tools and the simulator all build and parse topics through this
 # module (docs/topics.md describes the same tree), so a producer and its
 # consumers cannot drift apart. Pure, tiny, MicroPython-safe: every device
@@ -54,7 +54,7 @@ F_DUTY = "duty"  # tracker duty status
 DUTIES = ("patrol", "dispatched", "on_scene", "off_duty")
 
 # Device and zone-controller ids may not take a service's account name: a zone
-# controller's is this prefix + its zone (the access table: roadedge.access).
+# controller's is this prefix + its zone (the access table: roadedge.wire_access).
 ZONE_ACCOUNT_PREFIX = "controller-"
 
 
