@@ -42,6 +42,11 @@
   // sound and one notification stand for them all; an SOS always stands alone.
   const GROUP_AT = 5;
   const groupable = (a) => a.type !== "sos";
+  function byKind(list, key) {  // alarms by key(a); one that must stand alone keys on its own id
+    const out = {};
+    for (const a of list) { const k = key(a); (out[k] = out[k] || []).push(a); }
+    return out;
+  }
   function notify(title, body, tag, critical, onclick) {
     if (!("Notification" in window) || Notification.permission !== "granted") return;
     try {
@@ -60,9 +65,7 @@
   }
   function flushBurst() {
     burstTimer = 0;
-    const byType = {};
-    for (const a of burst.splice(0)) (byType[groupable(a) ? a.type : "sos:" + a.id] = byType[groupable(a) ? a.type : "sos:" + a.id] || []).push(a);
-    for (const g of Object.values(byType)) {
+    for (const g of Object.values(byKind(burst.splice(0), (a) => (groupable(a) ? a.type : "one:" + a.id)))) {
       const a = g[0], critical = g.some((x) => x.severity === "critical");
       // the SOS banner (app.js) sounds its own alarm
       if (a.type !== "sos") tone(critical ? 880 : 587, critical ? 3 : 1);
@@ -95,12 +98,11 @@
     ul.innerHTML = "";
     if (!list.length) ul.innerHTML = '<li class="muted">no alarms</li>';
     // a group: one kind, all waiting for acknowledgement or all acknowledged (and still active)
-    const gkey = (a) => a.type + (a.acked_at ? ":acked" : "");
-    const kinds = {};
-    for (const a of list) if (groupable(a)) (kinds[gkey(a)] = kinds[gkey(a)] || []).push(a);
+    const gkey = (a) => (groupable(a) ? a.type + (a.acked_at ? ":acked" : "") : "one:" + a.id);
+    const kinds = byKind(list, gkey);
     for (const a of list) guard(() => {
-      const g = groupable(a) && kinds[gkey(a)].length >= GROUP_AT && kinds[gkey(a)];
-      if (g) {  // the group's row stands where its newest, worst member would
+      const g = kinds[gkey(a)];
+      if (g.length >= GROUP_AT) {  // the group's row stands where its newest, worst member would
         if (g[0] === a) ul.appendChild(groupRow(g, mayAck));
         return;
       }
